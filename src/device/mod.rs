@@ -1,0 +1,1 @@
+//! Devices: the only code that reads and writes datagrams.

@@ -1,0 +1,1 @@
+//! IPv4: validation, demux, fragments and ICMP.

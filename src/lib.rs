@@ -1,0 +1,11 @@
+//! tunstack: a userspace IPv4/TCP stack for Linux TUN devices.
+//!
+//! The protocol core (`wire`, `ipv4`, `tcp`, `stack`, `http`) is sans-IO: it takes bytes and an
+//! explicit `Instant` and hands back datagrams to send and the next deadline. Only `device` and
+//! `event_loop` touch file descriptors and the clock.
+
+pub mod cli;
+pub mod device;
+pub mod http;
+pub mod ipv4;
+pub mod wire;

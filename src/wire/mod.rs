@@ -1,0 +1,3 @@
+//! Bytes on the wire: checksums, sequence numbers and TCP segment views.
+
+pub mod checksum;
