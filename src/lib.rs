@@ -8,4 +8,5 @@ pub mod cli;
 pub mod device;
 pub mod http;
 pub mod ipv4;
+pub mod tcp;
 pub mod wire;

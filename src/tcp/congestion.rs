@@ -1,0 +1,160 @@
+//! Congestion control behind a small trait, with NewReno (RFC 5681, RFC 6582) as the default.
+//!
+//! The connection decides *when* loss happened (three duplicate ACKs, SACK evidence, a timeout)
+//! and owns the recovery bookkeeping; a controller only sizes the congestion window.
+
+/// Sizes the congestion window from the events the connection reports.
+pub trait CongestionControl: std::fmt::Debug + Send {
+    /// Bytes the sender may have in flight.
+    fn window(&self) -> usize;
+    /// New data was cumulatively acknowledged outside loss recovery.
+    fn on_ack(&mut self, bytes_acked: usize, mss: usize);
+    /// Loss was detected by duplicate ACKs or SACK; `flight` is what was outstanding.
+    fn on_enter_recovery(&mut self, flight: usize, mss: usize);
+    /// The recovery point was acknowledged: recovery is over.
+    fn on_exit_recovery(&mut self, flight: usize, mss: usize);
+    /// The retransmission timer expired.
+    fn on_timeout(&mut self, flight: usize, mss: usize);
+    /// Slow-start threshold, for statistics and tests.
+    fn ssthresh(&self) -> usize;
+}
+
+/// NewReno: slow start with appropriate byte counting (RFC 3465, L = 2), congestion avoidance
+/// of about one MSS per RTT, halving on loss, one MSS after a timeout.
+#[derive(Debug, Clone)]
+pub struct NewReno {
+    cwnd: usize,
+    ssthresh: usize,
+    /// Bytes acknowledged in congestion avoidance since cwnd last grew.
+    bytes_acked: usize,
+}
+
+impl NewReno {
+    /// Starts with the initial window of RFC 5681 §3.1 for this MSS.
+    pub fn new(mss: usize) -> Self {
+        NewReno { cwnd: initial_window(mss), ssthresh: usize::MAX, bytes_acked: 0 }
+    }
+}
+
+/// RFC 5681 §3.1: IW = 2, 3 or 4 segments depending on the MSS.
+pub fn initial_window(mss: usize) -> usize {
+    if mss > 2190 {
+        2 * mss
+    } else if mss > 1095 {
+        3 * mss
+    } else {
+        4 * mss
+    }
+}
+
+impl CongestionControl for NewReno {
+    fn window(&self) -> usize {
+        self.cwnd
+    }
+
+    fn on_ack(&mut self, bytes_acked: usize, mss: usize) {
+        if self.cwnd < self.ssthresh {
+            // Slow start, RFC 5681 §3.1 with RFC 3465's limit of 2*SMSS per ACK.
+            self.cwnd += bytes_acked.min(2 * mss);
+        } else {
+            // Congestion avoidance by byte counting: one SMSS per cwnd acknowledged.
+            self.bytes_acked += bytes_acked;
+            if self.bytes_acked >= self.cwnd {
+                self.bytes_acked -= self.cwnd;
+                self.cwnd += mss;
+            }
+        }
+    }
+
+    fn on_enter_recovery(&mut self, flight: usize, mss: usize) {
+        // RFC 5681 §3.2 equation (4); RFC 6675 sets cwnd = ssthresh at the start of recovery.
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = self.ssthresh;
+        self.bytes_acked = 0;
+    }
+
+    fn on_exit_recovery(&mut self, flight: usize, mss: usize) {
+        // RFC 6582 §3.2 step 3, option 1: deflate to min(ssthresh, FlightSize + SMSS).
+        self.cwnd = self.ssthresh.min(flight + mss).max(mss);
+    }
+
+    fn on_timeout(&mut self, flight: usize, mss: usize) {
+        // RFC 5681 §3.1 equation (4) and the loss window of one segment.
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = mss;
+        self.bytes_acked = 0;
+    }
+
+    fn ssthresh(&self) -> usize {
+        self.ssthresh
+    }
+}
+
+/// No congestion control at all: a fixed, huge window. For tests that isolate other machinery.
+#[derive(Debug, Clone, Default)]
+pub struct Unlimited;
+
+impl CongestionControl for Unlimited {
+    fn window(&self) -> usize {
+        usize::MAX / 2
+    }
+    fn on_ack(&mut self, _: usize, _: usize) {}
+    fn on_enter_recovery(&mut self, _: usize, _: usize) {}
+    fn on_exit_recovery(&mut self, _: usize, _: usize) {}
+    fn on_timeout(&mut self, _: usize, _: usize) {}
+    fn ssthresh(&self) -> usize {
+        usize::MAX
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: usize = 1000;
+
+    #[test]
+    fn initial_window_follows_rfc5681() {
+        assert_eq!(initial_window(1460), 4380);
+        assert_eq!(initial_window(536), 2144);
+        assert_eq!(initial_window(8960), 17920);
+    }
+
+    #[test]
+    fn slow_start_then_avoidance() {
+        let mut cc = NewReno::new(MSS);
+        let start = cc.window();
+        cc.on_ack(10 * MSS, MSS);
+        assert_eq!(cc.window(), start + 2 * MSS, "ABC limits growth per ACK");
+        cc.on_enter_recovery(20 * MSS, MSS);
+        assert_eq!(cc.window(), 10 * MSS);
+        assert_eq!(cc.ssthresh(), 10 * MSS);
+        cc.on_exit_recovery(12 * MSS, MSS);
+        assert_eq!(cc.window(), 10 * MSS);
+        // In avoidance it takes a whole window of ACKs to grow by one MSS.
+        for _ in 0..9 {
+            cc.on_ack(MSS, MSS);
+        }
+        assert_eq!(cc.window(), 10 * MSS);
+        cc.on_ack(MSS, MSS);
+        assert_eq!(cc.window(), 11 * MSS);
+    }
+
+    #[test]
+    fn timeout_collapses_to_one_segment() {
+        let mut cc = NewReno::new(MSS);
+        cc.on_timeout(8 * MSS, MSS);
+        assert_eq!(cc.window(), MSS);
+        assert_eq!(cc.ssthresh(), 4 * MSS);
+        cc.on_timeout(MSS, MSS);
+        assert_eq!(cc.ssthresh(), 2 * MSS, "ssthresh never below two segments");
+    }
+
+    #[test]
+    fn exit_recovery_deflates_to_flight_plus_one_segment() {
+        let mut cc = NewReno::new(MSS);
+        cc.on_enter_recovery(40 * MSS, MSS);
+        cc.on_exit_recovery(2 * MSS, MSS);
+        assert_eq!(cc.window(), 3 * MSS);
+    }
+}

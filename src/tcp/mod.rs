@@ -1,0 +1,12 @@
+//! TCP (RFC 9293) as sans-IO pieces: the connection state machine and the parts it is made of.
+
+pub mod congestion;
+pub mod connection;
+pub mod isn;
+pub mod reassembly;
+pub mod rto;
+pub mod scoreboard;
+pub mod send_buffer;
+pub mod timers;
+
+pub use connection::{ConnError, ConnEvent, ConnStats, Connection, IoError, State, TcpConfig};

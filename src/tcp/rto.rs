@@ -1,0 +1,160 @@
+//! Round-trip time estimation and the retransmission timeout (RFC 6298).
+
+use std::time::Duration;
+
+/// Bounds on the retransmission timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtoBounds {
+    /// RTO before any RTT sample (RFC 6298 §2.1: 1 s).
+    pub initial: Duration,
+    /// Lower bound. RFC 6298 §2.4 says 1 s; like Linux we default to 200 ms, which the RFC
+    /// permits for implementations with fine-grained clocks and which matters on fast links.
+    pub min: Duration,
+    /// Upper bound (RFC 6298 §2.5 allows a maximum of at least 60 s).
+    pub max: Duration,
+}
+
+impl Default for RtoBounds {
+    fn default() -> Self {
+        RtoBounds {
+            initial: Duration::from_secs(1),
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The RFC 6298 estimator: SRTT, RTTVAR and RTO, plus exponential backoff.
+#[derive(Debug, Clone)]
+pub struct RttEstimator {
+    bounds: RtoBounds,
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    /// RTO computed from the samples, before backoff.
+    base_rto: Duration,
+    /// How many times the timer has expired without a new sample since (RFC 6298 §5.5).
+    backoffs: u32,
+    /// Clock granularity G of RFC 6298 §2.
+    granularity: Duration,
+}
+
+impl RttEstimator {
+    /// A fresh estimator: RTO = initial (RFC 6298 §2.1).
+    pub fn new(bounds: RtoBounds) -> Self {
+        RttEstimator {
+            bounds,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            base_rto: bounds.initial,
+            backoffs: 0,
+            granularity: Duration::from_millis(1),
+        }
+    }
+
+    /// Takes one RTT measurement. Callers apply Karn's rule (§3): no samples from retransmitted
+    /// segments unless timestamps make them unambiguous.
+    pub fn on_sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            // §2.2: first measurement.
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            // §2.3: RTTVAR first (with the old SRTT), then SRTT; beta = 1/4, alpha = 1/8.
+            Some(srtt) => {
+                let delta = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+        let srtt = self.srtt.unwrap_or(rtt);
+        // §2.2/2.3: RTO = SRTT + max(G, K*RTTVAR), K = 4; then §2.4/2.5 bounds.
+        self.base_rto = (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.bounds.min, self.bounds.max);
+        // A new sample after backoff collapses it (§5.7 allows recomputing from the estimate).
+        self.backoffs = 0;
+    }
+
+    /// The timer expired (§5.5): double the RTO, up to the maximum.
+    pub fn on_timeout(&mut self) {
+        self.backoffs = self.backoffs.saturating_add(1);
+    }
+
+    /// Acknowledgement of new data without a usable sample still ends the backoff once the
+    /// retransmission got through (as Linux does), keeping the estimate itself.
+    pub fn on_progress(&mut self) {
+        self.backoffs = 0;
+    }
+
+    /// The retransmission timeout to arm now, backoff included.
+    pub fn rto(&self) -> Duration {
+        let factor = 1u32 << self.backoffs.min(16);
+        self.base_rto.saturating_mul(factor).min(self.bounds.max)
+    }
+
+    /// Smoothed RTT, once there is a sample.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// How many consecutive timeouts have backed the timer off.
+    pub fn backoffs(&self) -> u32 {
+        self.backoffs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn initial_rto_is_one_second() {
+        assert_eq!(RttEstimator::new(RtoBounds::default()).rto(), ms(1000));
+    }
+
+    #[test]
+    fn first_sample_sets_srtt_and_rttvar() {
+        let mut est = RttEstimator::new(RtoBounds::default());
+        est.on_sample(ms(100));
+        assert_eq!(est.srtt(), Some(ms(100)));
+        // 100 + 4 * 50
+        assert_eq!(est.rto(), ms(300));
+    }
+
+    #[test]
+    fn later_samples_smooth() {
+        let mut est = RttEstimator::new(RtoBounds::default());
+        est.on_sample(ms(100));
+        est.on_sample(ms(200));
+        // rttvar = 3/4*50 + 1/4*100 = 62.5; srtt = 7/8*100 + 1/8*200 = 112.5
+        assert_eq!(est.srtt(), Some(Duration::from_micros(112_500)));
+        assert_eq!(est.rto(), Duration::from_micros(112_500 + 250_000));
+    }
+
+    #[test]
+    fn rto_is_bounded_below_and_above() {
+        let mut est = RttEstimator::new(RtoBounds::default());
+        est.on_sample(ms(1));
+        assert_eq!(est.rto(), ms(200));
+        est.on_sample(Duration::from_secs(100));
+        assert_eq!(est.rto(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn backoff_doubles_and_a_sample_resets_it() {
+        let mut est = RttEstimator::new(RtoBounds::default());
+        est.on_timeout();
+        assert_eq!(est.rto(), ms(2000));
+        est.on_timeout();
+        assert_eq!(est.rto(), ms(4000));
+        for _ in 0..40 {
+            est.on_timeout();
+        }
+        assert_eq!(est.rto(), Duration::from_secs(60));
+        est.on_sample(ms(100));
+        assert_eq!(est.rto(), ms(300));
+    }
+}
