@@ -1,1 +1,443 @@
-//! Placeholder until the CLI lands.
+//! The command line: what the user asked for, parsed and checked without touching the network.
+//!
+//! Everything here is pure so that usage mistakes are caught (exit status 2) before a device is
+//! opened or a packet is sent.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use url::Url;
+
+/// Address the stack uses on the TUN subnet unless told otherwise (the kernel side is 10.77.0.1).
+pub const DEFAULT_LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+/// The whole command line of `tunstack`.
+#[derive(Debug, Parser)]
+#[command(name = "tunstack", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands `tunstack` offers.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download one URL over HTTP/1.1 through the userspace TCP stack.
+    Fetch(FetchArgs),
+}
+
+/// Options of `tunstack fetch`; see each field for what it controls.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// TUN interface to attach to (create it first with `sudo setup/up`).
+    #[arg(long, value_name = "NAME", default_value = "tun0")]
+    pub iface: String,
+
+    /// IPv4 address the stack uses as its own on the TUN subnet.
+    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LOCAL_IP)]
+    pub local_ip: Ipv4Addr,
+
+    /// Where to save the body: a file path, or `-` for standard output. Without it the name
+    /// is taken from the last segment of the URL path, in the current directory.
+    #[arg(short, long, value_name = "PATH", value_parser = parse_output)]
+    pub output: Option<Output>,
+
+    /// Fail if nothing arrives from the server for this long, counted from the first SYN
+    /// (e.g. 30s, 2m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Fail if the TCP handshake has not completed within this long (e.g. 5s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Follow at most this many redirects (0 means: do not follow any).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_redirects: u32,
+
+    /// Use ADDR for HOST:PORT instead of resolving HOST, like curl's --resolve (repeatable).
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<ResolveEntry>,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print connection and protocol details to standard error.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// The http:// URL to download.
+    #[arg(value_name = "URL")]
+    pub url: String,
+}
+
+impl FetchArgs {
+    /// The address given with `--resolve` for `host:port`, if any (first match wins), so the
+    /// caller can skip name resolution.
+    pub fn resolved_addr(&self, host: &str, port: u16) -> Option<Ipv4Addr> {
+        self.resolve
+            .iter()
+            .find(|entry| entry.matches(host, port))
+            .map(|entry| entry.addr)
+    }
+}
+
+/// Where the downloaded body goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output, asked for with `-o -`.
+    Stdout,
+    /// A file, written under a temporary name and renamed into place when complete.
+    File(PathBuf),
+}
+
+fn parse_output(text: &str) -> Result<Output, String> {
+    match text {
+        "" => Err("the output path is empty".to_owned()),
+        "-" => Ok(Output::Stdout),
+        path => Ok(Output::File(PathBuf::from(path))),
+    }
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration =
+        humantime::parse_duration(text).map_err(|error| format!("{error} (try e.g. 30s, 2m)"))?;
+    if duration.is_zero() {
+        return Err("the duration must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// One `--resolve HOST:PORT:ADDR` entry: connect to `addr` whenever the URL names `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveEntry {
+    /// Host name as it appears in URLs (compared without regard to ASCII case).
+    pub host: String,
+    /// Port the entry applies to.
+    pub port: u16,
+    /// IPv4 address to use instead of resolving `host`.
+    pub addr: Ipv4Addr,
+}
+
+impl ResolveEntry {
+    /// Whether this entry applies to a URL naming `host:port`.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        self.port == port && self.host.eq_ignore_ascii_case(host)
+    }
+}
+
+/// Why a `--resolve` value could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveParseError {
+    /// The value is not of the form HOST:PORT:ADDR.
+    #[error("expected HOST:PORT:ADDR, e.g. example.com:80:10.77.1.2")]
+    Shape,
+    /// The host part is empty.
+    #[error("the host is empty (expected HOST:PORT:ADDR)")]
+    EmptyHost,
+    /// The port is not a number from 1 to 65535.
+    #[error("'{0}' is not a port number (1-65535)")]
+    Port(String),
+    /// The address is not a dotted-quad IPv4 address.
+    #[error("'{0}' is not an IPv4 address (only IPv4 is supported)")]
+    Addr(String),
+}
+
+impl FromStr for ResolveEntry {
+    type Err = ResolveParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut parts = text.splitn(3, ':');
+        let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ResolveParseError::Shape);
+        };
+        if host.is_empty() {
+            return Err(ResolveParseError::EmptyHost);
+        }
+        let port = match port.parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => return Err(ResolveParseError::Port(port.to_owned())),
+        };
+        let addr = addr
+            .parse::<Ipv4Addr>()
+            .map_err(|_| ResolveParseError::Addr(addr.to_owned()))?;
+        Ok(ResolveEntry {
+            host: host.to_owned(),
+            port,
+            addr,
+        })
+    }
+}
+
+impl fmt::Display for ResolveEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.host, self.port, self.addr)
+    }
+}
+
+/// A URL the user gave that cannot be fetched; reported as a usage error (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// The text has no `scheme://` in front.
+    #[error("URL '{0}' has no scheme: write it as http://HOST/PATH")]
+    MissingScheme(String),
+    /// The text is not a URL at all.
+    #[error("invalid URL '{url}': {reason}")]
+    InvalidUrl {
+        /// The text as given.
+        url: String,
+        /// What the URL parser objected to.
+        reason: url::ParseError,
+    },
+    /// The scheme is neither http nor https.
+    #[error("unsupported scheme '{0}' (only http:// is supported)")]
+    UnsupportedScheme(String),
+    /// The URL names no host to connect to.
+    #[error("URL '{0}' has no host")]
+    MissingHost(String),
+}
+
+/// Parses `text` as an http:// or https:// URL with a host; whether https can actually be
+/// fetched is for the caller to decide.
+pub fn parse_url(text: &str) -> Result<Url, UsageError> {
+    let url = Url::parse(text).map_err(|reason| match reason {
+        url::ParseError::RelativeUrlWithoutBase => UsageError::MissingScheme(text.to_owned()),
+        url::ParseError::EmptyHost => UsageError::MissingHost(text.to_owned()),
+        reason => UsageError::InvalidUrl {
+            url: text.to_owned(),
+            reason,
+        },
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(UsageError::UnsupportedScheme(url.scheme().to_owned()));
+    }
+    if url.host_str().unwrap_or_default().is_empty() {
+        return Err(UsageError::MissingHost(text.to_owned()));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn fetch(args: &[&str]) -> Result<FetchArgs, clap::Error> {
+        let argv = ["tunstack", "fetch"].iter().chain(args).copied();
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Fetch(fetch) => fetch,
+        })
+    }
+
+    #[test]
+    fn defaults_fit_the_setup_scripts() {
+        let args = fetch(&["http://10.77.1.2/"]).unwrap();
+        assert_eq!(args.iface, "tun0");
+        assert_eq!(args.local_ip, Ipv4Addr::new(10, 77, 0, 2));
+        assert_eq!(args.output, None);
+        assert_eq!(args.timeout, Duration::from_secs(180));
+        assert_eq!(args.connect_timeout, None);
+        assert_eq!(args.max_redirects, 10);
+        assert!(args.resolve.is_empty());
+        assert!(!args.quiet && !args.verbose);
+        assert_eq!(args.url, "http://10.77.1.2/");
+    }
+
+    #[test]
+    fn every_option_is_parsed() {
+        let args = fetch(&[
+            "--iface",
+            "tun7",
+            "--local-ip",
+            "10.77.0.9",
+            "-o",
+            "out.bin",
+            "--timeout",
+            "2s",
+            "--connect-timeout",
+            "1500ms",
+            "--max-redirects",
+            "3",
+            "--resolve",
+            "example.com:80:10.77.1.2",
+            "--resolve",
+            "other:8080:10.77.1.3",
+            "-v",
+            "http://example.com/x",
+        ])
+        .unwrap();
+        assert_eq!(args.iface, "tun7");
+        assert_eq!(args.local_ip, Ipv4Addr::new(10, 77, 0, 9));
+        assert_eq!(args.output, Some(Output::File(PathBuf::from("out.bin"))));
+        assert_eq!(args.timeout, Duration::from_secs(2));
+        assert_eq!(args.connect_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(args.max_redirects, 3);
+        assert_eq!(args.resolve.len(), 2);
+        assert_eq!(
+            args.resolved_addr("EXAMPLE.com", 80),
+            Some(Ipv4Addr::new(10, 77, 1, 2))
+        );
+        assert_eq!(args.resolved_addr("example.com", 8080), None);
+        assert_eq!(
+            args.resolved_addr("other", 8080),
+            Some(Ipv4Addr::new(10, 77, 1, 3))
+        );
+        assert!(args.verbose);
+    }
+
+    #[test]
+    fn dash_means_standard_output() {
+        assert_eq!(
+            fetch(&["-o", "-", "http://h/"]).unwrap().output,
+            Some(Output::Stdout)
+        );
+        assert_eq!(
+            fetch(&["--output=-", "http://h/"]).unwrap().output,
+            Some(Output::Stdout)
+        );
+        assert!(fetch(&["-o", "", "http://h/"]).is_err());
+    }
+
+    #[test]
+    fn quiet_and_verbose_conflict() {
+        let error = fetch(&["-q", "-v", "http://h/"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict);
+        assert_eq!(error.exit_code(), 2);
+        assert!(fetch(&["-q", "http://h/"]).unwrap().quiet);
+    }
+
+    #[test]
+    fn a_missing_url_is_a_usage_error() {
+        let error = fetch(&[]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_missing_subcommand_is_a_usage_error() {
+        let error = Cli::try_parse_from(["tunstack"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["--timeout", "soon", "http://h/"][..],
+            &["--timeout", "0s", "http://h/"],
+            &["--connect-timeout", "-1s", "http://h/"],
+            &["--local-ip", "10.77.0", "http://h/"],
+            &["--local-ip", "::1", "http://h/"],
+            &["--max-redirects", "-1", "http://h/"],
+            &["--resolve", "h:80", "http://h/"],
+            &["--resolve", "h:80:::1", "http://h/"],
+            &["--unknown", "http://h/"],
+        ] {
+            let error = fetch(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_available() {
+        let help = fetch(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        let text = help.to_string();
+        for option in [
+            "--iface",
+            "--local-ip",
+            "--output",
+            "--timeout",
+            "--connect-timeout",
+            "--resolve",
+        ] {
+            assert!(text.contains(option), "help lacks {option}:\n{text}");
+        }
+        assert!(text.contains("first SYN"));
+        let version = Cli::try_parse_from(["tunstack", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn resolve_entries_follow_curls_form() {
+        let entry: ResolveEntry = "example.com:8080:10.77.1.2".parse().unwrap();
+        assert_eq!(
+            entry,
+            ResolveEntry {
+                host: "example.com".to_owned(),
+                port: 8080,
+                addr: Ipv4Addr::new(10, 77, 1, 2),
+            }
+        );
+        assert_eq!(entry.to_string(), "example.com:8080:10.77.1.2");
+        assert_eq!(
+            "example.com".parse::<ResolveEntry>(),
+            Err(ResolveParseError::Shape)
+        );
+        assert_eq!(
+            ":80:10.0.0.1".parse::<ResolveEntry>(),
+            Err(ResolveParseError::EmptyHost)
+        );
+        assert_eq!(
+            "h:0:10.0.0.1".parse::<ResolveEntry>(),
+            Err(ResolveParseError::Port("0".to_owned()))
+        );
+        assert_eq!(
+            "h:http:10.0.0.1".parse::<ResolveEntry>(),
+            Err(ResolveParseError::Port("http".to_owned()))
+        );
+        assert_eq!(
+            "h:80:[::1]".parse::<ResolveEntry>(),
+            Err(ResolveParseError::Addr("[::1]".to_owned()))
+        );
+    }
+
+    #[test]
+    fn http_and_https_urls_are_accepted() {
+        let url = parse_url("http://10.77.1.2:8080/files/one.bin?x=1").unwrap();
+        assert_eq!(url.host_str(), Some("10.77.1.2"));
+        assert_eq!(url.port_or_known_default(), Some(8080));
+        assert_eq!(url.path(), "/files/one.bin");
+        assert_eq!(parse_url("https://example.com").unwrap().scheme(), "https");
+    }
+
+    #[test]
+    fn other_schemes_are_rejected_by_name() {
+        let error = parse_url("ftp://x").unwrap_err();
+        assert_eq!(error, UsageError::UnsupportedScheme("ftp".to_owned()));
+        assert_eq!(
+            error.to_string(),
+            "unsupported scheme 'ftp' (only http:// is supported)"
+        );
+        assert!(matches!(
+            parse_url("file:///etc/hosts"),
+            Err(UsageError::UnsupportedScheme(_))
+        ));
+    }
+
+    #[test]
+    fn urls_without_host_or_scheme_are_rejected() {
+        assert_eq!(
+            parse_url("http://"),
+            Err(UsageError::MissingHost("http://".to_owned()))
+        );
+        assert_eq!(
+            parse_url("10.77.1.2/x"),
+            Err(UsageError::MissingScheme("10.77.1.2/x".to_owned()))
+        );
+        assert!(matches!(
+            parse_url("http://exa mple.com/"),
+            Err(UsageError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            parse_url("http://h:99999/"),
+            Err(UsageError::InvalidUrl { .. })
+        ));
+    }
+}
