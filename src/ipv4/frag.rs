@@ -1,0 +1,664 @@
+//! Fragment reassembly (RFC 791 §3.2, RFC 1122 §3.3.2) with bounded memory.
+//!
+//! Every byte held is accounted against one budget (buffers, their bookkeeping, and the last
+//! completed datagram that the caller is still borrowing), so hostile fragments cannot make the
+//! host allocate without limit. Overlapping fragments discard the whole datagram.
+
+use std::mem::size_of;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use super::header::{HEADER_LEN, MAX_DATAGRAM_LEN, MAX_HEADER_LEN};
+use super::DropReason;
+
+/// Most fragments accepted for one datagram: 64 KiB in fragments of 64 bytes, far below the
+/// smallest real MTU path, and it keeps the per-datagram bookkeeping small.
+const MAX_FRAGMENTS_PER_DATAGRAM: usize = 1024;
+/// Largest payload a datagram can have, with the shortest header.
+const MAX_PAYLOAD_LEN: usize = MAX_DATAGRAM_LEN - HEADER_LEN;
+/// How many fragment spans the bookkeeping grows by at a time.
+const SPAN_GROWTH: usize = 16;
+/// Bytes of payload quoted after the header in an ICMP error (RFC 792).
+const QUOTED_PAYLOAD_LEN: usize = 8;
+
+/// The limits a `Reassembler` keeps to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReassemblyLimits {
+    pub timeout: Duration,
+    pub max_bytes: usize,
+    pub max_datagrams: usize,
+}
+
+/// What identifies the datagram a fragment belongs to (RFC 791 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FragmentKey {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub identification: u16,
+}
+
+/// One received fragment, borrowed from the device buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fragment<'a> {
+    pub key: FragmentKey,
+    /// Byte offset of `payload` in the original datagram.
+    pub offset: usize,
+    pub more_fragments: bool,
+    /// The fragment's own header, quoted in a time exceeded message if this is fragment zero.
+    pub header: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+/// What became of a fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FragmentOutcome {
+    /// Stored, waiting for the rest.
+    Stored,
+    /// The datagram is complete; its payload is `Reassembler::completed`.
+    Completed,
+    /// Refused; if the reason is not `FragmentDuplicate`, the datagram's reassembly is gone too.
+    Rejected(DropReason),
+}
+
+/// A reassembly that timed out, with what an ICMP time exceeded message must quote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expired<'a> {
+    pub key: FragmentKey,
+    /// Fragment zero's header and first payload bytes, if fragment zero arrived (RFC 1122 only
+    /// asks for a time exceeded message in that case).
+    pub quote: Option<(&'a [u8], &'a [u8])>,
+}
+
+/// A received byte range `start..end` of the datagram's payload.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// The state of one datagram being reassembled.
+#[derive(Debug)]
+struct Reassembly {
+    key: FragmentKey,
+    deadline: Instant,
+    /// The payload so far, at its final offsets; gaps are zero until filled.
+    data: Vec<u8>,
+    /// The ranges received, sorted and disjoint.
+    spans: Vec<Span>,
+    /// Sum of the span lengths.
+    received: usize,
+    /// Payload length, known once the last fragment (MF clear) arrived.
+    total_len: Option<usize>,
+    first_header: [u8; MAX_HEADER_LEN],
+    /// Length of `first_header`; 0 until fragment zero arrives.
+    first_header_len: usize,
+}
+
+impl Reassembly {
+    fn new(key: FragmentKey, deadline: Instant) -> Self {
+        Reassembly {
+            key,
+            deadline,
+            data: Vec::new(),
+            spans: Vec::new(),
+            received: 0,
+            total_len: None,
+            first_header: [0; MAX_HEADER_LEN],
+            first_header_len: 0,
+        }
+    }
+
+    /// Bytes this reassembly holds, including its own struct.
+    fn cost(&self) -> usize {
+        size_of::<Self>() + self.data.capacity() + self.spans.capacity() * size_of::<Span>()
+    }
+
+    /// The capacity `data` needs for a fragment ending at `end`: doubled when it grows, so
+    /// fragments arriving in order do not reallocate each time, but never beyond the largest
+    /// possible payload, and only `end` if doubling would not fit in `spare` bytes.
+    fn data_capacity_for(&self, end: usize, spare: usize) -> usize {
+        let capacity = self.data.capacity();
+        if end <= capacity {
+            return capacity;
+        }
+        let doubled = (capacity * 2).min(MAX_PAYLOAD_LEN).max(end);
+        if doubled - capacity <= spare {
+            doubled
+        } else {
+            end
+        }
+    }
+
+    /// Extra bytes storing a fragment would allocate, given the capacity `data` will grow to.
+    fn growth_for(&self, data_capacity: usize) -> usize {
+        let data = data_capacity - self.data.capacity();
+        let spans = if self.spans.len() == self.spans.capacity() {
+            SPAN_GROWTH * size_of::<Span>()
+        } else {
+            0
+        };
+        data + spans
+    }
+
+    /// Checks `fragment` against what is held: where it goes in `spans`, or why it is refused.
+    fn place(&self, start: usize, end: usize, last: bool) -> Result<usize, DropReason> {
+        let index = self
+            .spans
+            .partition_point(|span| (span.start as usize) < start);
+        if let Some(same_start) = self.spans.get(index) {
+            if same_start.start as usize == start && same_start.end as usize == end {
+                return Err(DropReason::FragmentDuplicate);
+            }
+            if (same_start.start as usize) < end {
+                return Err(DropReason::FragmentOverlap);
+            }
+        }
+        if let Some(before) = index.checked_sub(1).and_then(|i| self.spans.get(i)) {
+            if before.end as usize > start {
+                return Err(DropReason::FragmentOverlap);
+            }
+        }
+        let highest_end = self.spans.last().map_or(0, |span| span.end as usize);
+        let consistent = match (self.total_len, last) {
+            (Some(_), true) => false,
+            (Some(total), false) => end <= total,
+            (None, true) => end >= highest_end,
+            (None, false) => true,
+        };
+        if !consistent {
+            return Err(DropReason::FragmentInvalid);
+        }
+        if self.spans.len() >= MAX_FRAGMENTS_PER_DATAGRAM {
+            return Err(DropReason::ReassemblyLimit);
+        }
+        Ok(index)
+    }
+
+    /// Stores a fragment already checked by `place`, growing `data` to `data_capacity`.
+    fn store(&mut self, index: usize, fragment: &Fragment<'_>, data_capacity: usize) {
+        let start = fragment.offset;
+        let end = start + fragment.payload.len();
+        if end > self.data.len() {
+            self.data.reserve_exact(data_capacity - self.data.len());
+            self.data.resize(end, 0);
+        }
+        if let Some(target) = self.data.get_mut(start..end) {
+            target.copy_from_slice(fragment.payload);
+        }
+        if self.spans.len() == self.spans.capacity() {
+            self.spans.reserve_exact(SPAN_GROWTH);
+        }
+        self.spans.insert(
+            index,
+            Span {
+                start: start as u32,
+                end: end as u32,
+            },
+        );
+        self.received += fragment.payload.len();
+        if !fragment.more_fragments {
+            self.total_len = Some(end);
+        }
+        if start == 0 {
+            if let Some(slot) = self.first_header.get_mut(..fragment.header.len()) {
+                slot.copy_from_slice(fragment.header);
+                self.first_header_len = fragment.header.len();
+            }
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.total_len == Some(self.received)
+    }
+
+    fn quote(&self) -> Option<(&[u8], &[u8])> {
+        if self.first_header_len == 0 {
+            return None;
+        }
+        let header = self.first_header.get(..self.first_header_len)?;
+        let first_bytes = self.data.get(..QUOTED_PAYLOAD_LEN.min(self.data.len()))?;
+        Some((header, first_bytes))
+    }
+}
+
+/// Reassembles fragmented datagrams within fixed memory, count and time limits.
+#[derive(Debug)]
+pub(crate) struct Reassembler {
+    limits: ReassemblyLimits,
+    in_progress: Vec<Reassembly>,
+    /// The payload of the last completed datagram, lent to the caller until the next call.
+    completed: Vec<u8>,
+    /// Bytes held by `in_progress` and `completed`; never above `limits.max_bytes`.
+    bytes_held: usize,
+}
+
+impl Reassembler {
+    pub fn new(limits: ReassemblyLimits) -> Self {
+        Reassembler {
+            limits,
+            in_progress: Vec::with_capacity(limits.max_datagrams),
+            completed: Vec::new(),
+            bytes_held: 0,
+        }
+    }
+
+    /// Bytes currently held for reassembly.
+    pub fn bytes_held(&self) -> usize {
+        self.bytes_held
+    }
+
+    /// The payload of the datagram completed by the last `insert`.
+    pub fn completed(&self) -> &[u8] {
+        &self.completed
+    }
+
+    /// Frees the last completed datagram once the caller no longer borrows it.
+    pub fn release_completed(&mut self) {
+        self.bytes_held -= self.completed.capacity();
+        self.completed = Vec::new();
+    }
+
+    /// When the earliest reassembly times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.in_progress.iter().map(|r| r.deadline).min()
+    }
+
+    /// Adds a fragment; completes, stores or refuses it.
+    pub fn insert(&mut self, now: Instant, fragment: &Fragment<'_>) -> FragmentOutcome {
+        self.release_completed();
+        let len = fragment.payload.len();
+        let start = fragment.offset;
+        let end = start + len;
+        if len == 0 || (fragment.more_fragments && len % 8 != 0) {
+            return self.reject(fragment.key, DropReason::FragmentInvalid);
+        }
+        if end + fragment.header.len() > MAX_DATAGRAM_LEN {
+            return self.reject(fragment.key, DropReason::OversizedDatagram);
+        }
+        let position = match self.in_progress.iter().position(|r| r.key == fragment.key) {
+            Some(position) => position,
+            None => match self.start(now, fragment.key) {
+                Some(position) => position,
+                None => return FragmentOutcome::Rejected(DropReason::ReassemblyLimit),
+            },
+        };
+        let Some(reassembly) = self.in_progress.get_mut(position) else {
+            return FragmentOutcome::Rejected(DropReason::ReassemblyLimit);
+        };
+        let index = match reassembly.place(start, end, !fragment.more_fragments) {
+            Ok(index) => index,
+            Err(reason) => return self.reject(fragment.key, reason),
+        };
+        let spare = self.limits.max_bytes.saturating_sub(self.bytes_held);
+        let data_capacity = reassembly.data_capacity_for(end, spare);
+        if reassembly.growth_for(data_capacity) > spare {
+            return self.reject(fragment.key, DropReason::ReassemblyLimit);
+        }
+        let cost_before = reassembly.cost();
+        reassembly.store(index, fragment, data_capacity);
+        self.bytes_held = self.bytes_held - cost_before + reassembly.cost();
+        if !reassembly.is_complete() {
+            return FragmentOutcome::Stored;
+        }
+        let done = self.in_progress.swap_remove(position);
+        self.bytes_held -= done.cost();
+        self.bytes_held += done.data.capacity();
+        self.completed = done.data;
+        FragmentOutcome::Completed
+    }
+
+    /// Discards reassemblies whose deadline is at or before `now`, showing each to `on_expired`.
+    pub fn expire(&mut self, now: Instant, mut on_expired: impl FnMut(Expired<'_>)) {
+        let mut index = 0;
+        while let Some(reassembly) = self.in_progress.get(index) {
+            if reassembly.deadline > now {
+                index += 1;
+                continue;
+            }
+            on_expired(Expired {
+                key: reassembly.key,
+                quote: reassembly.quote(),
+            });
+            let gone = self.in_progress.swap_remove(index);
+            self.bytes_held -= gone.cost();
+        }
+    }
+
+    /// Recomputes `bytes_held` from the actual allocations, to check the running account.
+    #[cfg(test)]
+    pub fn bytes_recounted(&self) -> usize {
+        self.in_progress.iter().map(Reassembly::cost).sum::<usize>() + self.completed.capacity()
+    }
+
+    /// Opens a reassembly for a new datagram if the limits allow; returns its position.
+    fn start(&mut self, now: Instant, key: FragmentKey) -> Option<usize> {
+        let cost = size_of::<Reassembly>();
+        if self.in_progress.len() >= self.limits.max_datagrams
+            || self.bytes_held + cost > self.limits.max_bytes
+        {
+            return None;
+        }
+        self.in_progress
+            .push(Reassembly::new(key, now + self.limits.timeout));
+        self.bytes_held += cost;
+        Some(self.in_progress.len() - 1)
+    }
+
+    /// Refuses a fragment; unless it is a harmless duplicate, its datagram is discarded too.
+    fn reject(&mut self, key: FragmentKey, reason: DropReason) -> FragmentOutcome {
+        if reason != DropReason::FragmentDuplicate {
+            if let Some(position) = self.in_progress.iter().position(|r| r.key == key) {
+                let gone = self.in_progress.swap_remove(position);
+                self.bytes_held -= gone.cost();
+            }
+        }
+        FragmentOutcome::Rejected(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: [u8; 20] = [0x45; 20];
+
+    fn limits() -> ReassemblyLimits {
+        ReassemblyLimits {
+            timeout: Duration::from_secs(30),
+            max_bytes: 256 * 1024,
+            max_datagrams: 4,
+        }
+    }
+
+    fn key(identification: u16) -> FragmentKey {
+        FragmentKey {
+            src: Ipv4Addr::new(10, 77, 1, 2),
+            dst: Ipv4Addr::new(10, 77, 0, 2),
+            protocol: 6,
+            identification,
+        }
+    }
+
+    /// A payload whose byte at offset `i` is `i as u8`, so misplaced bytes are noticed.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn fragment<'a>(
+        id: u16,
+        payload: &'a [u8],
+        offset: usize,
+        len: usize,
+        more: bool,
+    ) -> Fragment<'a> {
+        Fragment {
+            key: key(id),
+            offset,
+            more_fragments: more,
+            header: &HEADER,
+            payload: &payload[offset..offset + len],
+        }
+    }
+
+    /// Splits `payload` into fragments of `size` bytes (the last one shorter).
+    fn split(id: u16, payload: &[u8], size: usize) -> Vec<Fragment<'_>> {
+        (0..payload.len())
+            .step_by(size)
+            .map(|offset| {
+                let len = size.min(payload.len() - offset);
+                fragment(id, payload, offset, len, offset + len < payload.len())
+            })
+            .collect()
+    }
+
+    fn reassemble(order: &[Fragment<'_>]) -> (Reassembler, Vec<FragmentOutcome>) {
+        let t0 = Instant::now();
+        let mut reassembler = Reassembler::new(limits());
+        let outcomes = order.iter().map(|f| reassembler.insert(t0, f)).collect();
+        (reassembler, outcomes)
+    }
+
+    #[test]
+    fn in_order() {
+        let payload = pattern(3000);
+        let (reassembler, outcomes) = reassemble(&split(1, &payload, 1480));
+        assert_eq!(
+            outcomes,
+            [
+                FragmentOutcome::Stored,
+                FragmentOutcome::Stored,
+                FragmentOutcome::Completed
+            ]
+        );
+        assert_eq!(reassembler.completed(), &payload[..]);
+        assert_eq!(reassembler.next_deadline(), None);
+        assert_eq!(reassembler.bytes_held(), reassembler.bytes_recounted());
+        assert!(reassembler.bytes_held() >= 3000);
+    }
+
+    #[test]
+    fn reversed_and_interleaved_with_another_datagram() {
+        let first = pattern(2000);
+        let second: Vec<u8> = pattern(1000).iter().map(|b| b ^ 0xff).collect();
+        let mut order = split(7, &first, 512);
+        order.reverse();
+        order.insert(2, split(8, &second, 504)[1]);
+        order.insert(1, split(8, &second, 504)[0]);
+        let (_, outcomes) = reassemble(&order);
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == FragmentOutcome::Completed)
+                .count(),
+            2
+        );
+
+        let t0 = Instant::now();
+        let mut reassembler = Reassembler::new(limits());
+        let mut reversed = split(7, &first, 512);
+        reversed.reverse();
+        let last = reversed.pop().expect("fragments");
+        for f in &reversed {
+            assert_eq!(reassembler.insert(t0, f), FragmentOutcome::Stored);
+        }
+        assert_eq!(reassembler.insert(t0, &last), FragmentOutcome::Completed);
+        assert_eq!(reassembler.completed(), &first[..]);
+    }
+
+    #[test]
+    fn exact_duplicate_is_dropped_but_reassembly_continues() {
+        let payload = pattern(1600);
+        let parts = split(2, &payload, 800);
+        let (reassembler, outcomes) = reassemble(&[parts[0], parts[0], parts[1]]);
+        assert_eq!(
+            outcomes,
+            [
+                FragmentOutcome::Stored,
+                FragmentOutcome::Rejected(DropReason::FragmentDuplicate),
+                FragmentOutcome::Completed
+            ]
+        );
+        assert_eq!(reassembler.completed(), &payload[..]);
+    }
+
+    #[test]
+    fn overlap_discards_the_whole_datagram() {
+        let payload = pattern(2400);
+        let parts = split(3, &payload, 800);
+        let overlapping = fragment(3, &payload, 400, 800, true);
+        let (reassembler, outcomes) = reassemble(&[parts[0], overlapping, parts[1], parts[2]]);
+        assert_eq!(
+            outcomes[1],
+            FragmentOutcome::Rejected(DropReason::FragmentOverlap)
+        );
+        // The remaining fragments start a new reassembly that lacks the first part.
+        assert_eq!(
+            outcomes[2..],
+            [FragmentOutcome::Stored, FragmentOutcome::Stored]
+        );
+        assert!(reassembler.next_deadline().is_some());
+
+        // Overlap with the fragment before, and one starting at the same offset.
+        let tail_overlap = fragment(3, &payload, 792, 16, true);
+        let same_start = fragment(3, &payload, 0, 8, true);
+        for bad in [tail_overlap, same_start] {
+            let (_, outcomes) = reassemble(&[parts[0], bad]);
+            assert_eq!(
+                outcomes[1],
+                FragmentOutcome::Rejected(DropReason::FragmentOverlap)
+            );
+        }
+    }
+
+    #[test]
+    fn inconsistent_fragments_are_invalid() {
+        let payload = pattern(2400);
+        let parts = split(4, &payload, 800);
+        let early_end = fragment(4, &payload, 800, 800, false);
+        let beyond_end = fragment(4, &payload, 1600, 800, true);
+        let cases: [(&[Fragment<'_>], usize); 5] = [
+            // A second, different last fragment.
+            (&[parts[2], early_end], 1),
+            // A fragment past the end set by the last fragment.
+            (&[fragment(4, &payload, 800, 800, false), beyond_end], 1),
+            // A last fragment ending before data already received.
+            (&[parts[1], fragment(4, &payload, 0, 800, false)], 1),
+            // More fragments follow but the length is not a multiple of 8.
+            (&[fragment(4, &payload, 0, 801, true)], 0),
+            // Empty.
+            (&[fragment(4, &payload, 800, 0, true)], 0),
+        ];
+        for (order, bad) in cases {
+            let (reassembler, outcomes) = reassemble(order);
+            assert_eq!(
+                outcomes[bad],
+                FragmentOutcome::Rejected(DropReason::FragmentInvalid)
+            );
+            assert_eq!(
+                reassembler.next_deadline(),
+                None,
+                "the datagram is discarded"
+            );
+            assert_eq!(reassembler.bytes_held(), 0);
+        }
+    }
+
+    #[test]
+    fn oversized_datagram_is_refused() {
+        let payload = pattern(65535);
+        let (_, outcomes) = reassemble(&[fragment(5, &payload, 65000, 520, false)]);
+        assert_eq!(
+            outcomes,
+            [FragmentOutcome::Rejected(DropReason::OversizedDatagram)]
+        );
+        let (_, outcomes) = reassemble(&[fragment(5, &payload, 64000, 1515, false)]);
+        assert_eq!(
+            outcomes,
+            [FragmentOutcome::Stored],
+            "exactly 65535 with the header"
+        );
+    }
+
+    #[test]
+    fn limits_on_count_bytes_and_fragments() {
+        let payload = pattern(65000);
+        let t0 = Instant::now();
+
+        let mut reassembler = Reassembler::new(limits());
+        for id in 0..4 {
+            let f = fragment(id, &payload, 0, 8, true);
+            assert_eq!(reassembler.insert(t0, &f), FragmentOutcome::Stored);
+        }
+        let fifth = fragment(4, &payload, 0, 8, true);
+        assert_eq!(
+            reassembler.insert(t0, &fifth),
+            FragmentOutcome::Rejected(DropReason::ReassemblyLimit)
+        );
+
+        let small = ReassemblyLimits {
+            max_bytes: 4096,
+            ..limits()
+        };
+        let mut reassembler = Reassembler::new(small);
+        let big = fragment(9, &payload, 8000, 8, true);
+        assert_eq!(
+            reassembler.insert(t0, &big),
+            FragmentOutcome::Rejected(DropReason::ReassemblyLimit)
+        );
+        assert_eq!(reassembler.next_deadline(), None);
+        assert_eq!(reassembler.bytes_held(), 0);
+
+        let mut reassembler = Reassembler::new(limits());
+        for index in 0..MAX_FRAGMENTS_PER_DATAGRAM {
+            let f = fragment(10, &payload, index * 16, 8, true);
+            assert_eq!(reassembler.insert(t0, &f), FragmentOutcome::Stored);
+        }
+        let one_more = fragment(10, &payload, MAX_FRAGMENTS_PER_DATAGRAM * 16, 8, true);
+        assert_eq!(
+            reassembler.insert(t0, &one_more),
+            FragmentOutcome::Rejected(DropReason::ReassemblyLimit)
+        );
+        assert_eq!(reassembler.bytes_held(), 0);
+    }
+
+    #[test]
+    fn timeout_expires_and_quotes_fragment_zero() {
+        let payload = pattern(3000);
+        let parts = split(6, &payload, 1000);
+        let other = pattern(100);
+        let t0 = Instant::now();
+        let mut reassembler = Reassembler::new(limits());
+        assert_eq!(reassembler.insert(t0, &parts[0]), FragmentOutcome::Stored);
+        let later = t0 + Duration::from_secs(10);
+        let without_zero = fragment(11, &other, 8, 16, true);
+        assert_eq!(
+            reassembler.insert(later, &without_zero),
+            FragmentOutcome::Stored
+        );
+        assert_eq!(
+            reassembler.next_deadline(),
+            Some(t0 + Duration::from_secs(30))
+        );
+
+        let mut seen = Vec::new();
+        reassembler.expire(t0 + Duration::from_secs(29), |e| seen.push(e.key));
+        assert!(seen.is_empty());
+
+        reassembler.expire(t0 + Duration::from_secs(30), |e| {
+            let (header, first_bytes) = e.quote.expect("fragment zero arrived");
+            assert_eq!(header, &HEADER);
+            assert_eq!(first_bytes, &payload[..8]);
+            seen.push(e.key);
+        });
+        assert_eq!(seen, [key(6)]);
+        assert_eq!(
+            reassembler.next_deadline(),
+            Some(later + Duration::from_secs(30))
+        );
+
+        reassembler.expire(later + Duration::from_secs(30), |e| {
+            assert!(e.quote.is_none());
+            seen.push(e.key);
+        });
+        assert_eq!(seen, [key(6), key(11)]);
+        assert_eq!(reassembler.bytes_held(), 0);
+
+        // The late fragments start a fresh reassembly rather than completing the expired one.
+        let late = later + Duration::from_secs(31);
+        assert_eq!(reassembler.insert(late, &parts[1]), FragmentOutcome::Stored);
+        assert_eq!(reassembler.insert(late, &parts[2]), FragmentOutcome::Stored);
+    }
+
+    #[test]
+    fn completed_datagram_is_released_on_the_next_insert() {
+        let payload = pattern(1000);
+        let parts = split(12, &payload, 496);
+        let (mut reassembler, _) = reassemble(&parts);
+        assert!(reassembler.bytes_held() >= 1000);
+        assert_eq!(reassembler.bytes_held(), reassembler.bytes_recounted());
+        reassembler.release_completed();
+        assert_eq!(reassembler.bytes_held(), 0);
+        assert!(reassembler.completed().is_empty());
+    }
+}
