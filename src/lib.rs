@@ -6,7 +6,11 @@
 
 pub mod cli;
 pub mod device;
+pub mod event_loop;
+pub mod fetch;
 pub mod http;
 pub mod ipv4;
+pub mod stack;
 pub mod tcp;
+pub mod trace;
 pub mod wire;

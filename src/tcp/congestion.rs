@@ -32,7 +32,11 @@ pub struct NewReno {
 impl NewReno {
     /// Starts with the initial window of RFC 5681 §3.1 for this MSS.
     pub fn new(mss: usize) -> Self {
-        NewReno { cwnd: initial_window(mss), ssthresh: usize::MAX, bytes_acked: 0 }
+        NewReno {
+            cwnd: initial_window(mss),
+            ssthresh: usize::MAX,
+            bytes_acked: 0,
+        }
     }
 }
 

@@ -486,7 +486,10 @@ impl Connection {
     }
 
     /// Hands readable bytes to `consume` without copying; it returns how many it took.
-    pub fn recv_with(&mut self, consume: impl FnOnce(&[u8], &[u8]) -> usize) -> Result<usize, IoError> {
+    pub fn recv_with(
+        &mut self,
+        consume: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, IoError> {
         let (a, b) = self.recv.readable_slices();
         let n = consume(a, b).min(a.len() + b.len());
         self.recv.consume(n);
@@ -551,7 +554,12 @@ impl Connection {
         if !seq.in_range(self.snd_una, self.snd_max.max(self.snd_una + 1)) {
             return;
         }
-        let overhead = 40 + if self.opts.timestamps { TIMESTAMP_OPTION_LEN } else { 0 };
+        let overhead = 40
+            + if self.opts.timestamps {
+                TIMESTAMP_OPTION_LEN
+            } else {
+                0
+            };
         let mss = usize::from(mtu).saturating_sub(overhead).max(64);
         if mss < self.send_mss {
             self.send_mss = mss;
@@ -810,7 +818,8 @@ impl Connection {
             (0, _) => seg.seq.in_range(self.rcv_nxt, end),
             (_, 0) => false,
             (_, _) => {
-                seg.seq.in_range(self.rcv_nxt, end) || (seg.seq + (len - 1)).in_range(self.rcv_nxt, end)
+                seg.seq.in_range(self.rcv_nxt, end)
+                    || (seg.seq + (len - 1)).in_range(self.rcv_nxt, end)
             }
         }
     }
@@ -861,7 +870,8 @@ impl Connection {
                     let elapsed = self.ts_now(now).wrapping_sub(ts.echo);
                     // Ignore nonsense echoes (RFC 7323 §4.2 sanity: not from the future, < 1 h).
                     if (elapsed as i32) >= 0 && elapsed < 3_600_000 {
-                        self.rtt.on_sample(Duration::from_millis(u64::from(elapsed.max(1))));
+                        self.rtt
+                            .on_sample(Duration::from_millis(u64::from(elapsed.max(1))));
                         return;
                     }
                 }
@@ -877,14 +887,16 @@ impl Connection {
 
     fn process_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
         let newly_sacked = if self.opts.sack {
-            self.scoreboard.update(seg.options.sack_blocks(), self.snd_una, self.snd_max)
+            self.scoreboard
+                .update(seg.options.sack_blocks(), self.snd_una, self.snd_max)
         } else {
             0
         };
         let window = usize::from(seg.window) << self.opts.snd_shift;
         let window_changed = window != self.snd_wnd;
         // RFC 9293 §3.10.7.4: update the send window only from newer segments.
-        if self.snd_wl1.before(seg.seq) || (self.snd_wl1 == seg.seq && self.snd_wl2.before_eq(ack)) {
+        if self.snd_wl1.before(seg.seq) || (self.snd_wl1 == seg.seq && self.snd_wl2.before_eq(ack))
+        {
             self.snd_wnd = window;
             self.max_snd_wnd = self.max_snd_wnd.max(window);
             self.snd_wl1 = seg.seq;
@@ -935,7 +947,9 @@ impl Connection {
                 if !self.opts.sack {
                     rec.high_rxt = ack;
                     rec.forced = true;
-                    self.dup_acks = self.dup_acks.saturating_sub((acked / self.send_mss.max(1)) as u32);
+                    self.dup_acks = self
+                        .dup_acks
+                        .saturating_sub((acked / self.send_mss.max(1)) as u32);
                 }
                 rec.high_rxt = rec.high_rxt.max(ack);
                 self.recovery = Some(rec);
@@ -968,14 +982,21 @@ impl Connection {
         }
         let sack_says_lost = self.opts.sack
             && newly_sacked > 0
-            && self.scoreboard.loss_edge(self.loss_threshold()).is_some_and(|edge| edge.after(self.snd_una));
+            && self
+                .scoreboard
+                .loss_edge(self.loss_threshold())
+                .is_some_and(|edge| edge.after(self.snd_una));
         if self.dup_acks >= DUP_THRESH || sack_says_lost {
             // RFC 5681 §3.2 / RFC 6675 §5: fast retransmit and enter recovery.
             let flight = self.snd_max.distance_from(self.snd_una);
             self.cc.on_enter_recovery(flight, self.send_mss);
             self.stats.recoveries += 1;
             self.rtt_probe = None;
-            self.recovery = Some(Recovery { point: self.snd_max, high_rxt: self.snd_una, forced: true });
+            self.recovery = Some(Recovery {
+                point: self.snd_max,
+                high_rxt: self.snd_una,
+                forced: true,
+            });
         }
     }
 
@@ -992,7 +1013,8 @@ impl Connection {
             State::FinWait1 => {
                 self.state = State::FinWait2;
                 // Not in the RFC, but every real stack bounds FIN-WAIT-2 once the app closed.
-                self.timers.set(Timer::TimeWait, now + self.config.time_wait);
+                self.timers
+                    .set(Timer::TimeWait, now + self.config.time_wait);
             }
             State::Closing => self.enter_time_wait(now),
             State::LastAck => self.enter_closed(None),
@@ -1001,7 +1023,10 @@ impl Connection {
     }
 
     fn process_payload(&mut self, now: Instant, seg: &TcpRepr) {
-        let receiving = matches!(self.state, State::Established | State::FinWait1 | State::FinWait2);
+        let receiving = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
         if !seg.payload.is_empty() && receiving {
             self.receive_data(seg);
         } else if !seg.payload.is_empty() {
@@ -1046,7 +1071,8 @@ impl Connection {
             self.readable_signalled = true;
             self.events.push_back(ConnEvent::Readable);
         }
-        let filled_hole = self.recv.next_offset() > before + seg.payload.len() as u64 || start < before;
+        let filled_hole =
+            self.recv.next_offset() > before + seg.payload.len() as u64 || start < before;
         if filled_hole || self.recv.has_out_of_order() {
             // RFC 5681 §4.2: ACK at once when a segment fills (part of) a hole.
             self.ack = AckState::Now;
@@ -1084,7 +1110,8 @@ impl Connection {
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
         self.timers.clear();
-        self.timers.set(Timer::TimeWait, now + self.config.time_wait);
+        self.timers
+            .set(Timer::TimeWait, now + self.config.time_wait);
     }
 
     fn enter_closed(&mut self, error: Option<ConnError>) {
@@ -1160,10 +1187,20 @@ impl Connection {
     /// ACKs say have left the network, as Linux estimates them.
     fn lost_edge(&self, rec: Recovery) -> (SeqNum, usize) {
         if self.opts.sack {
-            let edge = self.scoreboard.loss_edge(self.loss_threshold()).unwrap_or(self.snd_una);
+            let edge = self
+                .scoreboard
+                .loss_edge(self.loss_threshold())
+                .unwrap_or(self.snd_una);
             // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3).
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
-            (edge.max(if rec.high_rxt == self.snd_una { first } else { self.snd_una }), 0)
+            (
+                edge.max(if rec.high_rxt == self.snd_una {
+                    first
+                } else {
+                    self.snd_una
+                }),
+                0,
+            )
         } else {
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
             (first, self.dup_acks as usize * self.send_mss)
@@ -1203,7 +1240,8 @@ impl Connection {
 
     fn arm_delayed_ack(&mut self, now: Instant) {
         if self.ack == AckState::Delayed && !self.timers.is_set(Timer::DelayedAck) {
-            self.timers.set(Timer::DelayedAck, now + self.config.delayed_ack);
+            self.timers
+                .set(Timer::DelayedAck, now + self.config.delayed_ack);
         }
     }
 
@@ -1242,7 +1280,11 @@ impl Connection {
         let mut options = TcpOptions {
             mss: Some(self.config.mss),
             window_scale: None,
-            sack_permitted: if synack { self.opts.sack } else { self.config.sack },
+            sack_permitted: if synack {
+                self.opts.sack
+            } else {
+                self.config.sack
+            },
             timestamps: ts.then(|| Timestamps {
                 value: self.ts_now(now),
                 echo: if synack { self.ts_recent } else { 0 },
@@ -1311,7 +1353,9 @@ impl Connection {
             return None;
         }
         let options_len = self.data_options_len();
-        let max_payload = self.send_mss.saturating_sub(self.sack_option_len(options_len));
+        let max_payload = self
+            .send_mss
+            .saturating_sub(self.sack_option_len(options_len));
         let len = hole_end.distance_from(start).min(max_payload).max(1);
         rec.forced = false;
         rec.high_rxt = start + len;
@@ -1325,7 +1369,11 @@ impl Connection {
     fn emit_new_segment(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if !matches!(
             self.state,
-            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
         ) {
             return None;
         }
@@ -1347,7 +1395,9 @@ impl Connection {
         let wnd_edge = self.snd_una + self.snd_wnd;
         let wnd_room = wnd_edge.distance_from(start);
         let cwnd_room = self.cc.window().saturating_sub(self.pipe());
-        let max_payload = self.send_mss.saturating_sub(self.sack_option_len(self.data_options_len()));
+        let max_payload = self
+            .send_mss
+            .saturating_sub(self.sack_option_len(self.data_options_len()));
         let mut len = unsent.min(wnd_room).min(cwnd_room).min(max_payload);
         let nothing_in_flight = self.snd_nxt == self.snd_una;
         if self.probe_due && wnd_room == 0 && unsent > 0 {
@@ -1400,7 +1450,14 @@ impl Connection {
         self.emit_data_fin(now, start, len, false, buf)
     }
 
-    fn emit_data_fin(&mut self, now: Instant, start: SeqNum, len: usize, fin: bool, buf: &mut [u8]) -> usize {
+    fn emit_data_fin(
+        &mut self,
+        now: Instant,
+        start: SeqNum,
+        len: usize,
+        fin: bool,
+        buf: &mut [u8],
+    ) -> usize {
         let data_end = self.data_end_seq();
         let control = if fin {
             Control::Fin
@@ -1412,14 +1469,24 @@ impl Connection {
         let repr = self.base_repr(now, start, control, true);
         let header_len = repr.emit_header(buf);
         let offset = start.distance_from(self.send_start);
-        let copied = self.send.copy_out(offset, &mut buf[header_len..header_len + len]);
+        let copied = self
+            .send
+            .copy_out(offset, &mut buf[header_len..header_len + len]);
         debug_assert_eq!(copied, len);
         self.stats.bytes_out += copied as u64;
         let end = start + copied + usize::from(fin);
-        if self.rtt_probe.is_none() && !self.opts.timestamps && end.after(self.snd_max) && start == self.snd_max {
+        if self.rtt_probe.is_none()
+            && !self.opts.timestamps
+            && end.after(self.snd_max)
+            && start == self.snd_max
+        {
             self.rtt_probe = Some((start, now));
         }
-        if start.before(self.snd_max) && self.rtt_probe.is_some_and(|(seq, _)| seq.in_range(start, end)) {
+        if start.before(self.snd_max)
+            && self
+                .rtt_probe
+                .is_some_and(|(seq, _)| seq.in_range(start, end))
+        {
             // Karn's rule: a retransmitted segment's ACK is ambiguous.
             self.rtt_probe = None;
         }
@@ -1438,16 +1505,29 @@ impl Connection {
     }
 
     /// A header template with ACK, window and options filled in.
-    fn base_repr(&self, now: Instant, seq: SeqNum, control: Control, with_ack: bool) -> TcpRepr<'static> {
+    fn base_repr(
+        &self,
+        now: Instant,
+        seq: SeqNum,
+        control: Control,
+        with_ack: bool,
+    ) -> TcpRepr<'static> {
         let window_bytes = self.advertised_window_bytes();
         let mut options = TcpOptions::default();
         if self.opts.timestamps {
-            options.timestamps = Some(Timestamps { value: self.ts_now(now), echo: self.ts_recent });
+            options.timestamps = Some(Timestamps {
+                value: self.ts_now(now),
+                echo: self.ts_recent,
+            });
         }
         if self.opts.sack {
             for (slot, range) in options.sack_blocks.iter_mut().zip(self.recv.sack_ranges()) {
-                let to_seq = |offset: u64| self.rcv_nxt + (offset - self.recv.next_offset()) as usize;
-                *slot = Some(SackBlock { left: to_seq(range.start), right: to_seq(range.end) });
+                let to_seq =
+                    |offset: u64| self.rcv_nxt + (offset - self.recv.next_offset()) as usize;
+                *slot = Some(SackBlock {
+                    left: to_seq(range.start),
+                    right: to_seq(range.end),
+                });
             }
         }
         TcpRepr {

@@ -86,7 +86,10 @@ impl ReceiveBuffer {
 
     /// Bytes parked out of order.
     pub fn out_of_order_bytes(&self) -> usize {
-        self.islands.iter().map(|i| (i.end - i.start) as usize).sum()
+        self.islands
+            .iter()
+            .map(|i| (i.end - i.start) as usize)
+            .sum()
     }
 
     /// Stores `data` that starts at absolute stream offset `start`. Bytes before RCV.NXT or past
@@ -97,13 +100,22 @@ impl ReceiveBuffer {
         let begin = start.max(next);
         let end = (start + data.len() as u64).min(limit);
         if begin >= end {
-            return Inserted { duplicate: !data.is_empty(), ..Inserted::default() };
+            return Inserted {
+                duplicate: !data.is_empty(),
+                ..Inserted::default()
+            };
         }
         if self.covered(begin, end) {
-            return Inserted { duplicate: true, ..Inserted::default() };
+            return Inserted {
+                duplicate: true,
+                ..Inserted::default()
+            };
         }
         if begin > next && !self.can_track(begin, end) {
-            return Inserted { out_of_order: true, ..Inserted::default() };
+            return Inserted {
+                out_of_order: true,
+                ..Inserted::default()
+            };
         }
         let src = &data[(begin - start) as usize..(end - start) as usize];
         self.write_at(begin, src);
@@ -119,10 +131,16 @@ impl ReceiveBuffer {
             }
             let advanced = (new_end - next) as usize;
             self.readable += advanced;
-            Inserted { advanced, ..Inserted::default() }
+            Inserted {
+                advanced,
+                ..Inserted::default()
+            }
         } else {
             self.add_island(begin, end);
-            Inserted { out_of_order: true, ..Inserted::default() }
+            Inserted {
+                out_of_order: true,
+                ..Inserted::default()
+            }
         }
     }
 
@@ -163,17 +181,26 @@ impl ReceiveBuffer {
     }
 
     fn covered(&self, begin: u64, end: u64) -> bool {
-        self.islands.iter().any(|i| i.start <= begin && end <= i.end)
+        self.islands
+            .iter()
+            .any(|i| i.start <= begin && end <= i.end)
     }
 
     fn can_track(&self, begin: u64, end: u64) -> bool {
         self.islands.len() < MAX_ISLANDS
-            || self.islands.iter().any(|i| begin <= i.end && i.start <= end)
+            || self
+                .islands
+                .iter()
+                .any(|i| begin <= i.end && i.start <= end)
     }
 
     fn add_island(&mut self, begin: u64, end: u64) {
         self.clock += 1;
-        let mut merged = Island { start: begin, end, touched: self.clock };
+        let mut merged = Island {
+            start: begin,
+            end,
+            touched: self.clock,
+        };
         self.islands.retain(|i| {
             let overlaps = i.start <= merged.end && merged.start <= i.end;
             if overlaps {

@@ -69,7 +69,8 @@ impl RttEstimator {
         }
         let srtt = self.srtt.unwrap_or(rtt);
         // §2.2/2.3: RTO = SRTT + max(G, K*RTTVAR), K = 4; then §2.4/2.5 bounds.
-        self.base_rto = (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.bounds.min, self.bounds.max);
+        self.base_rto =
+            (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.bounds.min, self.bounds.max);
         // A new sample after backoff collapses it (§5.7 allows recomputing from the estimate).
         self.backoffs = 0;
     }

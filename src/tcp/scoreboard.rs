@@ -16,7 +16,12 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// Records the blocks of one ACK, ignoring any outside `(snd_una, snd_max]` (D-SACK and
     /// bogus blocks). Returns how many bytes were newly SACKed.
-    pub fn update(&mut self, blocks: impl Iterator<Item = SackBlock>, snd_una: SeqNum, snd_max: SeqNum) -> usize {
+    pub fn update(
+        &mut self,
+        blocks: impl Iterator<Item = SackBlock>,
+        snd_una: SeqNum,
+        snd_max: SeqNum,
+    ) -> usize {
         let before = self.sacked_bytes();
         for block in blocks {
             let (left, right) = (block.left.max(snd_una), block.right);
@@ -128,13 +133,26 @@ mod tests {
     use super::*;
 
     fn block(l: u32, r: u32) -> SackBlock {
-        SackBlock { left: SeqNum(l), right: SeqNum(r) }
+        SackBlock {
+            left: SeqNum(l),
+            right: SeqNum(r),
+        }
     }
 
     #[test]
     fn blocks_merge_and_bogus_ones_are_ignored() {
         let mut sb = Scoreboard::default();
-        let news = sb.update([block(200, 300), block(300, 400), block(50, 90), block(900, 2000)].into_iter(), SeqNum(100), SeqNum(1000));
+        let news = sb.update(
+            [
+                block(200, 300),
+                block(300, 400),
+                block(50, 90),
+                block(900, 2000),
+            ]
+            .into_iter(),
+            SeqNum(100),
+            SeqNum(1000),
+        );
         assert_eq!(news, 200);
         assert_eq!(sb.ranges, vec![(SeqNum(200), SeqNum(400))]);
         sb.advance(SeqNum(250));
@@ -146,10 +164,23 @@ mod tests {
     #[test]
     fn holes_and_loss_edge() {
         let mut sb = Scoreboard::default();
-        sb.update([block(200, 300), block(400, 500), block(600, 700)].into_iter(), SeqNum(100), SeqNum(800));
-        assert_eq!(sb.next_hole(SeqNum(100), SeqNum(800)), Some((SeqNum(100), SeqNum(200))));
-        assert_eq!(sb.next_hole(SeqNum(250), SeqNum(800)), Some((SeqNum(300), SeqNum(400))));
-        assert_eq!(sb.next_hole(SeqNum(700), SeqNum(800)), Some((SeqNum(700), SeqNum(800))));
+        sb.update(
+            [block(200, 300), block(400, 500), block(600, 700)].into_iter(),
+            SeqNum(100),
+            SeqNum(800),
+        );
+        assert_eq!(
+            sb.next_hole(SeqNum(100), SeqNum(800)),
+            Some((SeqNum(100), SeqNum(200)))
+        );
+        assert_eq!(
+            sb.next_hole(SeqNum(250), SeqNum(800)),
+            Some((SeqNum(300), SeqNum(400)))
+        );
+        assert_eq!(
+            sb.next_hole(SeqNum(700), SeqNum(800)),
+            Some((SeqNum(700), SeqNum(800)))
+        );
         assert_eq!(sb.next_hole(SeqNum(700), SeqNum(700)), None);
         // More than 150 bytes SACKed above: only at the second block from the top.
         assert_eq!(sb.loss_edge(150), Some(SeqNum(400)));

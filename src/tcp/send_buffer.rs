@@ -12,7 +12,10 @@ pub struct SendBuffer {
 impl SendBuffer {
     /// An empty buffer that accepts up to `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
-        SendBuffer { bytes: VecDeque::new(), capacity }
+        SendBuffer {
+            bytes: VecDeque::new(),
+            capacity,
+        }
     }
 
     /// Appends as much of `data` as fits and returns how much that was.

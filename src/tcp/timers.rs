@@ -31,8 +31,13 @@ impl Timer {
         }
     }
 
-    const ALL: [Timer; COUNT] =
-        [Timer::Retransmit, Timer::DelayedAck, Timer::Persist, Timer::TimeWait, Timer::User];
+    const ALL: [Timer; COUNT] = [
+        Timer::Retransmit,
+        Timer::DelayedAck,
+        Timer::Persist,
+        Timer::TimeWait,
+        Timer::User,
+    ];
 }
 
 /// Deadlines, one slot per timer.
@@ -69,7 +74,9 @@ impl TimerTable {
 
     /// Disarms and returns the first timer whose deadline is at or before `now`.
     pub fn expire(&mut self, now: Instant) -> Option<Timer> {
-        let timer = Timer::ALL.into_iter().find(|t| self.get(*t).is_some_and(|at| at <= now))?;
+        let timer = Timer::ALL
+            .into_iter()
+            .find(|t| self.get(*t).is_some_and(|at| at <= now))?;
         self.stop(timer);
         Some(timer)
     }
@@ -93,7 +100,10 @@ mod tests {
         table.set(Timer::DelayedAck, t0 + Duration::from_millis(40));
         assert_eq!(table.next_deadline(), Some(t0 + Duration::from_millis(40)));
         assert_eq!(table.expire(t0 + Duration::from_millis(10)), None);
-        assert_eq!(table.expire(t0 + Duration::from_millis(40)), Some(Timer::DelayedAck));
+        assert_eq!(
+            table.expire(t0 + Duration::from_millis(40)),
+            Some(Timer::DelayedAck)
+        );
         assert_eq!(table.expire(t0 + Duration::from_millis(40)), None);
         assert_eq!(table.next_deadline(), Some(t0 + Duration::from_millis(200)));
     }

@@ -310,7 +310,10 @@ mod tests {
                 mss: Some(1460),
                 window_scale: Some(7),
                 sack_permitted: true,
-                timestamps: Some(Timestamps { value: 0x8a1b_2c3d, echo: 0x100 }),
+                timestamps: Some(Timestamps {
+                    value: 0x8a1b_2c3d,
+                    echo: 0x100,
+                }),
                 sack_blocks: [None; MAX_SACK_BLOCKS],
             },
             payload: &[],
@@ -345,11 +348,17 @@ mod tests {
     fn corrupted_segment_fails_checksum() {
         let mut bytes = with_checksum(KERNEL_SYN_ACK.to_vec(), SERVER, CLIENT);
         bytes[5] ^= 0x04;
-        assert_eq!(TcpRepr::parse(SERVER, CLIENT, &bytes), Err(TcpParseError::BadChecksum));
+        assert_eq!(
+            TcpRepr::parse(SERVER, CLIENT, &bytes),
+            Err(TcpParseError::BadChecksum)
+        );
         // The pseudo-header counts: the right bytes from the wrong address fail too.
         let bytes = with_checksum(KERNEL_SYN_ACK.to_vec(), SERVER, CLIENT);
         let other = Ipv4Addr::new(10, 77, 1, 3);
-        assert_eq!(TcpRepr::parse(other, CLIENT, &bytes), Err(TcpParseError::BadChecksum));
+        assert_eq!(
+            TcpRepr::parse(other, CLIENT, &bytes),
+            Err(TcpParseError::BadChecksum)
+        );
     }
 
     #[test]
@@ -368,9 +377,18 @@ mod tests {
             },
             payload,
         };
-        repr.options.sack_blocks[0] = Some(SackBlock { left: SeqNum(100), right: SeqNum(200) });
-        repr.options.sack_blocks[1] = Some(SackBlock { left: SeqNum(300), right: SeqNum(400) });
-        repr.options.sack_blocks[2] = Some(SackBlock { left: SeqNum(500), right: SeqNum(600) });
+        repr.options.sack_blocks[0] = Some(SackBlock {
+            left: SeqNum(100),
+            right: SeqNum(200),
+        });
+        repr.options.sack_blocks[1] = Some(SackBlock {
+            left: SeqNum(300),
+            right: SeqNum(400),
+        });
+        repr.options.sack_blocks[2] = Some(SackBlock {
+            left: SeqNum(500),
+            right: SeqNum(600),
+        });
         let mut buf = [0u8; 128];
         let len = repr.emit(CLIENT, SERVER, &mut buf);
         assert_eq!(len, HEADER_LEN + 40 + payload.len());
@@ -385,7 +403,10 @@ mod tests {
         };
         for (i, slot) in options.sack_blocks.iter_mut().enumerate() {
             let left = SeqNum(1000 * i as u32);
-            *slot = Some(SackBlock { left, right: left + 10 });
+            *slot = Some(SackBlock {
+                left,
+                right: left + 10,
+            });
         }
         let repr = TcpRepr {
             src_port: 1,
@@ -409,8 +430,14 @@ mod tests {
         let mut bytes = KERNEL_SYN_ACK.to_vec();
         bytes[13] = 0x03; // SYN + FIN
         let bytes = with_checksum(bytes, SERVER, CLIENT);
-        assert_eq!(TcpRepr::parse(SERVER, CLIENT, &bytes), Err(TcpParseError::BadFlags));
-        assert_eq!(TcpRepr::parse(SERVER, CLIENT, &bytes[..19]), Err(TcpParseError::Truncated));
+        assert_eq!(
+            TcpRepr::parse(SERVER, CLIENT, &bytes),
+            Err(TcpParseError::BadFlags)
+        );
+        assert_eq!(
+            TcpRepr::parse(SERVER, CLIENT, &bytes[..19]),
+            Err(TcpParseError::Truncated)
+        );
     }
 
     #[test]

@@ -1,0 +1,636 @@
+//! The stack: one IPv4 address, its TCP connections keyed by 4-tuple, listeners, ephemeral
+//! ports and ISNs. Sans-IO like its parts: datagrams and `now` in, datagrams and deadlines out.
+//!
+//! Drive it the same way as a [`Connection`]: after `handle_datagram`, `handle_timeout` (once
+//! `poll_timeout` has passed) or any application call, flush `poll_transmit` until `None`, then
+//! drain `poll_event`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use thiserror::Error;
+
+use crate::ipv4::{self, Ingress, Ipv4Config, Ipv4Layer, Ipv4Stats};
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::{ConnError, ConnEvent, Connection, IoError, TcpConfig};
+use crate::wire::tcp::{self as tcp_wire, TcpParseError};
+use crate::wire::{Control, SeqNum, TcpOptions, TcpRepr};
+
+/// Identifies a connection for the application; never reused within one stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What the application should learn about, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An active open completed.
+    Connected(ConnId),
+    /// A listener has an established connection to `accept`.
+    Incoming {
+        port: u16,
+    },
+    Readable(ConnId),
+    Writable(ConnId),
+    /// The peer will send nothing more.
+    PeerFinished(ConnId),
+    /// Ended cleanly.
+    Closed(ConnId),
+    /// Ended with an error.
+    Failed(ConnId, ConnError),
+}
+
+/// How to build a stack.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub local_addr: Ipv4Addr,
+    /// Largest datagram the device carries; sets our MSS.
+    pub mtu: usize,
+    pub tcp: TcpConfig,
+    /// Key for ISNs (RFC 6528); random in production, fixed in simulations.
+    pub secret: [u8; 16],
+    /// Seed for ephemeral ports, timestamp offsets and IP identifications.
+    pub seed: u64,
+    /// Most connections at once, listeners' pending ones included.
+    pub max_connections: usize,
+    /// Most established connections waiting in a listener's accept queue.
+    pub backlog: usize,
+}
+
+impl StackConfig {
+    /// A configuration for `local_addr` on a device with this MTU, with random secrets.
+    pub fn new(local_addr: Ipv4Addr, mtu: usize, secret: [u8; 16], seed: u64) -> Self {
+        let mss = mtu.saturating_sub(40).clamp(536, usize::from(u16::MAX)) as u16;
+        StackConfig {
+            local_addr,
+            mtu,
+            tcp: TcpConfig {
+                mss,
+                ..TcpConfig::default()
+            },
+            secret,
+            seed,
+            max_connections: 1024,
+            backlog: 128,
+        }
+    }
+}
+
+/// Errors of stack-level calls.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StackError {
+    #[error("no such connection {0}")]
+    UnknownConnection(ConnId),
+    #[error("no free local port for {0}")]
+    NoFreePort(SocketAddrV4),
+    #[error("too many connections")]
+    TooManyConnections,
+    #[error("port {0} is already listening")]
+    PortInUse(u16),
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// Stack-wide counters (per-connection ones live on each connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackStats {
+    pub tcp_checksum_failures: u64,
+    pub tcp_malformed: u64,
+    /// Segments for no connection and no listener.
+    pub tcp_no_connection: u64,
+    pub rsts_sent: u64,
+    pub rsts_suppressed: u64,
+    pub icmp_errors: u64,
+    pub icmp_errors_ignored: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Quad {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+}
+
+struct Entry {
+    conn: Connection,
+    quad: Quad,
+    /// The listener port it came from, until accepted.
+    listener: Option<u16>,
+    /// The application let go of it (closed, aborted or never accepted and listener gone).
+    released: bool,
+}
+
+#[derive(Default)]
+struct Listener {
+    ready: VecDeque<ConnId>,
+}
+
+/// A reset owed to a segment that matched no connection (RFC 9293 §3.10.7.1).
+struct PendingRst {
+    to: SocketAddrV4,
+    from_port: u16,
+    seq: SeqNum,
+    ack: Option<SeqNum>,
+}
+
+/// Most resets queued at once; a flood of stray segments cannot make us buffer more.
+const RST_QUEUE_LIMIT: usize = 64;
+/// RFC 6056 §2.1: the dynamic port range.
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// The whole sans-IO stack: the IP layer and the TCP sockets, kept apart so a segment borrowed
+/// from the IP layer's reassembly buffer can be handed straight to TCP.
+pub struct Stack {
+    ip: Ipv4Layer,
+    sockets: Sockets,
+}
+
+/// Everything TCP: connections, listeners, pending resets, events.
+struct Sockets {
+    config: StackConfig,
+    epoch: Instant,
+    isn: IsnGenerator,
+    rng: SmallRng,
+    next_id: u64,
+    conns: HashMap<ConnId, Entry>,
+    by_quad: HashMap<Quad, ConnId>,
+    /// Round-robin order for transmission fairness.
+    order: Vec<ConnId>,
+    cursor: usize,
+    listeners: HashMap<u16, Listener>,
+    rsts: VecDeque<PendingRst>,
+    events: VecDeque<Event>,
+    stats: StackStats,
+}
+
+impl Stack {
+    /// Creates a stack; `now` anchors its ISN clock and timestamp clocks.
+    pub fn new(now: Instant, config: StackConfig) -> Self {
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let ip = Ipv4Layer::new(Ipv4Config {
+            local_addr: config.local_addr,
+            first_identification: rng.gen(),
+            ..Ipv4Config::default()
+        });
+        let sockets = Sockets {
+            isn: IsnGenerator::new(config.secret),
+            epoch: now,
+            rng,
+            next_id: 1,
+            conns: HashMap::new(),
+            by_quad: HashMap::new(),
+            order: Vec::new(),
+            cursor: 0,
+            listeners: HashMap::new(),
+            rsts: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: StackStats::default(),
+            config,
+        };
+        Stack { ip, sockets }
+    }
+
+    /// Our address.
+    pub fn local_addr(&self) -> Ipv4Addr {
+        self.sockets.config.local_addr
+    }
+
+    /// Stack-wide counters.
+    pub fn stats(&self) -> &StackStats {
+        &self.sockets.stats
+    }
+
+    /// IPv4 counters.
+    pub fn ip_stats(&self) -> &Ipv4Stats {
+        self.ip.stats()
+    }
+
+    /// A connection, for its state and statistics.
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.sockets.conns.get(&id).map(|e| &e.conn)
+    }
+
+    /// The connection from our `local_port` to `remote`, for tracing.
+    pub fn connection_by_ports(
+        &self,
+        local_port: u16,
+        remote: SocketAddrV4,
+    ) -> Option<&Connection> {
+        let local = SocketAddrV4::new(self.sockets.config.local_addr, local_port);
+        let id = self.sockets.by_quad.get(&Quad { local, remote })?;
+        self.connection(*id)
+    }
+
+    /// Mutable access, for tests and tuning (e.g. swapping the congestion controller).
+    pub fn connection_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.sockets.conns.get_mut(&id).map(|e| &mut e.conn)
+    }
+
+    /// How many connections the stack holds (TIME-WAIT and unreleased closed ones included).
+    pub fn connection_count(&self) -> usize {
+        self.sockets.conns.len()
+    }
+
+    /// Active open to `remote` from a random ephemeral port (RFC 6056).
+    pub fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> Result<ConnId, StackError> {
+        self.sockets.connect(now, remote)
+    }
+
+    /// Accepts connections to `port`.
+    pub fn listen(&mut self, port: u16) -> Result<(), StackError> {
+        let listeners = &mut self.sockets.listeners;
+        if listeners.contains_key(&port) {
+            return Err(StackError::PortInUse(port));
+        }
+        listeners.insert(port, Listener::default());
+        Ok(())
+    }
+
+    /// The next established connection waiting on `port`.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        let id = self.sockets.listeners.get_mut(&port)?.ready.pop_front()?;
+        if let Some(entry) = self.sockets.conns.get_mut(&id) {
+            entry.listener = None;
+        }
+        Some(id)
+    }
+
+    /// Queues bytes; returns how many fit.
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, StackError> {
+        Ok(self.sockets.entry(id)?.conn.send(data)?)
+    }
+
+    /// Reads bytes; `Ok(0)` is end of stream.
+    pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, StackError> {
+        Ok(self.sockets.entry(id)?.conn.recv(out)?)
+    }
+
+    /// Reads without copying: `consume` gets the readable bytes and returns how many it took.
+    pub fn recv_with(
+        &mut self,
+        id: ConnId,
+        consume: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, StackError> {
+        Ok(self.sockets.entry(id)?.conn.recv_with(consume)?)
+    }
+
+    /// Graceful close; the stack forgets the connection once it is fully closed.
+    pub fn close(&mut self, id: ConnId) -> Result<(), StackError> {
+        self.sockets.release(id, Connection::close)
+    }
+
+    /// Abortive close (RST).
+    pub fn abort(&mut self, id: ConnId) -> Result<(), StackError> {
+        self.sockets.release(id, Connection::abort)
+    }
+
+    /// Processes one datagram read from the device.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        match self.ip.handle_datagram(now, datagram) {
+            Ingress::Tcp { src, dst, segment } => {
+                self.sockets.handle_segment(now, src, dst, segment)
+            }
+            Ingress::IcmpError(err) => self.sockets.handle_icmp_error(err),
+            Ingress::Consumed | Ingress::Dropped(_) => {}
+        }
+    }
+
+    /// Fires expired timers everywhere.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ip.handle_timeout(now);
+        self.sockets.handle_timeout(now);
+    }
+
+    /// The earliest deadline of any timer in the stack.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self
+            .sockets
+            .conns
+            .values()
+            .filter_map(|e| e.conn.poll_timeout());
+        conns.chain(self.ip.poll_timeout()).min()
+    }
+
+    /// Writes the next datagram to send into `buf` (at least MTU bytes) and returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(len) = self.ip.poll_transmit(buf) {
+            return Some(len);
+        }
+        let (dst, len) = self
+            .sockets
+            .poll_segment(now, &mut buf[ipv4::HEADER_LEN..])?;
+        let header = self
+            .ip
+            .write_header(buf, dst, tcp_wire::PROTOCOL, len)
+            .ok()?;
+        Some(header + len)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.sockets.events.pop_front()
+    }
+}
+
+impl Sockets {
+    fn entry(&mut self, id: ConnId) -> Result<&mut Entry, StackError> {
+        self.conns
+            .get_mut(&id)
+            .ok_or(StackError::UnknownConnection(id))
+    }
+
+    fn connect(&mut self, now: Instant, remote: SocketAddrV4) -> Result<ConnId, StackError> {
+        if self.conns.len() >= self.config.max_connections {
+            return Err(StackError::TooManyConnections);
+        }
+        let local = self.pick_local_port(remote)?;
+        let iss = self
+            .isn
+            .isn(now.saturating_duration_since(self.epoch), local, remote);
+        let ts_offset = self.rng.gen();
+        let conn = Connection::connect(now, self.config.tcp.clone(), local, remote, iss, ts_offset);
+        Ok(self.insert(Quad { local, remote }, conn, None))
+    }
+
+    fn pick_local_port(&mut self, remote: SocketAddrV4) -> Result<SocketAddrV4, StackError> {
+        let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
+        let start = self.rng.gen_range(0..span);
+        for step in 0..span {
+            let port = *EPHEMERAL_PORTS.start() + ((start + step) % span) as u16;
+            let local = SocketAddrV4::new(self.config.local_addr, port);
+            let taken = self.by_quad.contains_key(&Quad { local, remote })
+                || self.listeners.contains_key(&port);
+            if !taken {
+                return Ok(local);
+            }
+        }
+        Err(StackError::NoFreePort(remote))
+    }
+
+    fn insert(&mut self, quad: Quad, conn: Connection, listener: Option<u16>) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        self.conns.insert(
+            id,
+            Entry {
+                conn,
+                quad,
+                listener,
+                released: false,
+            },
+        );
+        self.by_quad.insert(quad, id);
+        self.order.push(id);
+        id
+    }
+
+    fn release(&mut self, id: ConnId, how: impl FnOnce(&mut Connection)) -> Result<(), StackError> {
+        let entry = self
+            .conns
+            .get_mut(&id)
+            .ok_or(StackError::UnknownConnection(id))?;
+        how(&mut entry.conn);
+        entry.released = true;
+        drain_events(&mut self.events, &mut self.listeners, id, entry);
+        Ok(())
+    }
+
+    fn handle_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) {
+        let seg = match TcpRepr::parse(src, dst, segment) {
+            Ok(seg) => seg,
+            Err(TcpParseError::BadChecksum) => {
+                self.stats.tcp_checksum_failures += 1;
+                let owner =
+                    quad_of_raw(src, dst, segment).and_then(|q| self.by_quad.get(&q).copied());
+                if let Some(entry) = owner.and_then(|id| self.conns.get_mut(&id)) {
+                    entry.conn.count_checksum_failure();
+                }
+                return;
+            }
+            Err(_) => {
+                self.stats.tcp_malformed += 1;
+                return;
+            }
+        };
+        let quad = Quad {
+            local: SocketAddrV4::new(dst, seg.dst_port),
+            remote: SocketAddrV4::new(src, seg.src_port),
+        };
+        if let Some(&id) = self.by_quad.get(&quad) {
+            if let Some(entry) = self.conns.get_mut(&id) {
+                entry.conn.handle_segment(now, &seg);
+                drain_events(&mut self.events, &mut self.listeners, id, entry);
+                return;
+            }
+        }
+        let port = quad.local.port();
+        if seg.control == Control::Syn && seg.ack.is_none() && self.listeners.contains_key(&port) {
+            self.accept_syn(now, quad, &seg);
+            return;
+        }
+        self.stats.tcp_no_connection += 1;
+        self.queue_rst(quad, &seg);
+    }
+
+    /// Passive open: a SYN for a listener becomes a connection in SYN-RECEIVED, unless the
+    /// listener's backlog or the stack is full (then the SYN is dropped and will be retried).
+    fn accept_syn(&mut self, now: Instant, quad: Quad, syn: &TcpRepr) {
+        let port = quad.local.port();
+        let pending = self
+            .conns
+            .values()
+            .filter(|e| e.listener == Some(port))
+            .count();
+        if self.conns.len() >= self.config.max_connections || pending >= self.config.backlog {
+            return;
+        }
+        let iss = self.isn.isn(
+            now.saturating_duration_since(self.epoch),
+            quad.local,
+            quad.remote,
+        );
+        let ts_offset = self.rng.gen();
+        let conn = Connection::accept(
+            now,
+            self.config.tcp.clone(),
+            quad.local,
+            quad.remote,
+            syn,
+            iss,
+            ts_offset,
+        );
+        self.insert(quad, conn, Some(port));
+    }
+
+    /// RFC 9293 §3.10.7.1: a segment for no connection gets a reset, unless it is one.
+    fn queue_rst(&mut self, quad: Quad, seg: &TcpRepr) {
+        if seg.control == Control::Rst {
+            return;
+        }
+        if self.rsts.len() >= RST_QUEUE_LIMIT {
+            self.stats.rsts_suppressed += 1;
+            return;
+        }
+        let (seq, ack) = match seg.ack {
+            Some(ack) => (ack, None),
+            None => (SeqNum(0), Some(seg.seq + seg.segment_len())),
+        };
+        self.rsts.push_back(PendingRst {
+            to: quad.remote,
+            from_port: quad.local.port(),
+            seq,
+            ack,
+        });
+    }
+
+    fn handle_icmp_error(&mut self, err: ipv4::IcmpError) {
+        self.stats.icmp_errors += 1;
+        let quad = Quad {
+            local: SocketAddrV4::new(self.config.local_addr, err.local_port),
+            remote: SocketAddrV4::new(err.remote_addr, err.remote_port),
+        };
+        let Some(&id) = self.by_quad.get(&quad) else {
+            self.stats.icmp_errors_ignored += 1;
+            return;
+        };
+        let Some(entry) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match err.kind {
+            ipv4::IcmpErrorKind::FragmentationNeeded { next_hop_mtu } => {
+                // RFC 1191: an MTU of 0 comes from old routers; never go below 576.
+                let mtu = if next_hop_mtu == 0 {
+                    576
+                } else {
+                    next_hop_mtu.max(576)
+                };
+                entry.conn.handle_path_mtu(SeqNum(err.seq), mtu);
+            }
+            kind => {
+                entry
+                    .conn
+                    .handle_icmp_error(SeqNum(err.seq), kind.is_hard(), &kind.to_string())
+            }
+        }
+        drain_events(&mut self.events, &mut self.listeners, id, entry);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        for index in 0..self.order.len() {
+            let id = self.order[index];
+            if let Some(entry) = self.conns.get_mut(&id) {
+                if entry.conn.poll_timeout().is_some_and(|at| at <= now) {
+                    entry.conn.handle_timeout(now);
+                    drain_events(&mut self.events, &mut self.listeners, id, entry);
+                }
+            }
+        }
+        self.reap();
+    }
+
+    /// The next TCP segment from any connection (or a queued reset), round-robin so one bulk
+    /// sender cannot starve the others. Returns its destination and length.
+    fn poll_segment(&mut self, now: Instant, buf: &mut [u8]) -> Option<(Ipv4Addr, usize)> {
+        if let Some(rst) = self.rsts.pop_front() {
+            let repr = TcpRepr {
+                src_port: rst.from_port,
+                dst_port: rst.to.port(),
+                control: Control::Rst,
+                seq: rst.seq,
+                ack: rst.ack,
+                window: 0,
+                options: TcpOptions::default(),
+                payload: &[],
+            };
+            self.stats.rsts_sent += 1;
+            return Some((
+                *rst.to.ip(),
+                repr.emit(self.config.local_addr, *rst.to.ip(), buf),
+            ));
+        }
+        let count = self.order.len();
+        for step in 0..count {
+            let index = (self.cursor + step) % count;
+            let id = self.order[index];
+            let Some(entry) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let sent = entry.conn.poll_transmit(now, buf);
+            drain_events(&mut self.events, &mut self.listeners, id, entry);
+            if let Some(len) = sent {
+                self.cursor = (index + 1) % count;
+                return Some((*entry.quad.remote.ip(), len));
+            }
+        }
+        self.reap();
+        None
+    }
+
+    /// Forgets connections that are closed and that the application released (or never
+    /// accepted).
+    fn reap(&mut self) {
+        let before = self.conns.len();
+        let mut gone = Vec::new();
+        self.conns.retain(|id, e| {
+            let dead = e.conn.is_closed() && (e.released || e.listener.is_some());
+            if dead {
+                gone.push((*id, e.quad, e.listener));
+            }
+            !dead
+        });
+        if self.conns.len() == before {
+            return;
+        }
+        for (id, quad, listener) in gone {
+            self.by_quad.remove(&quad);
+            if let Some(l) = listener.and_then(|port| self.listeners.get_mut(&port)) {
+                l.ready.retain(|r| *r != id);
+            }
+        }
+        self.order.retain(|id| self.conns.contains_key(id));
+        self.cursor = 0;
+    }
+}
+
+fn drain_events(
+    events: &mut VecDeque<Event>,
+    listeners: &mut HashMap<u16, Listener>,
+    id: ConnId,
+    entry: &mut Entry,
+) {
+    while let Some(event) = entry.conn.poll_event() {
+        let event = match event {
+            ConnEvent::Connected => match entry.listener {
+                Some(port) => {
+                    if let Some(l) = listeners.get_mut(&port) {
+                        l.ready.push_back(id);
+                    }
+                    Event::Incoming { port }
+                }
+                None => Event::Connected(id),
+            },
+            ConnEvent::Readable => Event::Readable(id),
+            ConnEvent::Writable => Event::Writable(id),
+            ConnEvent::PeerFinished => Event::PeerFinished(id),
+            ConnEvent::Closed => Event::Closed(id),
+            ConnEvent::Failed(err) => Event::Failed(id, err),
+        };
+        events.push_back(event);
+    }
+}
+
+/// The 4-tuple of a segment whose checksum failed, read without trusting anything else.
+fn quad_of_raw(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Option<Quad> {
+    let ports = segment.get(..4)?;
+    Some(Quad {
+        local: SocketAddrV4::new(dst, u16::from_be_bytes([ports[2], ports[3]])),
+        remote: SocketAddrV4::new(src, u16::from_be_bytes([ports[0], ports[1]])),
+    })
+}
