@@ -39,8 +39,16 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    /// Registers `device` with a new mio poller.
-    pub fn new(device: TunDevice, stack: Stack, tracer: Option<Tracer>) -> io::Result<Self> {
+    /// Registers `device` with a new mio poller; `make_stack` gets the clock's current reading
+    /// to anchor the stack's clocks. `trace` prints every datagram to stderr.
+    pub fn new(
+        device: TunDevice,
+        make_stack: impl FnOnce(Instant) -> Stack,
+        trace: bool,
+    ) -> io::Result<Self> {
+        let now = Instant::now();
+        let stack = make_stack(now);
+        let tracer = trace.then(|| Tracer::new(now));
         let poll = Poll::new()?;
         poll.registry().register(
             &mut SourceFd(&device.as_raw_fd()),

@@ -22,7 +22,6 @@ use crate::http::{
 };
 use crate::stack::{ConnId, Event, Stack, StackConfig, StackError};
 use crate::tcp::ConnError;
-use crate::trace::Tracer;
 
 /// Everything that can end a download early; each Display is the one line the user sees.
 #[derive(Debug, Error)]
@@ -109,13 +108,11 @@ pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
     let device = TunDevice::open(&args.iface)?;
     let mtu = device.mtu().unwrap_or(1500).clamp(576, 65535);
     device.wait_until_up(Duration::from_millis(500));
-    let start = Instant::now();
     let mut secret = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
-    let stack = Stack::new(start, config);
-    let tracer = args.verbose.then(|| Tracer::new(start));
-    let mut lp = EventLoop::new(device, stack, tracer)?;
+    let mut lp = EventLoop::new(device, |now| Stack::new(now, config), args.verbose)?;
+    let start = lp.now();
 
     let target = match &args.output {
         Some(cli::Output::Stdout) => OutputTarget::Stdout,
@@ -147,7 +144,7 @@ pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
             Outcome::Done(bytes) => {
                 return Ok(Summary {
                     bytes,
-                    elapsed: start.elapsed(),
+                    elapsed: lp.now() - start,
                     retransmissions,
                     destination,
                 });
