@@ -76,7 +76,8 @@ demo: build
         --iface tun0 --local-ip 10.77.0.2 -o "$work/fetched.bin" \
         http://10.77.1.2:8080/demo.bin || status=$?
     want=$(sha256sum < "$work/served/demo.bin" | cut -d' ' -f1)
-    got=$(sha256sum < "$work/fetched.bin" 2>/dev/null | cut -d' ' -f1 || true)
+    got=""
+    if [[ -f $work/fetched.bin ]]; then got=$(sha256sum < "$work/fetched.bin" | cut -d' ' -f1); fi
     echo "served  sha256 $want"
     echo "fetched sha256 ${got:-<no file>}"
     if [[ $status -eq 0 && $got == "$want" ]]; then
