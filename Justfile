@@ -1,0 +1,108 @@
+# tunstack tasks. `just` lists them; recipes that touch interfaces need root (see README).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments := true
+
+# sudo's secure_path drops ~/.cargo/bin; put the current user's cargo back in front.
+export PATH := env("CARGO_HOME", env("HOME", "/root") / ".cargo") / "bin" + ":" + env("PATH", "/usr/bin:/bin")
+
+# List the recipes
+default:
+    @just --list
+
+# Build the release binary (target/release/tunstack)
+build:
+    cargo build --release
+
+# Download URL through tun0, creating tun0 with setup/up first if it is missing
+fetch URL *ARGS: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ ! -e /sys/class/net/tun0 ]]; then
+        echo "tun0 is missing: running setup/up (needs root)" >&2
+        if [[ $EUID -eq 0 ]]; then setup/up; else sudo setup/up; fi
+    fi
+    exec target/release/tunstack fetch "$@"
+
+# Create tun0 (owned by the user who ran sudo), forwarding and masquerading for real use
+setup:
+    setup/up
+
+# Remove what `setup` made (tun0 and the nftables table; ip_forward is left as it is)
+teardown:
+    setup/down
+
+# Download a 32 MiB random file inside a throwaway sandbox and compare checksums (needs root)
+demo: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ $EUID -ne 0 ]]; then echo "demo: needs root to create namespaces: sudo just demo" >&2; exit 1; fi
+    name=tsdemo
+    work=$(mktemp -d)
+    server_pid=""
+    cleanup() {
+        if [[ -n $server_pid ]]; then
+            kill "$server_pid" 2>/dev/null || true
+            wait "$server_pid" 2>/dev/null || true
+        fi
+        setup/sandbox down "$name"
+        rm -rf "$work"
+    }
+    trap cleanup EXIT
+    setup/sandbox up "$name"
+    mkdir "$work/served"
+    head -c 32M /dev/urandom > "$work/served/demo.bin"
+    # The interpreter itself, not a version-manager shim, so that $! is the server's PID.
+    python=$(python3 -c 'import sys; print(sys.executable)')
+    ip netns exec "$name-server" "$python" -m http.server 8080 --bind 10.77.1.2 \
+        --directory "$work/served" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    ready=no
+    for _ in $(seq 50); do
+        if ip netns exec "$name-server" bash -c 'exec 3<>/dev/tcp/10.77.1.2/8080' 2>/dev/null; then
+            ready=yes
+            break
+        fi
+        sleep 0.1
+    done
+    if [[ $ready != yes ]]; then
+        echo "demo: the HTTP server did not start within 5 s:" >&2
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+    echo "demo: fetching http://10.77.1.2:8080/demo.bin (32 MiB) through the userspace stack"
+    status=0
+    time timeout 120 ip netns exec "$name-client" target/release/tunstack fetch \
+        --iface tun0 --local-ip 10.77.0.2 -o "$work/fetched.bin" \
+        http://10.77.1.2:8080/demo.bin || status=$?
+    want=$(sha256sum < "$work/served/demo.bin" | cut -d' ' -f1)
+    got=""
+    if [[ -f $work/fetched.bin ]]; then got=$(sha256sum < "$work/fetched.bin" | cut -d' ' -f1); fi
+    echo "served  sha256 $want"
+    echo "fetched sha256 ${got:-<no file>}"
+    if [[ $status -eq 0 && $got == "$want" ]]; then
+        echo PASS
+    else
+        echo "FAIL (tunstack exit status $status)"
+        exit 1
+    fi
+
+# Unit, property and end-to-end tests (the end-to-end ones need root: sudo just test)
+test:
+    cargo test --release -- --test-threads 2
+
+# Formatting, clippy, and no clock or sleep outside the I/O shell
+lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    offenders=$(grep -rnE 'Instant::now|SystemTime|thread::sleep' src --include='*.rs' \
+        | grep -vE '^src/(event_loop\.rs|event_loop/|main\.rs|device/)' \
+        | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
+    if [[ -n $offenders ]]; then
+        echo "lint: the sans-IO core must not read the clock or sleep; found:" >&2
+        echo "$offenders" >&2
+        exit 1
+    fi
+    echo "lint: ok"

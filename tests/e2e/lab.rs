@@ -1,0 +1,394 @@
+//! A sandbox (`setup/sandbox`) with test servers in it, torn down on drop whatever happens.
+//!
+//! Topology (see setup/sandbox): NAME-client holds tun0 (10.77.0.1/24; tunstack is 10.77.0.2)
+//! and NAME-c 10.77.1.1; NAME-server holds NAME-s 10.77.1.2 with a route back to 10.77.0.0/24.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::files::{seeded_bytes, sha256_hex, ScratchDir};
+use super::process::{Outcome, Running};
+
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
+pub const PYTHON_PORT: u16 = 8080;
+pub const NGINX_PORT: u16 = 8081;
+pub const ODD_PORT: u16 = 8082;
+/// Nothing listens here: the server kernel answers SYNs with RST.
+pub const CLOSED_PORT: u16 = 81;
+/// The server namespace silently drops SYNs to this port once `drop_port` ran.
+pub const DROPPED_PORT: u16 = 8099;
+
+/// Longest a single `tunstack fetch` may run before the watchdog kills it.
+pub const FETCH_LIMIT: Duration = Duration::from_secs(60);
+const READY_LIMIT: Duration = Duration::from_secs(5);
+
+/// The binary under test; `TUNSTACK_E2E_BIN` substitutes another implementation of the same
+/// command line (used to check the harness itself against a reference client).
+pub fn tunstack_bin() -> String {
+    std::env::var("TUNSTACK_E2E_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tunstack").to_owned())
+}
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The end-to-end tests need to create namespaces and TUN devices.
+pub fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !Path::new("/dev/net/tun").exists() {
+        eprintln!("skipped: needs root and /dev/net/tun (run `sudo just test`)");
+        return false;
+    }
+    true
+}
+
+/// The real interpreter behind `python3` (not a version-manager shim), so that the PID we get
+/// from spawning it is the server's own and can be killed directly.
+fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let output = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 must be installed");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    })
+}
+
+struct Server {
+    label: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// One sandbox with its scratch directories and server processes.
+pub struct Lab {
+    name: String,
+    scratch: ScratchDir,
+    servers: Vec<Server>,
+    client_rsts_at_start: u64,
+}
+
+impl Lab {
+    /// Builds the sandbox `name` (at most 12 characters, unique per test).
+    pub fn new(name: &str) -> Lab {
+        let scratch = ScratchDir::new(name);
+        fs::create_dir(scratch.path().join("served")).unwrap();
+        fs::create_dir(scratch.path().join("out")).unwrap();
+        fs::create_dir(scratch.path().join("logs")).unwrap();
+        let mut lab = Lab {
+            name: name.to_owned(),
+            scratch,
+            servers: Vec::new(),
+            client_rsts_at_start: 0,
+        };
+        // From here on, Drop removes the namespaces even if `up` fails half-way.
+        run_checked(Command::new(repo_path("setup/sandbox")).args(["up", name]));
+        lab.client_rsts_at_start = lab.client_out_rsts();
+        lab
+    }
+
+    pub fn client_ns(&self) -> String {
+        format!("{}-client", self.name)
+    }
+
+    pub fn server_ns(&self) -> String {
+        format!("{}-server", self.name)
+    }
+
+    /// Files here are what the servers serve.
+    pub fn served_dir(&self) -> PathBuf {
+        self.scratch.path().join("served")
+    }
+
+    /// tunstack runs with this as its working directory and saves here.
+    pub fn out_dir(&self) -> PathBuf {
+        self.scratch.path().join("out")
+    }
+
+    /// Writes a reproducible file of `len` bytes under the served directory; returns its SHA-256.
+    pub fn serve_file(&self, name: &str, len: usize, seed: u64) -> String {
+        let bytes = seeded_bytes(len, seed);
+        fs::write(self.served_dir().join(name), &bytes).unwrap();
+        sha256_hex(&bytes)
+    }
+
+    /// python3 -m http.server on 10.77.1.2:8080.
+    pub fn start_python(&mut self) {
+        let served = self.served_dir();
+        let port = PYTHON_PORT.to_string();
+        let args = [
+            python(),
+            "-m",
+            "http.server",
+            port.as_str(),
+            "--bind",
+            "10.77.1.2",
+            "--directory",
+            served.to_str().unwrap(),
+        ];
+        self.start_server("python-http", &args, PYTHON_PORT);
+    }
+
+    /// nginx on 10.77.1.2:8081 with sendfile, a single process, everything under the scratch dir.
+    pub fn start_nginx(&mut self) {
+        let prefix = self.scratch.path().join("nginx");
+        fs::create_dir_all(&prefix).unwrap();
+        let p = prefix.display();
+        let served = self.served_dir();
+        let config = format!(
+            "daemon off;\n\
+             master_process off;\n\
+             worker_processes 1;\n\
+             pid {p}/nginx.pid;\n\
+             error_log {p}/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+             \x20   access_log off;\n\
+             \x20   sendfile on;\n\
+             \x20   client_body_temp_path {p}/body;\n\
+             \x20   proxy_temp_path {p}/proxy;\n\
+             \x20   fastcgi_temp_path {p}/fastcgi;\n\
+             \x20   uwsgi_temp_path {p}/uwsgi;\n\
+             \x20   scgi_temp_path {p}/scgi;\n\
+             \x20   types {{ application/octet-stream bin; }}\n\
+             \x20   server {{\n\
+             \x20       listen 10.77.1.2:{NGINX_PORT};\n\
+             \x20       root {};\n\
+             \x20   }}\n\
+             }}\n",
+            served.display()
+        );
+        let config_path = prefix.join("nginx.conf");
+        fs::write(&config_path, config).unwrap();
+        let prefix_arg = format!("{p}/");
+        let error_log = format!("{p}/error.log");
+        let args = [
+            "nginx",
+            "-p",
+            prefix_arg.as_str(),
+            "-e",
+            error_log.as_str(),
+            "-c",
+            config_path.to_str().unwrap(),
+        ];
+        self.start_server("nginx", &args, NGINX_PORT);
+    }
+
+    /// tests/servers/odd_server.py on 10.77.1.2:8082.
+    pub fn start_odd(&mut self) {
+        let script = repo_path("tests/servers/odd_server.py");
+        let served = self.served_dir();
+        let port = ODD_PORT.to_string();
+        let args = [
+            python(),
+            script.to_str().unwrap(),
+            "--bind",
+            "10.77.1.2",
+            "--port",
+            port.as_str(),
+            "--root",
+            served.to_str().unwrap(),
+        ];
+        self.start_server("odd-server", &args, ODD_PORT);
+    }
+
+    fn start_server(&mut self, label: &'static str, args: &[&str], port: u16) {
+        let log = self
+            .scratch
+            .path()
+            .join("logs")
+            .join(format!("{label}.log"));
+        let log_file = File::create(&log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.server_ns()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
+        self.servers.push(Server { label, child, log });
+        self.wait_until_accepting(port);
+    }
+
+    /// Polls (at most 5 s) until something in the server namespace accepts on `port`.
+    fn wait_until_accepting(&mut self, port: u16) {
+        let deadline = Instant::now() + READY_LIMIT;
+        let target = SocketAddrV4::new(SERVER_IP, port);
+        loop {
+            let ns = self.server_ns();
+            let accepted = in_netns(&ns, move || {
+                TcpStream::connect_timeout(&SocketAddr::V4(target), Duration::from_millis(200))
+                    .is_ok()
+            });
+            if accepted {
+                return;
+            }
+            let server = self.servers.last_mut().unwrap();
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited with {status} before accepting on {target}:\n{}",
+                    server.label,
+                    fs::read_to_string(&server.log).unwrap_or_default()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not accept on {target} within {READY_LIMIT:?}:\n{}",
+                    server.label,
+                    fs::read_to_string(&server.log).unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Makes the server namespace drop every SYN to `DROPPED_PORT`, in an nftables table of the
+    /// test's own (it disappears with the namespace).
+    pub fn drop_port(&self) {
+        let rules = format!(
+            "table inet e2e {{\n\
+             \x20   chain input {{\n\
+             \x20       type filter hook input priority 0; policy accept;\n\
+             \x20       tcp dport {DROPPED_PORT} drop\n\
+             \x20   }}\n\
+             }}\n"
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.server_ns(), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft must be installed");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nft rejected {rules}");
+    }
+
+    /// `tunstack fetch` in the client namespace, with `out_dir` as the working directory.
+    pub fn spawn_fetch(&self, args: &[&str]) -> Running {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.client_ns(), &tunstack_bin()])
+            .args(["fetch", "--iface", "tun0", "--local-ip", "10.77.0.2"])
+            .args(args)
+            .current_dir(self.out_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tunstack");
+        Running::new(child)
+    }
+
+    /// Runs `tunstack fetch` to completion (killed and failed after `FETCH_LIMIT`).
+    pub fn fetch(&self, args: &[&str]) -> Outcome {
+        self.spawn_fetch(args).finish(FETCH_LIMIT)
+    }
+
+    /// TcpOutRsts of the client namespace's kernel.
+    pub fn client_out_rsts(&self) -> u64 {
+        let snmp = in_netns(&self.client_ns(), || {
+            fs::read_to_string("/proc/thread-self/net/snmp")
+                .expect("read /proc/thread-self/net/snmp")
+        });
+        tcp_counter(&snmp, "OutRsts").expect("TcpOutRsts in /proc/net/snmp")
+    }
+
+    /// The client namespace's kernel must never answer the stack's segments with RST: tun0's
+    /// peer address is not the kernel's, so any RST there means packets went astray.
+    pub fn assert_no_client_rst(&self) {
+        let now = self.client_out_rsts();
+        assert_eq!(
+            now,
+            self.client_rsts_at_start,
+            "the client namespace kernel sent {} TCP RST(s)",
+            now - self.client_rsts_at_start
+        );
+    }
+
+    /// The log of a server, for failure messages.
+    pub fn server_logs(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| {
+                format!(
+                    "--- {} ---\n{}",
+                    s.label,
+                    fs::read_to_string(&s.log).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+        let status = Command::new(repo_path("setup/sandbox"))
+            .args(["down", &self.name])
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!(
+                "warning: `setup/sandbox down {}` failed: {status:?}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Runs `work` on a fresh thread that has joined the network namespace `ns`; other threads of
+/// the test process are unaffected.
+fn in_netns<T: Send + 'static>(ns: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    thread::spawn(move || {
+        let handle = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a namespace fd we hold open; it only affects this thread.
+        let result = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(
+            result,
+            0,
+            "setns({path}): {}",
+            std::io::Error::last_os_error()
+        );
+        work()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+/// A counter from the `Tcp:` lines of /proc/net/snmp (a header line, then a value line).
+pub fn tcp_counter(snmp: &str, name: &str) -> Option<u64> {
+    let mut tcp_lines = snmp.lines().filter(|line| line.starts_with("Tcp:"));
+    let header = tcp_lines.next()?;
+    let values = tcp_lines.next()?;
+    let index = header.split_whitespace().position(|field| field == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
+fn run_checked(command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}:\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
