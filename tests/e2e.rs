@@ -25,7 +25,7 @@ use e2e::lab::{
 };
 use e2e::process::{Outcome, Running};
 
-const ERROR_PREFIX: &str = "error: ";
+const ERROR_PREFIX: &str = "tunstack: ";
 const PRECIOUS: &[u8] = b"an older download that must survive a failed one\n";
 
 fn url(port: u16, path: &str) -> String {
@@ -41,7 +41,7 @@ fn assert_success(outcome: &Outcome) {
     );
 }
 
-/// The single `error: ...` line on stderr, without its prefix.
+/// The single `tunstack: ...` error line on stderr, without its prefix.
 fn error_message(outcome: &Outcome) -> String {
     let lines: Vec<&str> = outcome
         .stderr
