@@ -132,6 +132,28 @@ fn read_mtu(interface_dir: &Path) -> io::Result<usize> {
     })
 }
 
+impl TunDevice {
+    /// Waits (bounded) until the kernel reports the link up after we attached.
+    ///
+    /// Attaching turns the carrier on, but the kernel activates the queue only when its
+    /// link-watch work runs, a few milliseconds later; until then it drops what it routes to
+    /// the device, so a SYN-ACK arriving in that gap would cost a whole initial RTO.
+    pub fn wait_until_up(&self, limit: std::time::Duration) -> bool {
+        let path = interface_dir(&self.name).join("operstate");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let state = std::fs::read_to_string(&path).unwrap_or_default();
+            if state.trim() == "up" || state.trim() == "unknown" {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,27 +213,5 @@ mod tests {
     #[test]
     fn loopback_mtu_is_readable() {
         assert!(read_mtu(&interface_dir("lo")).unwrap() > 0);
-    }
-}
-
-impl TunDevice {
-    /// Waits (bounded) until the kernel reports the link up after we attached.
-    ///
-    /// Attaching turns the carrier on, but the kernel activates the queue only when its
-    /// link-watch work runs, a few milliseconds later; until then it drops what it routes to
-    /// the device, so a SYN-ACK arriving in that gap would cost a whole initial RTO.
-    pub fn wait_until_up(&self, limit: std::time::Duration) -> bool {
-        let path = interface_dir(&self.name).join("operstate");
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let state = std::fs::read_to_string(&path).unwrap_or_default();
-            if state.trim() == "up" || state.trim() == "unknown" {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
     }
 }

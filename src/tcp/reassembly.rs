@@ -176,7 +176,7 @@ impl ReceiveBuffer {
     /// first block reports the segment that triggered the ACK).
     pub fn sack_ranges(&self) -> impl Iterator<Item = Range<u64>> {
         let mut islands: Vec<Island> = self.islands.clone();
-        islands.sort_by(|a, b| b.touched.cmp(&a.touched));
+        islands.sort_by_key(|i| std::cmp::Reverse(i.touched));
         islands.into_iter().map(|i| i.start..i.end)
     }
 

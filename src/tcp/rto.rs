@@ -62,7 +62,7 @@ impl RttEstimator {
             }
             // §2.3: RTTVAR first (with the old SRTT), then SRTT; beta = 1/4, alpha = 1/8.
             Some(srtt) => {
-                let delta = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let delta = srtt.abs_diff(rtt);
                 self.rttvar = (self.rttvar * 3 + delta) / 4;
                 self.srtt = Some((srtt * 7 + rtt) / 8);
             }
