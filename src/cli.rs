@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
+use crate::device::fault::ImpairSpec;
+
 /// Address the stack uses on the TUN subnet unless told otherwise (the kernel side is 10.77.0.1).
 pub const DEFAULT_LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
@@ -72,6 +74,10 @@ pub struct FetchArgs {
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
 
+    /// Network impairment and capture between the device and the stack.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
     /// The http:// URL to download.
     #[arg(value_name = "URL")]
     pub url: String,
@@ -85,6 +91,48 @@ impl FetchArgs {
             .iter()
             .find(|entry| entry.matches(host, port))
             .map(|entry| entry.addr)
+    }
+}
+
+/// Options that wrap the TUN device: fault injection and packet capture.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeviceArgs {
+    /// Impair both directions, e.g. loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,jitter=5ms,rate=50mbit
+    #[arg(long, value_name = "SPEC")]
+    pub impair: Option<ImpairSpec>,
+
+    /// Impair only datagrams from the device to the stack (overrides --impair for that direction).
+    #[arg(long, value_name = "SPEC")]
+    pub impair_in: Option<ImpairSpec>,
+
+    /// Impair only datagrams from the stack to the device (overrides --impair for that direction).
+    #[arg(long, value_name = "SPEC")]
+    pub impair_out: Option<ImpairSpec>,
+
+    /// Seed of the impairment's random choices, so a failing run replays (random if absent).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Write every datagram crossing the device, both directions, to FILE (pcap, raw IPv4).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
+impl DeviceArgs {
+    /// The impairment for datagrams read from the device, if any.
+    pub fn inbound(&self) -> Option<&ImpairSpec> {
+        self.impair_in
+            .as_ref()
+            .or(self.impair.as_ref())
+            .filter(|s| !s.is_noop())
+    }
+
+    /// The impairment for datagrams written to the device, if any.
+    pub fn outbound(&self) -> Option<&ImpairSpec> {
+        self.impair_out
+            .as_ref()
+            .or(self.impair.as_ref())
+            .filter(|s| !s.is_noop())
     }
 }
 

@@ -5,13 +5,12 @@
 //! timers, and flushes again. Protocol decisions stay in the stack.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::device::tun::TunDevice;
+use crate::device::Device;
 use crate::stack::Stack;
 use crate::trace::Tracer;
 
@@ -26,7 +25,7 @@ pub const MAX_DATAGRAM: usize = 65535;
 pub struct EventLoop {
     poll: Poll,
     events: Events,
-    device: TunDevice,
+    device: Box<dyn Device>,
     stack: Stack,
     rx: Vec<u8>,
     tx: Vec<u8>,
@@ -42,7 +41,7 @@ impl EventLoop {
     /// Registers `device` with a new mio poller; `make_stack` gets the clock's current reading
     /// to anchor the stack's clocks. `trace` prints every datagram to stderr.
     pub fn new(
-        device: TunDevice,
+        device: Box<dyn Device>,
         make_stack: impl FnOnce(Instant) -> Stack,
         trace: bool,
     ) -> io::Result<Self> {
@@ -50,11 +49,8 @@ impl EventLoop {
         let stack = make_stack(now);
         let tracer = trace.then(|| Tracer::new(now));
         let poll = Poll::new()?;
-        poll.registry().register(
-            &mut SourceFd(&device.as_raw_fd()),
-            DEVICE,
-            Interest::READABLE,
-        )?;
+        poll.registry()
+            .register(&mut SourceFd(&device.raw_fd()), DEVICE, Interest::READABLE)?;
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(8),
@@ -84,7 +80,7 @@ impl EventLoop {
     pub fn turn(&mut self, until: Option<Instant>) -> io::Result<()> {
         self.flush()?;
         let now = Instant::now();
-        let deadline = [self.stack.poll_timeout(), until]
+        let deadline = [self.stack.poll_timeout(), self.device.poll_timeout(), until]
             .into_iter()
             .flatten()
             .min();
@@ -99,7 +95,11 @@ impl EventLoop {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(err) => return Err(err),
         }
-        let mut readable = self.rx_backlog;
+        let now = Instant::now();
+        self.device.poll(now)?;
+        // A wrapper (fault injection) may hold datagrams that are due now.
+        let device_due = self.device.poll_timeout().is_some_and(|at| at <= now);
+        let mut readable = self.rx_backlog || device_due;
         for event in self.events.iter() {
             if event.is_readable() || event.is_read_closed() || event.is_error() {
                 readable = true;
@@ -119,9 +119,9 @@ impl EventLoop {
     fn drain(&mut self) -> io::Result<()> {
         self.rx_backlog = false;
         for _ in 0..READ_BATCH {
-            match self.device.recv(&mut self.rx) {
+            let now = Instant::now();
+            match self.device.recv(now, &mut self.rx) {
                 Ok(len) => {
-                    let now = Instant::now();
                     let datagram = &self.rx[..len];
                     if let Some(tracer) = &mut self.tracer {
                         tracer.datagram(now, "in", datagram, &self.stack);
@@ -155,7 +155,7 @@ impl EventLoop {
                     }
                 }
             };
-            match self.device.send(&self.tx[..len]) {
+            match self.device.send(Instant::now(), &self.tx[..len]) {
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.tx_pending = Some(len);
@@ -177,11 +177,9 @@ impl EventLoop {
         } else {
             Interest::READABLE
         };
-        self.poll.registry().reregister(
-            &mut SourceFd(&self.device.as_raw_fd()),
-            DEVICE,
-            interest,
-        )?;
+        self.poll
+            .registry()
+            .reregister(&mut SourceFd(&self.device.raw_fd()), DEVICE, interest)?;
         self.writable_interest = wanted;
         Ok(())
     }

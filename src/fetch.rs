@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use url::Url;
 
-use crate::cli::{self, FetchArgs};
+use crate::cli::{self, DeviceArgs, FetchArgs};
+use crate::device::fault::{Fault, Impairer};
+use crate::device::pcap::Pcap;
 use crate::device::tun::TunDevice;
-use crate::device::DeviceError;
+use crate::device::{Device, DeviceError};
 use crate::event_loop::EventLoop;
 use crate::http::{
     build_request, redirect_target, HttpError, Output, OutputError, OutputTarget, Progress,
@@ -49,6 +51,8 @@ pub enum FetchError {
     Output(#[from] OutputError),
     #[error("stack error: {0}")]
     Stack(#[from] StackError),
+    #[error("{0}")]
+    Capture(String),
     #[error("I/O error on the device: {0}")]
     Io(#[from] std::io::Error),
     #[error("interrupted")]
@@ -105,9 +109,10 @@ pub fn interrupted() -> bool {
 
 /// Runs a whole download as the CLI asked. `url` was validated by the caller.
 pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
-    let device = TunDevice::open(&args.iface)?;
-    let mtu = device.mtu().unwrap_or(1500).clamp(576, 65535);
-    device.wait_until_up(Duration::from_millis(500));
+    let tun = TunDevice::open(&args.iface)?;
+    let mtu = tun.mtu().unwrap_or(1500).clamp(576, 65535);
+    tun.wait_until_up(Duration::from_millis(500));
+    let device = build_device(tun, &args.device, args.quiet)?;
     let mut secret = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
@@ -151,6 +156,34 @@ pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
             }
         }
     }
+}
+
+/// Wraps the TUN device as the flags ask: `Fault<Pcap<Tun>>`, so the capture shows what really
+/// crossed the device and the impairment sits between it and the stack.
+fn build_device(
+    tun: TunDevice,
+    flags: &DeviceArgs,
+    quiet: bool,
+) -> Result<Box<dyn Device>, FetchError> {
+    let mut device: Box<dyn Device> = Box::new(tun);
+    if let Some(path) = &flags.pcap {
+        let pcap = Pcap::create(device, path)
+            .map_err(|e| FetchError::Capture(format!("cannot write {}: {e}", path.display())))?;
+        device = Box::new(pcap);
+    }
+    let (inbound, outbound) = (flags.inbound(), flags.outbound());
+    if inbound.is_some() || outbound.is_some() {
+        let seed = flags.seed.unwrap_or_else(rand::random);
+        if !quiet {
+            eprintln!("tunstack: impairing with seed {seed} (replay with --seed {seed})");
+        }
+        // Distinct streams per direction, both derived from the one seed.
+        let inbound = inbound.map(|spec| Impairer::new(spec.clone(), seed));
+        let outbound =
+            outbound.map(|spec| Impairer::new(spec.clone(), seed ^ 0x9e37_79b9_7f4a_7c15));
+        device = Box::new(Fault::new(device, inbound, outbound));
+    }
+    Ok(device)
 }
 
 fn resolve(args: &FetchArgs, url: &Url) -> Result<SocketAddrV4, FetchError> {

@@ -3,9 +3,34 @@
 //! A device moves whole IPv4 datagrams between the kernel and the stack and never looks inside
 //! them, so the protocol code stays testable without a kernel.
 
+pub mod fault;
+pub mod pcap;
 pub mod tun;
 
 use std::io;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+/// A source and sink of whole IPv4 datagrams that the event loop can wait on.
+///
+/// Wrappers compose (`Fault<Pcap<Tun>>`): each forwards to the device inside it and may hold
+/// datagrams back, which is why a device has deadlines of its own.
+pub trait Device {
+    /// Reads one datagram into `buf`; `WouldBlock` when none is ready now.
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes one datagram (or takes it to write later); `WouldBlock` when it cannot now.
+    fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()>;
+    /// Moves held datagrams whose time has come; called every turn of the loop.
+    fn poll(&mut self, _now: Instant) -> io::Result<()> {
+        Ok(())
+    }
+    /// When `poll` or `recv` will have something without the descriptor becoming readable.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// The descriptor to wait on.
+    fn raw_fd(&self) -> RawFd;
+}
 
 /// Why a device could not be opened; every variant tells the user how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -61,4 +86,23 @@ pub enum DeviceError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Boxed devices compose like the concrete ones, so wrappers can be chosen at run time.
+impl<D: Device + ?Sized> Device for Box<D> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).recv(now, buf)
+    }
+    fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {
+        (**self).send(now, datagram)
+    }
+    fn poll(&mut self, now: Instant) -> io::Result<()> {
+        (**self).poll(now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn raw_fd(&self) -> RawFd {
+        (**self).raw_fd()
+    }
 }

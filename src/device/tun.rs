@@ -72,6 +72,20 @@ impl AsRawFd for TunDevice {
     }
 }
 
+impl super::Device for TunDevice {
+    fn recv(&mut self, _now: std::time::Instant, buf: &mut [u8]) -> io::Result<usize> {
+        TunDevice::recv(self, buf)
+    }
+
+    fn send(&mut self, _now: std::time::Instant, datagram: &[u8]) -> io::Result<()> {
+        TunDevice::send(self, datagram).map(|_| ())
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+}
+
 fn interface_dir(name: &str) -> PathBuf {
     Path::new("/sys/class/net").join(name)
 }

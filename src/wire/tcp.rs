@@ -310,7 +310,10 @@ mod tests {
                 mss: Some(1460),
                 window_scale: Some(10),
                 sack_permitted: true,
-                timestamps: Some(Timestamps { value: 0xf76b_7fa7, echo: 0x5620_f7c3 }),
+                timestamps: Some(Timestamps {
+                    value: 0xf76b_7fa7,
+                    echo: 0x5620_f7c3,
+                }),
                 sack_blocks: [None; MAX_SACK_BLOCKS],
             },
             payload: &[],
