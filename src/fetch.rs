@@ -23,7 +23,7 @@ use crate::http::{
     RedirectChain, RequestOptions, ResponseHead, ResponseReader,
 };
 use crate::stack::{ConnId, Event, Stack, StackConfig, StackError};
-use crate::tcp::ConnError;
+use crate::tcp::{ConnError, ConnStats};
 
 /// Everything that can end a download early; each Display is the one line the user sees.
 #[derive(Debug, Error)]
@@ -64,7 +64,8 @@ pub enum FetchError {
 pub struct Summary {
     pub bytes: u64,
     pub elapsed: Duration,
-    pub retransmissions: u64,
+    /// TCP counters summed over every connection of the download (redirects included).
+    pub tcp: TcpTotals,
     pub destination: String,
 }
 
@@ -74,9 +75,37 @@ impl std::fmt::Display for Summary {
         let mbit = self.bytes as f64 * 8.0 / secs / 1e6;
         write!(
             f,
-            "saved {} bytes to {} in {:.2} s ({:.1} Mbit/s), {} retransmissions",
-            self.bytes, self.destination, secs, mbit, self.retransmissions
+            "saved {} bytes to {} in {:.2} s ({:.1} Mbit/s); retransmitted {}, received {} duplicate \
+             and {} out-of-order segments, sent {} duplicate ACKs",
+            self.bytes,
+            self.destination,
+            secs,
+            mbit,
+            self.tcp.retransmits_fast + self.tcp.retransmits_timeout,
+            self.tcp.duplicate_segments_in,
+            self.tcp.out_of_order_in,
+            self.tcp.dup_acks_out,
         )
+    }
+}
+
+/// The per-connection counters that matter to a user, summed over connections.
+#[derive(Debug, Clone, Default)]
+pub struct TcpTotals {
+    pub retransmits_fast: u64,
+    pub retransmits_timeout: u64,
+    pub duplicate_segments_in: u64,
+    pub out_of_order_in: u64,
+    pub dup_acks_out: u64,
+}
+
+impl TcpTotals {
+    fn add(&mut self, stats: &ConnStats) {
+        self.retransmits_fast += stats.retransmits_fast;
+        self.retransmits_timeout += stats.retransmits_timeout;
+        self.duplicate_segments_in += stats.duplicate_segments_in;
+        self.out_of_order_in += stats.out_of_order_in;
+        self.dup_acks_out += stats.dup_acks_out;
     }
 }
 
@@ -129,7 +158,7 @@ pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
         OutputTarget::Path(p) => p.display().to_string(),
     };
     let mut chain = RedirectChain::new(url, args.max_redirects as usize);
-    let mut retransmissions = 0;
+    let mut tcp = TcpTotals::default();
     loop {
         let url = chain.current().clone();
         let addr = resolve(args, &url)?;
@@ -138,7 +167,7 @@ pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
         }
         let mut exchange = Exchange::start(&mut lp, &url, addr, target.clone(), args)?;
         let outcome = exchange.run(&mut lp, args);
-        retransmissions += exchange.retransmissions(&mut lp);
+        tcp.add(&exchange.stats);
         match outcome? {
             Outcome::Redirect(next) => {
                 if args.verbose {
@@ -150,7 +179,7 @@ pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
                 return Ok(Summary {
                     bytes,
                     elapsed: lp.now() - start,
-                    retransmissions,
+                    tcp,
                     destination,
                 });
             }
@@ -239,6 +268,8 @@ struct Exchange {
     started: Instant,
     last_heard: Instant,
     segments_seen: u64,
+    /// The connection's counters when the exchange ended (the stack forgets closed connections).
+    stats: ConnStats,
 }
 
 impl Exchange {
@@ -266,23 +297,17 @@ impl Exchange {
             started: now,
             last_heard: now,
             segments_seen: 0,
+            stats: ConnStats::default(),
         })
-    }
-
-    fn retransmissions(&self, lp: &mut EventLoop) -> u64 {
-        lp.stack()
-            .connection(self.conn)
-            .map(|c| {
-                let s = c.stats();
-                s.retransmits_fast + s.retransmits_timeout
-            })
-            .unwrap_or(0)
     }
 
     /// Drives the exchange to its end; on any error the connection is reset and the temporary
     /// file removed (by dropping the output).
     fn run(&mut self, lp: &mut EventLoop, args: &FetchArgs) -> Result<Outcome, FetchError> {
         let result = self.drive(lp, args);
+        if let Some(conn) = lp.stack().connection(self.conn) {
+            self.stats = conn.stats();
+        }
         match &result {
             Ok(_) => self.close_gracefully(lp),
             Err(_) => {

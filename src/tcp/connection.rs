@@ -172,6 +172,8 @@ pub struct ConnStats {
     /// Loss recovery episodes entered.
     pub recoveries: u64,
     pub dup_acks_in: u64,
+    /// ACKs we sent that repeated the previous acknowledgement because data was missing.
+    pub dup_acks_out: u64,
     pub out_of_order_in: u64,
     pub duplicate_segments_in: u64,
     /// Segments for this 4-tuple dropped for a bad checksum (counted by the stack).
@@ -1548,6 +1550,9 @@ impl Connection {
         let total = header_len + payload_len;
         tcp::fill_checksum(*self.local.ip(), *self.remote.ip(), &mut buf[..total]);
         if let Some(ack) = repr.ack {
+            if ack == self.last_ack_sent && payload_len == 0 && self.recv.has_out_of_order() {
+                self.stats.dup_acks_out += 1;
+            }
             self.last_ack_sent = ack;
             let edge = ack + (usize::from(repr.window) << self.opts.rcv_shift);
             if edge.after(self.rcv_adv) {
