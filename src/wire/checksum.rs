@@ -2,23 +2,34 @@
 
 use std::net::Ipv4Addr;
 
-/// Adds `data` to a running 32-bit one's-complement sum, 16 bits at a time (big-endian).
+/// Adds `data` to a running one's-complement sum (RFC 1071) and returns it partly folded.
 ///
 /// Kept as a running sum so a pseudo-header, a header and a payload in different buffers can be
-/// summed without copying them together.
-pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        sum = sum.wrapping_add(u32::from(u16::from_be_bytes([pair[0], pair[1]])));
-        // Fold early so the running sum never overflows, whatever the length.
-        if sum & 0x8000_0000 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
+/// summed without copying them together; every piece but the last must have even length. The
+/// sum is taken 64 bits at a time (one's-complement addition does not care about word size as
+/// long as carries wrap around), which matters: every received segment is summed once.
+pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
+    let mut acc = u64::from(sum);
+    let mut words = data.chunks_exact(8);
+    for word in &mut words {
+        let value = u64::from_be_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        let (total, carry) = acc.overflowing_add(value);
+        acc = total + u64::from(carry);
     }
-    if let [last] = chunks.remainder() {
-        sum = sum.wrapping_add(u32::from(*last) << 8);
+    let mut tail = words.remainder().chunks_exact(2);
+    for pair in &mut tail {
+        acc += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
     }
-    sum
+    if let [last] = tail.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    // Fold to at most 17 bits, so callers may add a few small values without overflow.
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u32
 }
 
 /// Folds a running sum into the final 16-bit checksum value (the one's complement of the sum).
@@ -51,6 +62,26 @@ mod tests {
         // The worked example of RFC 1071 §3: the sum is 0xddf2, so the checksum is !0xddf2.
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(finish(accumulate(0, &data)), !0xddf2);
+    }
+
+    #[test]
+    fn wide_sum_equals_the_plain_16_bit_sum() {
+        // Reference: RFC 1071's 16-bit loop, on lengths around the 8-byte word size.
+        let data: Vec<u8> = (0..1500u32).map(|i| (i * 151 + 7) as u8).collect();
+        for len in [0, 1, 2, 7, 8, 9, 15, 16, 17, 1459, 1500] {
+            let mut reference = 0u32;
+            for pair in data[..len].chunks(2) {
+                let hi = u32::from(pair[0]) << 8;
+                reference += hi | pair.get(1).copied().map_or(0, u32::from);
+            }
+            assert_eq!(
+                finish(accumulate(0, &data[..len])),
+                finish(reference),
+                "length {len}"
+            );
+        }
+        let all_ones = [0xffu8; 64];
+        assert_eq!(finish(accumulate(0xffff, &all_ones)), 0);
     }
 
     #[test]
