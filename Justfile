@@ -109,3 +109,8 @@ lint:
         exit 1
     fi
     echo "lint: ok"
+
+# Compare tunstack with smoltcp and the kernel's TCP (curl) in a throwaway sandbox and write
+# bench/results.md (needs root: `sudo just bench`, or `sudo just bench 256M` for a quick run)
+bench *ARGS:
+    bench/run.sh "$@"

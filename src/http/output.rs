@@ -94,6 +94,15 @@ pub struct Output {
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
     File(PendingFile),
+    /// An existing target that is not a regular file (`/dev/null`, a FIFO, a terminal): written
+    /// in place, since renaming a temporary file over it would replace the device itself.
+    Special(BufWriter<File>, PathBuf),
+}
+
+/// True for an existing path that is neither a regular file nor a directory (a device, FIFO or
+/// socket), following symlinks as a write would.
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir())
 }
 
 /// A temporary file that becomes `target` on commit and disappears otherwise.
@@ -112,6 +121,19 @@ impl Output {
             OutputTarget::Stdout => {
                 Sink::Stdout(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout()))
             }
+            OutputTarget::Path(path) if is_special_file(path) => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|source| OutputError::Commit {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Sink::Special(
+                    BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file),
+                    path.clone(),
+                )
+            }
             OutputTarget::Path(path) => Sink::File(PendingFile::create(path)?),
         };
         Ok(Output { sink })
@@ -121,7 +143,7 @@ impl Output {
     /// if the process is interrupted before `Drop` runs. `None` for standard output.
     pub fn temp_path(&self) -> Option<&Path> {
         match &self.sink {
-            Sink::Stdout(_) => None,
+            Sink::Stdout(_) | Sink::Special(..) => None,
             Sink::File(pending) => Some(&pending.temp),
         }
     }
@@ -132,6 +154,9 @@ impl Output {
         match self.sink {
             Sink::Stdout(mut writer) => writer.flush().map_err(OutputError::Stdout),
             Sink::File(mut pending) => pending.commit(),
+            Sink::Special(mut writer, path) => writer
+                .flush()
+                .map_err(|source| OutputError::Commit { path, source }),
         }
     }
 }
@@ -141,6 +166,7 @@ impl Write for Output {
         match &mut self.sink {
             Sink::Stdout(writer) => writer.write(bytes),
             Sink::File(pending) => pending.writer()?.write(bytes),
+            Sink::Special(writer, _) => writer.write(bytes),
         }
     }
 
@@ -148,6 +174,7 @@ impl Write for Output {
         match &mut self.sink {
             Sink::Stdout(writer) => writer.write_all(bytes),
             Sink::File(pending) => pending.writer()?.write_all(bytes),
+            Sink::Special(writer, _) => writer.write_all(bytes),
         }
     }
 
@@ -155,6 +182,7 @@ impl Write for Output {
         match &mut self.sink {
             Sink::Stdout(writer) => writer.flush(),
             Sink::File(pending) => pending.writer()?.flush(),
+            Sink::Special(writer, _) => writer.flush(),
         }
     }
 }
@@ -323,6 +351,23 @@ mod tests {
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_device_target_is_written_in_place_not_replaced() {
+        // Through a symlink, so a regression would replace the link, never /dev/null itself.
+        let dir = TestDir::new("device");
+        let link = dir.0.join("sink");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let mut output = Output::create(&OutputTarget::Path(link.clone())).unwrap();
+        assert_eq!(output.temp_path(), None);
+        output.write_all(b"discarded").unwrap();
+        output.commit().unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(dir.entries(), vec!["sink".to_string()]);
     }
 
     #[test]
