@@ -113,6 +113,11 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Do not ask the kernel for checksum and segmentation offloads on the TUN (and clear any
+    /// an earlier program left), so every read is one MTU-sized datagram.
+    #[arg(long)]
+    pub no_offload: bool,
+
     /// Write every datagram crossing the device, both directions, to FILE (pcap, raw IPv4).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,

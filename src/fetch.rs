@@ -138,7 +138,7 @@ pub fn interrupted() -> bool {
 
 /// Runs a whole download as the CLI asked. `url` was validated by the caller.
 pub fn run(args: &FetchArgs, url: Url) -> Result<Summary, FetchError> {
-    let tun = TunDevice::open(&args.iface)?;
+    let tun = TunDevice::open(&args.iface, !args.device.no_offload)?;
     let mtu = tun.mtu().unwrap_or(1500).clamp(576, 65535);
     tun.wait_until_up(Duration::from_millis(500));
     let device = build_device(tun, &args.device, args.quiet)?;

@@ -1081,7 +1081,9 @@ impl Connection {
             return;
         }
         // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full-sized segment.
-        self.unacked_segments += 1;
+        // A super-segment from a TUN with offloads counts as the segments it merged.
+        let merged = (seg.payload.len() / usize::from(self.config.mss).max(1)).max(1);
+        self.unacked_segments += merged as u32;
         if self.unacked_segments >= 2 || self.ack == AckState::Now {
             self.ack = AckState::Now;
         } else if self.ack == AckState::Idle {
