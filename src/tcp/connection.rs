@@ -679,6 +679,7 @@ impl Connection {
                 if self.snd_una == self.iss && self.rtt.backoffs() == 0 && self.retries == 0 {
                     self.sample_rtt_from(now, seg, Some(self.iss));
                 }
+                self.rtt_probe = None;
                 self.snd_una = ack;
                 self.snd_nxt = self.snd_nxt.max(ack);
                 self.retries = 0;
@@ -1309,7 +1310,8 @@ impl Connection {
         let retransmission = self.snd_max != self.iss;
         if retransmission {
             self.stats.retransmits_timeout += 1;
-        } else if !self.opts.timestamps {
+        } else if !(synack && self.opts.timestamps) {
+            // Time the SYN even when we offer timestamps: the peer may decline them.
             self.rtt_probe = Some((self.iss, now));
         }
         self.snd_nxt = self.iss + 1;
