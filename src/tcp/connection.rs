@@ -750,6 +750,17 @@ impl Connection {
                 }
             }
         }
+        if self.state == State::SynReceived
+            && seg.control == Control::Syn
+            && seg.ack.is_none()
+            && seg.seq == self.irs
+        {
+            // Our SYN-ACK was lost and the peer retransmitted its SYN. The SYN lies before
+            // RCV.NXT, so the acceptability test would answer it with a bare ACK instead.
+            self.update_ts_recent(seg);
+            self.snd_nxt = self.iss;
+            return;
+        }
         if !self.acceptable(seg) {
             self.stats.rejected_in += 1;
             if seg.control != Control::Rst {
@@ -763,11 +774,6 @@ impl Connection {
             return;
         }
         if seg.control == Control::Syn {
-            if self.state == State::SynReceived && seg.seq == self.irs && seg.ack.is_none() {
-                // Our SYN-ACK was lost and the peer retransmitted its SYN.
-                self.snd_nxt = self.iss;
-                return;
-            }
             // RFC 5961 §4: any SYN in a synchronized state gets a challenge ACK.
             self.challenge_ack(now);
             return;
