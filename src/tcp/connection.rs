@@ -517,7 +517,9 @@ impl Connection {
     pub fn close(&mut self) {
         match self.state {
             State::SynSent => self.enter_closed(None),
-            State::SynReceived | State::Established => {
+            // The FIN waits for ESTABLISHED, where the ACK of our SYN moves us to FIN-WAIT-1.
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
             }
