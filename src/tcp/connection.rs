@@ -1503,12 +1503,15 @@ impl Connection {
         if end.after(self.snd_nxt) && start.before_eq(self.snd_nxt) {
             self.snd_nxt = end;
         }
+        // The user timeout measures how long data stays unacknowledged, so it starts afresh
+        // when this segment ends an idle period (nothing was in flight).
+        let was_idle = self.snd_una == self.snd_max;
         self.snd_max = self.snd_max.max(end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
         self.timers.stop(Timer::Persist);
-        if !self.timers.is_set(Timer::User) {
+        if was_idle || !self.timers.is_set(Timer::User) {
             self.timers.set(Timer::User, now + self.config.user_timeout);
         }
         self.finish_segment(repr, copied, buf)
