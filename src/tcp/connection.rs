@@ -915,6 +915,11 @@ impl Connection {
             }
         }
 
+        if window == 0 {
+            // The peer answers while its window is closed, typically our zero-window probes:
+            // it is alive, so the probes must not run out the retries (RFC 9293 §3.8.6.1).
+            self.retries = 0;
+        }
         if ack.after(self.snd_una) {
             self.on_new_ack(now, seg, ack);
         } else if ack == self.snd_una
