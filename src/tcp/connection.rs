@@ -752,15 +752,23 @@ impl Connection {
                 }
             }
         }
-        if self.state == State::SynReceived
-            && seg.control == Control::Syn
-            && seg.ack.is_none()
-            && seg.seq == self.irs
-        {
-            // Our SYN-ACK was lost and the peer retransmitted its SYN. The SYN lies before
-            // RCV.NXT, so the acceptability test would answer it with a bare ACK instead.
-            self.update_ts_recent(seg);
-            self.snd_nxt = self.iss;
+        if self.state == State::SynReceived && seg.control == Control::Syn && seg.seq == self.irs {
+            // The peer's SYN again. It lies before RCV.NXT, so the acceptability test below
+            // would only answer it with a bare ACK.
+            if seg.ack.is_none() {
+                // Our SYN-ACK was lost and the peer retransmitted its SYN.
+                self.update_ts_recent(seg);
+                self.snd_nxt = self.iss;
+                return;
+            }
+            // Simultaneous open (RFC 9293 §3.5 figure 8): the peer's SYN-ACK. Its SYN is old,
+            // the rest is new: process it as the segment that follows the SYN.
+            let rest = TcpRepr {
+                control: Control::None,
+                seq: seg.seq + 1,
+                ..*seg
+            };
+            self.handle_synchronized(now, &rest);
             return;
         }
         if !self.acceptable(seg) {
