@@ -2764,3 +2764,137 @@ fn sequence_numbers_wrap_around() {
         Some(t0 + ms(300) + TcpConfig::default().user_timeout)
     );
 }
+
+#[test]
+fn sack_evidence_starts_recovery_before_three_duplicate_acks() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), sack_peer());
+    let data = stream(4000);
+    conn.send(&data).unwrap();
+    assert_eq!(transmit(&mut conn, t0 + ms(200)).len(), 4);
+    // One (stretch) duplicate ACK SACKs three segments above the first: RFC 6675 IsLost holds.
+    feed(
+        &mut conn,
+        t0 + ms(300),
+        TcpRepr {
+            options: sack(&[(SND + 1000, SND + 4000)]),
+            ..PEER
+        },
+    );
+    expect(
+        &mut conn,
+        t0 + ms(300),
+        &[TcpRepr {
+            payload: &data[..1000],
+            ..OURS
+        }],
+    );
+    assert_eq!(conn.stats().dup_acks_in, 1);
+    assert_eq!(conn.stats().recoveries, 1);
+}
+
+#[test]
+fn newreno_sends_new_data_as_duplicate_acks_inflate_the_window() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), bare_peer());
+    let data = stream(8000);
+    conn.send(&data).unwrap();
+    assert_eq!(transmit(&mut conn, t0 + ms(200)).len(), 4);
+    let dup = PEER;
+    feed(&mut conn, t0 + ms(300), dup);
+    feed(&mut conn, t0 + ms(301), dup);
+    feed(&mut conn, t0 + ms(302), dup);
+    // RFC 5681 §3.2: cwnd = ssthresh + 3 SMSS = 5000 over 4000 in flight: the retransmission
+    // and one new segment.
+    expect(
+        &mut conn,
+        t0 + ms(302),
+        &[
+            TcpRepr {
+                payload: &data[..1000],
+                ..OURS
+            },
+            TcpRepr {
+                seq: SND + 4000,
+                payload: &data[4000..5000],
+                ..OURS
+            },
+        ],
+    );
+    // Each further duplicate ACK lets one more segment out.
+    feed(&mut conn, t0 + ms(303), dup);
+    expect(
+        &mut conn,
+        t0 + ms(303),
+        &[TcpRepr {
+            seq: SND + 5000,
+            payload: &data[5000..6000],
+            ..OURS
+        }],
+    );
+}
+
+#[test]
+fn scaled_zero_window_reopens_when_the_application_reads() {
+    let t0 = Instant::now();
+    // 64 KiB + 1 needs shift 1; the window is announced in units of 2 bytes.
+    let buffer = 65_536;
+    let mut conn = open(
+        t0,
+        TcpConfig {
+            recv_buffer: buffer,
+            ..config()
+        },
+        TcpOptions {
+            window_scale: Some(0),
+            ..bare_peer()
+        },
+    );
+    let data = stream(buffer);
+    for (k, chunk) in data.chunks(1000).enumerate() {
+        feed(&mut conn, t0 + ms(200), data_seg(k * 1000, chunk));
+    }
+    let acks = transmit(&mut conn, t0 + ms(200));
+    let last = parse_ours(acks.last().unwrap());
+    assert_eq!((last.ack, last.window), (Some(RCV + buffer), 0));
+    let mut out = vec![0u8; 3000];
+    // 1000 bytes free is below min(buffer / 2, MSS): no update yet.
+    assert_eq!(conn.recv(&mut out[..1000]), Ok(1000));
+    expect_nothing(&mut conn, t0 + ms(300));
+    assert_eq!(conn.recv(&mut out[1000..]), Ok(2000));
+    expect(
+        &mut conn,
+        t0 + ms(301),
+        &[TcpRepr {
+            ack: Some(RCV + buffer),
+            window: 1500,
+            ..OURS
+        }],
+    );
+}
+
+#[test]
+fn syn_ack_retransmissions_give_up_after_syn_retries() {
+    let t0 = Instant::now();
+    let mut conn = Connection::accept(
+        t0,
+        TcpConfig {
+            syn_retries: 2,
+            ..config()
+        },
+        LOCAL,
+        REMOTE,
+        &peer_syn(NO_OPTIONS),
+        ISS,
+        TS_OFFSET,
+    );
+    transmit(&mut conn, t0);
+    let out = run_until(&mut conn, t0 + ms(10_000));
+    let times: Vec<Instant> = out.iter().map(|(at, _)| *at).collect();
+    assert_eq!(times, [t0 + ms(1000), t0 + ms(3000)]);
+    assert!(out
+        .iter()
+        .all(|(_, b)| parse_ours(b).control == Control::Syn));
+    assert_eq!(conn.state(), State::Closed);
+    assert_eq!(events(&mut conn), [ConnEvent::Failed(ConnError::TimedOut)]);
+}
