@@ -78,8 +78,8 @@ impl CongestionControl for NewReno {
     }
 
     fn on_exit_recovery(&mut self, flight: usize, mss: usize) {
-        // RFC 6582 §3.2 step 3, option 1: deflate to min(ssthresh, FlightSize + SMSS).
-        self.cwnd = self.ssthresh.min(flight + mss).max(mss);
+        // RFC 6582 §3.2 step 3, option 1: min(ssthresh, max(FlightSize, SMSS) + SMSS).
+        self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
     }
 
     fn on_timeout(&mut self, flight: usize, mss: usize) {
@@ -160,5 +160,9 @@ mod tests {
         cc.on_enter_recovery(40 * MSS, MSS);
         cc.on_exit_recovery(2 * MSS, MSS);
         assert_eq!(cc.window(), 3 * MSS);
+        // Nothing left in flight still leaves two segments, not one.
+        cc.on_enter_recovery(40 * MSS, MSS);
+        cc.on_exit_recovery(0, MSS);
+        assert_eq!(cc.window(), 2 * MSS);
     }
 }

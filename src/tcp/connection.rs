@@ -519,7 +519,9 @@ impl Connection {
     pub fn close(&mut self) {
         match self.state {
             State::SynSent => self.enter_closed(None),
-            State::SynReceived | State::Established => {
+            // The FIN waits for ESTABLISHED, where the ACK of our SYN moves us to FIN-WAIT-1.
+            State::SynReceived => self.fin_queued = true,
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
             }
@@ -681,6 +683,7 @@ impl Connection {
                 if self.snd_una == self.iss && self.rtt.backoffs() == 0 && self.retries == 0 {
                     self.sample_rtt_from(now, seg, Some(self.iss));
                 }
+                self.rtt_probe = None;
                 self.snd_una = ack;
                 self.snd_nxt = self.snd_nxt.max(ack);
                 self.retries = 0;
@@ -751,6 +754,25 @@ impl Connection {
                 }
             }
         }
+        if self.state == State::SynReceived && seg.control == Control::Syn && seg.seq == self.irs {
+            // The peer's SYN again. It lies before RCV.NXT, so the acceptability test below
+            // would only answer it with a bare ACK.
+            if seg.ack.is_none() {
+                // Our SYN-ACK was lost and the peer retransmitted its SYN.
+                self.update_ts_recent(seg);
+                self.snd_nxt = self.iss;
+                return;
+            }
+            // Simultaneous open (RFC 9293 §3.5 figure 8): the peer's SYN-ACK. Its SYN is old,
+            // the rest is new: process it as the segment that follows the SYN.
+            let rest = TcpRepr {
+                control: Control::None,
+                seq: seg.seq + 1,
+                ..*seg
+            };
+            self.handle_synchronized(now, &rest);
+            return;
+        }
         if !self.acceptable(seg) {
             self.stats.rejected_in += 1;
             if seg.control != Control::Rst {
@@ -764,11 +786,6 @@ impl Connection {
             return;
         }
         if seg.control == Control::Syn {
-            if self.state == State::SynReceived && seg.seq == self.irs && seg.ack.is_none() {
-                // Our SYN-ACK was lost and the peer retransmitted its SYN.
-                self.snd_nxt = self.iss;
-                return;
-            }
             // RFC 5961 §4: any SYN in a synchronized state gets a challenge ACK.
             self.challenge_ack(now);
             return;
@@ -908,6 +925,11 @@ impl Connection {
             }
         }
 
+        if window == 0 {
+            // The peer answers while its window is closed, typically our zero-window probes:
+            // it is alive, so the probes must not run out the retries (RFC 9293 §3.8.6.1).
+            self.retries = 0;
+        }
         if ack.after(self.snd_una) {
             self.on_new_ack(now, seg, ack);
         } else if ack == self.snd_una
@@ -1313,7 +1335,8 @@ impl Connection {
         let retransmission = self.snd_max != self.iss;
         if retransmission {
             self.stats.retransmits_timeout += 1;
-        } else if !self.opts.timestamps {
+        } else if !(synack && self.opts.timestamps) {
+            // Time the SYN even when we offer timestamps: the peer may decline them.
             self.rtt_probe = Some((self.iss, now));
         }
         self.snd_nxt = self.iss + 1;
@@ -1497,12 +1520,15 @@ impl Connection {
         if end.after(self.snd_nxt) && start.before_eq(self.snd_nxt) {
             self.snd_nxt = end;
         }
+        // The user timeout measures how long data stays unacknowledged, so it starts afresh
+        // when this segment ends an idle period (nothing was in flight).
+        let was_idle = self.snd_una == self.snd_max;
         self.snd_max = self.snd_max.max(end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
         }
         self.timers.stop(Timer::Persist);
-        if !self.timers.is_set(Timer::User) {
+        if was_idle || !self.timers.is_set(Timer::User) {
             self.timers.set(Timer::User, now + self.config.user_timeout);
         }
         self.finish_segment(repr, copied, buf)
