@@ -172,12 +172,25 @@ impl ReceiveBuffer {
         self.read_index = (self.read_index + n) % self.capacity();
     }
 
-    /// Out-of-order ranges as absolute offsets, most recently changed first (RFC 2018 §4: the
-    /// first block reports the segment that triggered the ACK).
+    /// The (up to four) most recently changed out-of-order ranges as absolute offsets, newest
+    /// first (RFC 2018 §4: the first block reports the segment that triggered the ACK). No
+    /// allocation: this runs for every ACK sent while there is a hole.
     pub fn sack_ranges(&self) -> impl Iterator<Item = Range<u64>> {
-        let mut islands: Vec<Island> = self.islands.clone();
-        islands.sort_by_key(|i| std::cmp::Reverse(i.touched));
-        islands.into_iter().map(|i| i.start..i.end)
+        let mut newest: [Option<Island>; 4] = [None; 4];
+        for island in &self.islands {
+            let mut candidate = *island;
+            for slot in newest.iter_mut() {
+                match slot {
+                    Some(held) if held.touched >= candidate.touched => {}
+                    Some(held) => std::mem::swap(held, &mut candidate),
+                    None => {
+                        *slot = Some(candidate);
+                        break;
+                    }
+                }
+            }
+        }
+        newest.into_iter().flatten().map(|i| i.start..i.end)
     }
 
     fn covered(&self, begin: u64, end: u64) -> bool {
@@ -288,7 +301,8 @@ mod tests {
         for i in 0..100u64 {
             buf.insert(2 + i * 3, b"x");
         }
-        assert_eq!(buf.sack_ranges().count(), MAX_ISLANDS);
+        assert_eq!(buf.out_of_order_bytes(), MAX_ISLANDS);
+        assert_eq!(buf.sack_ranges().count(), 4);
     }
 
     proptest! {
