@@ -78,9 +78,25 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
 
-    /// The http:// URL to download.
-    #[arg(value_name = "URL")]
-    pub url: String,
+    /// Read more URLs from FILE, one a line (blank lines and lines starting with # skipped).
+    #[arg(short = 'i', long = "input-file", value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+
+    /// Download at most N URLs at once, over one stack.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
+
+    /// Trust the CA certificates in FILE (PEM) instead of the bundled Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Accept any server certificate (like curl -k): encrypts, but does not authenticate.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// The http:// or https:// URLs to download.
+    #[arg(value_name = "URL", required_unless_present = "input_file")]
+    pub urls: Vec<String>,
 }
 
 impl FetchArgs {
@@ -250,7 +266,7 @@ pub enum UsageError {
         reason: url::ParseError,
     },
     /// The scheme is neither http nor https.
-    #[error("unsupported scheme '{0}' (only http:// is supported)")]
+    #[error("unsupported scheme '{0}' (only http:// and https:// are supported)")]
     UnsupportedScheme(String),
     /// The URL names no host to connect to.
     #[error("URL '{0}' has no host")]
@@ -300,7 +316,9 @@ mod tests {
         assert_eq!(args.max_redirects, 10);
         assert!(args.resolve.is_empty());
         assert!(!args.quiet && !args.verbose);
-        assert_eq!(args.url, "http://10.77.1.2/");
+        assert_eq!(args.urls, vec!["http://10.77.1.2/".to_string()]);
+        assert_eq!(args.parallel, 4);
+        assert!(args.cacert.is_none() && !args.insecure && args.input_file.is_none());
     }
 
     #[test]
@@ -466,7 +484,7 @@ mod tests {
         assert_eq!(error, UsageError::UnsupportedScheme("ftp".to_owned()));
         assert_eq!(
             error.to_string(),
-            "unsupported scheme 'ftp' (only http:// is supported)"
+            "unsupported scheme 'ftp' (only http:// and https:// are supported)"
         );
         assert!(matches!(
             parse_url("file:///etc/hosts"),

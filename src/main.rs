@@ -1,13 +1,16 @@
 //! `tunstack`: composition and exit statuses only.
 //!
-//! Exit status: 0 when the server answered 2xx and the whole body was saved; 1 for a network or
-//! HTTP failure; 2 for a usage error, which never touches the network; 130 when interrupted.
+//! Exit status: 0 when every server answered 2xx and every body was saved; 1 when any download
+//! failed (network, TLS or HTTP); 2 for a usage error, which never touches the network; 130
+//! when interrupted.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tunstack::cli::{parse_url, Cli, Command};
-use tunstack::fetch::{self, FetchError};
+use tunstack::cli::{self, parse_url, Cli, Command, FetchArgs};
+use tunstack::fetch::{self, FetchError, Job};
+use tunstack::http::OutputTarget;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -19,36 +22,85 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Fetch(args) => {
-            let url = match parse_url(&args.url) {
-                Ok(url) => url,
-                Err(err) => return usage_error(&err.to_string()),
-            };
-            if url.scheme() != "http" {
-                return usage_error(&format!("{}:// is not supported yet ({url})", url.scheme()));
+        Command::Fetch(args) => fetch_command(&args),
+    }
+}
+
+fn fetch_command(args: &FetchArgs) -> ExitCode {
+    let jobs = match plan(args) {
+        Ok(jobs) => jobs,
+        Err(message) => {
+            eprintln!("tunstack: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let several = jobs.len() > 1;
+    fetch::install_signal_handlers();
+    let report = |job: &Job, result: &Result<fetch::Summary, FetchError>| match result {
+        Ok(summary) if !args.quiet => Some(format!("tunstack: {summary}")),
+        Ok(_) | Err(FetchError::Interrupted) => None,
+        Err(err) if several => Some(format!("tunstack: {}: {err}", job.url)),
+        Err(err) => Some(format!("tunstack: {err}")),
+    };
+    match fetch::run(args, jobs, report) {
+        Ok(results) if results.iter().all(Result::is_ok) => ExitCode::SUCCESS,
+        Ok(results) => {
+            if several {
+                let failed = results.iter().filter(|r| r.is_err()).count();
+                eprintln!("tunstack: {failed} of {} downloads failed", results.len());
             }
-            fetch::install_signal_handlers();
-            match fetch::run(&args, url) {
-                Ok(summary) => {
-                    if !args.quiet {
-                        eprintln!("tunstack: {summary}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(FetchError::Interrupted) => {
-                    eprintln!("tunstack: interrupted; no file saved");
-                    ExitCode::from(130)
-                }
-                Err(err) => {
-                    eprintln!("tunstack: {err}");
-                    ExitCode::from(1)
-                }
-            }
+            ExitCode::from(1)
+        }
+        Err(FetchError::Interrupted) => {
+            eprintln!("tunstack: interrupted; no partial file left");
+            ExitCode::from(130)
+        }
+        Err(err) => {
+            eprintln!("tunstack: {err}");
+            ExitCode::from(1)
         }
     }
 }
 
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!("tunstack: {message}");
-    ExitCode::from(2)
+/// The downloads the command line asks for, checked before anything touches the network.
+fn plan(args: &FetchArgs) -> Result<Vec<Job>, String> {
+    let mut texts = args.urls.clone();
+    if let Some(path) = &args.input_file {
+        let list = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let lines = list
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        texts.extend(lines.map(String::from));
+    }
+    if texts.is_empty() {
+        return Err("no URL given".into());
+    }
+    if args.output.is_some() && texts.len() > 1 {
+        return Err(
+            "-o names one output, but several URLs were given (each is saved under its own name)"
+                .into(),
+        );
+    }
+    let mut jobs = Vec::with_capacity(texts.len());
+    let mut targets = HashSet::new();
+    for text in &texts {
+        let url = parse_url(text).map_err(|e| e.to_string())?;
+        let target = match &args.output {
+            Some(cli::Output::Stdout) => OutputTarget::Stdout,
+            Some(cli::Output::File(path)) => OutputTarget::Path(path.clone()),
+            None => OutputTarget::from_url(&url),
+        };
+        if let OutputTarget::Path(path) = &target {
+            if !targets.insert(path.clone()) {
+                return Err(format!(
+                    "two URLs would be saved as {}; download them separately with -o",
+                    path.display()
+                ));
+            }
+        }
+        jobs.push(Job { url, target });
+    }
+    Ok(jobs)
 }

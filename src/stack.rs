@@ -233,6 +233,20 @@ impl Stack {
         self.sockets.conns.get_mut(&id).map(|e| &mut e.conn)
     }
 
+    /// Connections the application closed that still have a FIN (or data) to get across:
+    /// what is worth a short wait before exiting, so servers see an orderly close.
+    pub fn closing_connections(&self) -> usize {
+        use crate::tcp::State;
+        let closing = |e: &&Entry| {
+            e.released
+                && matches!(
+                    e.conn.state(),
+                    State::FinWait1 | State::Closing | State::LastAck
+                )
+        };
+        self.sockets.conns.values().filter(closing).count()
+    }
+
     /// How many connections the stack holds (TIME-WAIT and unreleased closed ones included).
     pub fn connection_count(&self) -> usize {
         self.sockets.conns.len()

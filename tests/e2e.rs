@@ -128,7 +128,7 @@ fn usage_errors_exit_2_without_touching_the_network() {
     assert_fails_with(
         &ftp,
         2,
-        "unsupported scheme 'ftp' (only http:// is supported)",
+        "unsupported scheme 'ftp' (only http:// and https:// are supported)",
     );
 
     let missing_url = run(&["fetch", "--iface", "tsnope0"]);

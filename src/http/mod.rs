@@ -26,7 +26,7 @@ pub enum HttpError {
     #[error("URL has no host: {0}")]
     MissingHost(Url),
     /// Only plain `http://` is implemented; said up front instead of failing obscurely later.
-    #[error("{scheme}:// is not supported yet ({url})")]
+    #[error("{scheme}:// is not supported ({url})")]
     UnsupportedScheme {
         /// The scheme that was asked for, e.g. `https`.
         scheme: String,
@@ -189,14 +189,14 @@ mod tests {
 
     #[test]
     fn unsupported_scheme_names_scheme_and_url() {
-        let url = Url::parse("https://example.org/").unwrap();
+        let url = Url::parse("gopher://example.org/").unwrap();
         let err = HttpError::UnsupportedScheme {
             scheme: url.scheme().to_owned(),
             url,
         };
         assert_eq!(
             err.to_string(),
-            "https:// is not supported yet (https://example.org/)"
+            "gopher:// is not supported (gopher://example.org/)"
         );
     }
 }

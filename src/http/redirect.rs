@@ -72,7 +72,7 @@ impl RedirectChain {
     /// we cannot fetch, a URL already visited (fragments aside, since they are never sent), or
     /// the redirect limit.
     pub fn follow(&mut self, target: Url) -> Result<&Url, HttpError> {
-        if target.scheme() != "http" {
+        if target.scheme() != "http" && target.scheme() != "https" {
             return Err(HttpError::UnsupportedScheme {
                 scheme: target.scheme().to_owned(),
                 url: target,
@@ -107,6 +107,7 @@ mod tests {
             headers: location
                 .map(|value| vec![("Location".to_owned(), value.to_vec())])
                 .unwrap_or_default(),
+            minor_version: 1,
         }
     }
 
@@ -218,14 +219,21 @@ mod tests {
     }
 
     #[test]
-    fn non_http_targets_are_refused() {
+    fn http_and_https_targets_are_followed_both_ways() {
         let mut chain = RedirectChain::new(url("http://example.org/"), 10);
-        let err = chain.follow(url("https://example.org/")).unwrap_err();
+        chain.follow(url("https://example.org/")).unwrap();
+        chain.follow(url("http://example.org/plain")).unwrap();
+        assert_eq!(chain.redirects(), 2);
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        let mut chain = RedirectChain::new(url("http://example.org/"), 10);
+        let err = chain.follow(url("ftp://example.org/f")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "https:// is not supported yet (https://example.org/)"
+            "ftp:// is not supported (ftp://example.org/f)"
         );
-        let err = chain.follow(url("ftp://example.org/f")).unwrap_err();
         assert!(matches!(err, HttpError::UnsupportedScheme { .. }), "{err}");
         assert_eq!(chain.redirects(), 0);
     }

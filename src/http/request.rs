@@ -32,10 +32,13 @@ pub struct RequestOptions {
     pub method: Method,
     /// Extra header fields appended after the standard ones, in order.
     pub extra_headers: Vec<(String, String)>,
+    /// Ask to keep the connection open for another request to the same server (HTTP/1.1's
+    /// default); otherwise `Connection: close`.
+    pub keep_alive: bool,
 }
 
 /// Builds the complete request bytes for `url`: request line, `Host`, `User-Agent`, `Accept`,
-/// `Connection: close` (we read one response per connection, delimited by close if need be),
+/// `Connection: close` unless `keep_alive` (a later download reuses the connection),
 /// the caller's extra headers and the terminating blank line.
 ///
 /// The fragment is never sent, nor is any userinfo. Fails when the URL has no host or an extra
@@ -65,7 +68,10 @@ pub fn build_request(url: &Url, options: &RequestOptions) -> Result<Vec<u8>, Htt
     }
     request.push_str("\r\nUser-Agent: tunstack/");
     request.push_str(env!("CARGO_PKG_VERSION"));
-    request.push_str("\r\nAccept: */*\r\nConnection: close\r\n");
+    request.push_str("\r\nAccept: */*\r\n");
+    if !options.keep_alive {
+        request.push_str("Connection: close\r\n");
+    }
     for (name, value) in &options.extra_headers {
         request.push_str(name);
         request.push_str(": ");
@@ -166,12 +172,23 @@ mod tests {
                 ("Range".into(), "bytes=100-".into()),
                 ("If-Range".into(), "\"etag\"".into()),
             ],
+            keep_alive: false,
         };
         let text = request_text("http://example.org/f", &options);
         assert!(
             text.ends_with("Connection: close\r\nRange: bytes=100-\r\nIf-Range: \"etag\"\r\n\r\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn keep_alive_drops_connection_close() {
+        let options = RequestOptions {
+            keep_alive: true,
+            ..RequestOptions::default()
+        };
+        let text = request_text("http://example.org/f", &options);
+        assert!(!text.contains("Connection:"), "{text}");
     }
 
     #[test]
@@ -197,6 +214,7 @@ mod tests {
             let options = RequestOptions {
                 method: Method::Get,
                 extra_headers: vec![(name.into(), value.into())],
+                keep_alive: false,
             };
             let err = build_request(&url, &options).unwrap_err();
             assert!(

@@ -26,9 +26,28 @@ pub struct ResponseHead {
     pub reason: String,
     /// Header fields in arrival order; names as sent, values as raw bytes.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The minor version of `HTTP/1.x` in the status line.
+    pub minor_version: u8,
 }
 
 impl ResponseHead {
+    /// Whether the server keeps the connection open after this response (RFC 9112 §9.3):
+    /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keeps_connection_open(&self) -> bool {
+        let has = |token: &str| {
+            self.headers_named("connection").any(|value| {
+                String::from_utf8_lossy(value)
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        };
+        if self.minor_version >= 1 {
+            !has("close")
+        } else {
+            has("keep-alive")
+        }
+    }
+
     /// The first value of header `name` (case-insensitive), since most fields we read occur once.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
@@ -393,6 +412,7 @@ fn parse_head(buf: &[u8]) -> Result<(ResponseHead, usize), HttpError> {
             .iter()
             .map(|field| (field.name.to_owned(), field.value.to_vec()))
             .collect(),
+        minor_version: response.version.unwrap_or(1),
     };
     Ok((head, head_len))
 }
@@ -489,6 +509,23 @@ fn trim_whitespace(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn persistence_follows_the_version_and_connection_header() {
+        let head = |minor_version: u8, connection: Option<&str>| ResponseHead {
+            status: 200,
+            reason: "OK".into(),
+            headers: connection
+                .map(|c| vec![("Connection".to_owned(), c.as_bytes().to_vec())])
+                .unwrap_or_default(),
+            minor_version,
+        };
+        assert!(head(1, None).keeps_connection_open());
+        assert!(!head(1, Some("Close")).keeps_connection_open());
+        assert!(!head(1, Some("upgrade, close")).keeps_connection_open());
+        assert!(!head(0, None).keeps_connection_open());
+        assert!(head(0, Some("Keep-Alive")).keeps_connection_open());
+    }
     use proptest::prelude::*;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};

@@ -503,6 +503,11 @@ impl Connection {
             self.readable_signalled = false;
             return Ok(n);
         }
+        // End of stream only once every byte before the FIN was taken: a reader that took
+        // nothing this time (its own buffer was full) must not mistake that for EOF.
+        if self.recv.readable() > 0 {
+            return Err(IoError::WouldBlock);
+        }
         if self.fin_received {
             return Ok(0);
         }

@@ -1,0 +1,333 @@
+//! One URL from the command line: its redirect chain, the exchange in progress, and the
+//! counters that end up in its summary line.
+
+use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use std::time::Instant;
+
+use url::Url;
+
+use super::exchange::{BodyProgress, Exchange, Limits, Outcome};
+use super::transport::{TlsSettings, Transport};
+use super::{FetchError, Summary, TcpTotals};
+use crate::cli::ResolveEntry;
+use crate::http::{build_request, OutputTarget, RedirectChain, RequestOptions};
+use crate::stack::{ConnId, Event, Stack};
+
+/// Everything the downloads share: settings from the command line.
+pub struct Settings {
+    pub limits: Limits,
+    pub resolve: Vec<ResolveEntry>,
+    pub tls: Option<TlsSettings>,
+    pub verbose: bool,
+    pub max_redirects: usize,
+}
+
+/// Where a connection goes: scheme, host and port (what keep-alive may share).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// The origin of `url`.
+    pub fn of(url: &Url) -> Origin {
+        Origin {
+            scheme: url.scheme().to_string(),
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port_or_known_default().unwrap_or(80),
+        }
+    }
+}
+
+/// An open connection with nothing in flight, kept for the next download to its origin.
+pub struct IdleConnection {
+    pub conn: ConnId,
+    pub addr: SocketAddrV4,
+    pub transport: Transport,
+}
+
+/// The state of one URL's download.
+pub struct Download {
+    pub url: Url,
+    chain: RedirectChain,
+    target: OutputTarget,
+    exchange: Option<Exchange>,
+    tcp: TcpTotals,
+    started: Option<Instant>,
+    /// A reused connection failed before answering: retried once on a fresh one.
+    retried: bool,
+}
+
+/// What `pump` says about a download.
+// Built once per finished download, never stored in bulk: the size difference is harmless.
+#[allow(clippy::large_enum_variant)]
+pub enum Step {
+    Running,
+    /// Finished; if the connection may serve another request it is handed back.
+    Finished(
+        Result<Summary, FetchError>,
+        Option<(Origin, IdleConnection)>,
+    ),
+}
+
+impl Download {
+    /// A download of `url` into `target`, not started yet.
+    pub fn new(url: Url, target: OutputTarget, max_redirects: usize) -> Self {
+        Download {
+            chain: RedirectChain::new(url.clone(), max_redirects),
+            url,
+            target,
+            exchange: None,
+            tcp: TcpTotals::default(),
+            started: None,
+            retried: false,
+        }
+    }
+
+    /// The origin its next request goes to.
+    pub fn origin(&self) -> Origin {
+        Origin::of(self.chain.current())
+    }
+
+    /// The connection of the exchange in progress.
+    pub fn conn(&self) -> Option<ConnId> {
+        self.exchange.as_ref().map(|e| e.conn)
+    }
+
+    /// Where the body goes, for messages.
+    pub fn destination(&self) -> String {
+        match &self.target {
+            OutputTarget::Stdout => "standard output".to_string(),
+            OutputTarget::Path(p) => p.display().to_string(),
+        }
+    }
+
+    /// A short name for progress displays: the output file's name.
+    pub fn name(&self) -> String {
+        match &self.target {
+            OutputTarget::Stdout => "stdout".to_string(),
+            OutputTarget::Path(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        }
+    }
+
+    /// Body progress of the exchange in progress.
+    pub fn body(&self) -> BodyProgress {
+        self.exchange
+            .as_ref()
+            .map(Exchange::body)
+            .unwrap_or_default()
+    }
+
+    /// Retransmissions so far (finished exchanges and the one in progress).
+    pub fn retransmissions(&self) -> u64 {
+        let current = self.exchange.as_ref().map_or(0, |e| {
+            e.stats.retransmits_fast + e.stats.retransmits_timeout
+        });
+        self.tcp.retransmits_fast + self.tcp.retransmits_timeout + current
+    }
+
+    /// Starts the next exchange of the chain, on `idle` if given (keep-alive) or a new
+    /// connection. `keep_alive` asks the server to keep the connection for a later download.
+    pub fn start(
+        &mut self,
+        stack: &mut Stack,
+        settings: &Settings,
+        now: Instant,
+        idle: Option<IdleConnection>,
+        keep_alive: bool,
+    ) -> Result<(), FetchError> {
+        self.started.get_or_insert(now);
+        let url = self.chain.current().clone();
+        let options = RequestOptions {
+            keep_alive,
+            ..RequestOptions::default()
+        };
+        let request = build_request(&url, &options)?;
+        let exchange = match idle {
+            Some(idle) => {
+                if settings.verbose {
+                    eprintln!("* reusing the connection to {} for {url}", idle.addr);
+                }
+                Exchange::new(
+                    now,
+                    idle.conn,
+                    idle.addr,
+                    url,
+                    idle.transport,
+                    request,
+                    self.target.clone(),
+                    true,
+                )
+            }
+            None => {
+                let addr = resolve(&settings.resolve, &url)?;
+                let transport = match url.scheme() {
+                    "https" => {
+                        let tls = settings
+                            .tls
+                            .as_ref()
+                            .ok_or_else(|| super::exchange::unsupported(&url))?;
+                        Transport::tls(tls, url.host_str().unwrap_or_default())?
+                    }
+                    _ => Transport::Plain,
+                };
+                if settings.verbose {
+                    eprintln!("* connecting to {addr} for {url}");
+                }
+                let conn = stack.connect(now, addr)?;
+                Exchange::new(
+                    now,
+                    conn,
+                    addr,
+                    url,
+                    transport,
+                    request,
+                    self.target.clone(),
+                    false,
+                )
+            }
+        };
+        self.exchange = Some(exchange);
+        Ok(())
+    }
+
+    /// Routes a stack event for this download's connection.
+    pub fn on_event(&mut self, event: &Event) {
+        if let Some(exchange) = &mut self.exchange {
+            exchange.on_event(event);
+        }
+    }
+
+    /// The next moment a timeout could fire.
+    pub fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        self.exchange.as_ref().map(|e| e.deadline(limits))
+    }
+
+    /// Advances the download; follows redirects and retries a dead reused connection.
+    pub fn pump(
+        &mut self,
+        stack: &mut Stack,
+        settings: &Settings,
+        now: Instant,
+        keep_alive: bool,
+    ) -> Step {
+        let Some(exchange) = &mut self.exchange else {
+            return Step::Running;
+        };
+        let outcome = exchange.pump(stack, now, &settings.limits);
+        match outcome {
+            Ok(None) => Step::Running,
+            Ok(Some(Outcome::Redirect(next))) => {
+                let exchange = self.exchange.take().expect("exchange in progress");
+                self.tcp.add(&exchange.stats);
+                let _ = stack.abort(exchange.conn);
+                if settings.verbose {
+                    eprintln!("* redirected to {next}");
+                }
+                if let Err(e) = self.chain.follow(next) {
+                    return self.finish(Err(e.into()), None);
+                }
+                match self.start(stack, settings, now, None, keep_alive) {
+                    Ok(()) => Step::Running,
+                    Err(e) => self.finish(Err(e), None),
+                }
+            }
+            Ok(Some(Outcome::Done { bytes, reusable })) => {
+                let exchange = self.exchange.take().expect("exchange in progress");
+                self.tcp.add(&exchange.stats);
+                let idle = if reusable && keep_alive {
+                    let origin = Origin::of(self.chain.current());
+                    Some((
+                        origin,
+                        IdleConnection {
+                            conn: exchange.conn,
+                            addr: exchange.addr,
+                            transport: exchange.transport,
+                        },
+                    ))
+                } else {
+                    let _ = stack.close(exchange.conn);
+                    None
+                };
+                let summary = Summary {
+                    url: self.url.clone(),
+                    bytes,
+                    elapsed: now.saturating_duration_since(self.started.unwrap_or(now)),
+                    tcp: self.tcp.clone(),
+                    destination: self.destination(),
+                };
+                self.finish(Ok(summary), idle)
+            }
+            Err(error) => {
+                let exchange = self.exchange.take().expect("exchange in progress");
+                self.tcp.add(&exchange.stats);
+                let _ = stack.abort(exchange.conn);
+                if exchange.stale_connection(&error) && !self.retried {
+                    // The server closed the idle connection as we reused it: try a fresh one.
+                    self.retried = true;
+                    if let Err(e) = self.start(stack, settings, now, None, keep_alive) {
+                        return self.finish(Err(e), None);
+                    }
+                    return Step::Running;
+                }
+                self.finish(Err(error), None)
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<Summary, FetchError>,
+        idle: Option<(Origin, IdleConnection)>,
+    ) -> Step {
+        Step::Finished(result, idle)
+    }
+
+    /// Gives up at once (interrupt, device failure): reset the connection, drop the temporary
+    /// file.
+    pub fn abort(&mut self, stack: &mut Stack) {
+        if let Some(mut exchange) = self.exchange.take() {
+            exchange.discard_output();
+            let _ = stack.abort(exchange.conn);
+        }
+    }
+}
+
+/// Resolves the URL's host: `--resolve`, an IPv4 literal, or the system resolver (IPv4 only).
+fn resolve(entries: &[ResolveEntry], url: &Url) -> Result<SocketAddrV4, FetchError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| FetchError::Resolve(format!("URL has no host: {url}")))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    if let Some(entry) = entries.iter().find(|e| e.matches(host, port)) {
+        return Ok(SocketAddrV4::new(entry.addr, port));
+    }
+    if let Ok(addr) = host.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(addr, port));
+    }
+    if host.starts_with('[') {
+        return Err(FetchError::Resolve(format!(
+            "{host} is an IPv6 address; only IPv4 is supported"
+        )));
+    }
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| FetchError::Resolve(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find_map(|a| match a {
+            std::net::SocketAddr::V4(v4) => Some(*v4),
+            std::net::SocketAddr::V6(_) => None,
+        })
+        .ok_or_else(|| {
+            FetchError::Resolve(format!(
+                "{host} has no IPv4 address; only IPv4 is supported"
+            ))
+        })
+}

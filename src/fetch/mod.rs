@@ -1,0 +1,413 @@
+//! `tunstack fetch`: HTTP/1.1 (and HTTPS) downloads over the userspace stack.
+//!
+//! The HTTP code sees a byte stream, the stack sees segments; this module is the glue. The
+//! engine here runs every download of one command over one TUN attachment and one stack:
+//! it starts up to `--parallel` downloads, routes the stack's events to them, pumps them,
+//! hands idle keep-alive connections from finished downloads to later ones to the same
+//! server, and sleeps in the event loop until the next packet or deadline.
+
+mod download;
+mod exchange;
+mod progress;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use url::Url;
+
+use crate::cli::{DeviceArgs, FetchArgs};
+use crate::device::fault::{Fault, Impairer};
+use crate::device::pcap::Pcap;
+use crate::device::tun::TunDevice;
+use crate::device::{Device, DeviceError};
+use crate::event_loop::EventLoop;
+use crate::http::{HttpError, OutputError, OutputTarget};
+use crate::stack::{Event, Stack, StackConfig, StackError};
+use crate::tcp::{ConnError, ConnStats};
+use download::{Download, IdleConnection, Origin, Settings, Step};
+use exchange::Limits;
+use progress::{Progress, Snapshot};
+use transport::{TlsError, TlsSettings};
+
+/// Everything that can end a download early; each Display is the one line the user sees.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("{0}")]
+    Resolve(String),
+    #[error("connection refused by {0}")]
+    Refused(SocketAddrV4),
+    #[error("connection reset by {0}")]
+    Reset(SocketAddrV4),
+    #[error("connecting to {addr} timed out after {}", humantime::format_duration(*after))]
+    ConnectTimeout { addr: SocketAddrV4, after: Duration },
+    #[error("server sent nothing for {}", humantime::format_duration(*.0))]
+    Idle(Duration),
+    #[error("connection to {addr} failed: {error}")]
+    Connection {
+        addr: SocketAddrV4,
+        error: ConnError,
+    },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("stack error: {0}")]
+    Stack(#[from] StackError),
+    #[error("{0}")]
+    Capture(String),
+    #[error("I/O error on the device: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What a successful download reports in its summary line.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub url: Url,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// TCP counters summed over every connection of the download (redirects included).
+    pub tcp: TcpTotals,
+    pub destination: String,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-6);
+        let mbit = self.bytes as f64 * 8.0 / secs / 1e6;
+        write!(
+            f,
+            "saved {} bytes to {} in {:.2} s ({:.1} Mbit/s); retransmitted {}, received {} duplicate \
+             and {} out-of-order segments, sent {} duplicate ACKs",
+            self.bytes,
+            self.destination,
+            secs,
+            mbit,
+            self.tcp.retransmits_fast + self.tcp.retransmits_timeout,
+            self.tcp.duplicate_segments_in,
+            self.tcp.out_of_order_in,
+            self.tcp.dup_acks_out,
+        )
+    }
+}
+
+/// The per-connection counters that matter to a user, summed over connections.
+#[derive(Debug, Clone, Default)]
+pub struct TcpTotals {
+    pub retransmits_fast: u64,
+    pub retransmits_timeout: u64,
+    pub duplicate_segments_in: u64,
+    pub out_of_order_in: u64,
+    pub dup_acks_out: u64,
+}
+
+impl TcpTotals {
+    fn add(&mut self, stats: &ConnStats) {
+        self.retransmits_fast += stats.retransmits_fast;
+        self.retransmits_timeout += stats.retransmits_timeout;
+        self.duplicate_segments_in += stats.duplicate_segments_in;
+        self.out_of_order_in += stats.out_of_order_in;
+        self.dup_acks_out += stats.dup_acks_out;
+    }
+}
+
+/// Set by the SIGINT/SIGTERM handler; the loop notices it after the interrupted wait.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Routes SIGINT and SIGTERM to a flag, so an interrupted download can remove its temporary
+/// file and reset its connection before exiting.
+pub fn install_signal_handlers() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; sigaction
+        // is given a zeroed, fully initialised struct.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// True once the user asked us to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// One URL to download and where its body goes.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub url: Url,
+    pub target: OutputTarget,
+}
+
+/// Runs every job as the CLI asked, over one device and one stack. Returns each job's result
+/// in order; `Err` only when nothing could run at all (device, TLS settings) or on Ctrl-C.
+/// `report` is called as each download finishes and returns the line to show for it.
+pub fn run(
+    args: &FetchArgs,
+    jobs: Vec<Job>,
+    mut report: impl FnMut(&Job, &Result<Summary, FetchError>) -> Option<String>,
+) -> Result<Vec<Result<Summary, FetchError>>, FetchError> {
+    let tun = TunDevice::open(&args.iface, !args.device.no_offload)?;
+    let mtu = tun.mtu().unwrap_or(1500).clamp(576, 65535);
+    tun.wait_until_up(Duration::from_millis(500));
+    let device = build_device(tun, &args.device, args.quiet)?;
+    let mut secret = [0u8; 16];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
+    let config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
+    let mut lp = EventLoop::new(device, |now| Stack::new(now, config), args.verbose)?;
+    let settings = Settings {
+        limits: Limits {
+            idle: args.timeout,
+            connect: args.connect_timeout,
+        },
+        resolve: args.resolve.clone(),
+        tls: Some(TlsSettings::new(args.cacert.as_deref(), args.insecure)?),
+        verbose: args.verbose,
+        max_redirects: args.max_redirects as usize,
+    };
+    let mut engine = Engine {
+        downloads: jobs
+            .iter()
+            .map(|j| Download::new(j.url.clone(), j.target.clone(), settings.max_redirects))
+            .collect(),
+        results: jobs.iter().map(|_| None).collect(),
+        active: Vec::new(),
+        next: 0,
+        idle: HashMap::new(),
+        parallel: args.parallel.max(1) as usize,
+        settings,
+        progress: Progress::new(args.quiet),
+    };
+    let outcome = engine.run(&mut lp, &jobs, &mut report);
+    engine.shut_down(&mut lp);
+    outcome?;
+    Ok(engine
+        .results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(FetchError::Interrupted)))
+        .collect())
+}
+
+struct Engine {
+    downloads: Vec<Download>,
+    results: Vec<Option<Result<Summary, FetchError>>>,
+    /// Indices of downloads in progress.
+    active: Vec<usize>,
+    /// The next job to start.
+    next: usize,
+    /// Open connections with nothing in flight, by origin.
+    idle: HashMap<Origin, Vec<IdleConnection>>,
+    parallel: usize,
+    settings: Settings,
+    progress: Progress,
+}
+
+impl Engine {
+    fn run(
+        &mut self,
+        lp: &mut EventLoop,
+        jobs: &[Job],
+        report: &mut impl FnMut(&Job, &Result<Summary, FetchError>) -> Option<String>,
+    ) -> Result<(), FetchError> {
+        loop {
+            if interrupted() {
+                return Err(FetchError::Interrupted);
+            }
+            self.route_events(lp);
+            let now = lp.now();
+            for i in self.active.clone() {
+                let keep_alive = self.more_for(&self.downloads[i].origin(), i);
+                if let Step::Finished(result, idle) =
+                    self.downloads[i].pump(lp.stack(), &self.settings, now, keep_alive)
+                {
+                    self.active.retain(|&a| a != i);
+                    if let Some((origin, conn)) = idle {
+                        self.idle.entry(origin).or_default().push(conn);
+                    }
+                    self.progress.finish(i);
+                    if let Some(line) = report(&jobs[i], &result) {
+                        self.progress.println(&line);
+                    }
+                    self.results[i] = Some(result);
+                }
+            }
+            self.show_progress(now);
+            let started = self.start_more(lp, jobs, report);
+            if self.active.is_empty() && self.next >= self.downloads.len() {
+                return Ok(());
+            }
+            if started {
+                continue;
+            }
+            let deadline = self
+                .active
+                .iter()
+                .filter_map(|&i| self.downloads[i].deadline(&self.settings.limits));
+            lp.turn(deadline.chain(self.progress.next_update()).min())?;
+        }
+    }
+
+    fn show_progress(&mut self, now: std::time::Instant) {
+        let names: Vec<String> = self
+            .active
+            .iter()
+            .map(|&i| self.downloads[i].name())
+            .collect();
+        let snapshots: Vec<Snapshot> = self
+            .active
+            .iter()
+            .zip(&names)
+            .map(|(&i, name)| {
+                let body = self.downloads[i].body();
+                Snapshot {
+                    index: i,
+                    name,
+                    received: body.received,
+                    expected: body.expected,
+                    retransmissions: self.downloads[i].retransmissions(),
+                }
+            })
+            .collect();
+        self.progress.update(now, &snapshots);
+    }
+
+    /// True when a download after `index` (not started yet) goes to `origin`, so keeping the
+    /// connection open pays off.
+    fn more_for(&self, origin: &Origin, index: usize) -> bool {
+        self.downloads
+            .iter()
+            .enumerate()
+            .skip(self.next.max(index + 1))
+            .any(|(_, d)| d.origin() == *origin)
+    }
+
+    fn start_more(
+        &mut self,
+        lp: &mut EventLoop,
+        jobs: &[Job],
+        report: &mut impl FnMut(&Job, &Result<Summary, FetchError>) -> Option<String>,
+    ) -> bool {
+        let mut started = false;
+        while self.active.len() < self.parallel && self.next < self.downloads.len() {
+            let i = self.next;
+            self.next += 1;
+            let origin = self.downloads[i].origin();
+            let idle = self.idle.get_mut(&origin).and_then(Vec::pop);
+            let keep_alive = self.more_for(&origin, i);
+            let now = lp.now();
+            match self.downloads[i].start(lp.stack(), &self.settings, now, idle, keep_alive) {
+                Ok(()) => {
+                    self.active.push(i);
+                    started = true;
+                }
+                Err(error) => {
+                    let result = Err(error);
+                    if let Some(line) = report(&jobs[i], &result) {
+                        self.progress.println(&line);
+                    }
+                    self.results[i] = Some(result);
+                }
+            }
+        }
+        // Idle connections nobody will use any more are closed.
+        let wanted: Vec<Origin> = self.downloads[self.next..]
+            .iter()
+            .map(Download::origin)
+            .collect();
+        self.idle.retain(|origin, conns| {
+            if wanted.contains(origin) {
+                return true;
+            }
+            for conn in conns.drain(..) {
+                let _ = lp.stack().close(conn.conn);
+            }
+            false
+        });
+        started
+    }
+
+    fn route_events(&mut self, lp: &mut EventLoop) {
+        while let Some(event) = lp.stack().poll_event() {
+            let id = match &event {
+                Event::Connected(id)
+                | Event::Readable(id)
+                | Event::Writable(id)
+                | Event::PeerFinished(id)
+                | Event::Closed(id) => *id,
+                Event::Failed(id, _) => *id,
+                Event::Incoming { .. } => continue,
+            };
+            if let Some(&i) = self
+                .active
+                .iter()
+                .find(|&&i| self.downloads[i].conn() == Some(id))
+            {
+                self.downloads[i].on_event(&event);
+            }
+        }
+    }
+
+    /// Ends everything: aborts unfinished downloads (removing their temporary files), closes
+    /// idle connections, and gives the FINs a short, bounded chance to be acknowledged.
+    fn shut_down(&mut self, lp: &mut EventLoop) {
+        for &i in &self.active {
+            self.downloads[i].abort(lp.stack());
+        }
+        for conns in self.idle.values_mut() {
+            for conn in conns.drain(..) {
+                let _ = lp.stack().close(conn.conn);
+            }
+        }
+        let limit = lp.now() + Duration::from_millis(500);
+        while lp.stack().closing_connections() > 0 && lp.now() < limit && !interrupted() {
+            if lp.turn(Some(limit)).is_err() {
+                break;
+            }
+            while lp.stack().poll_event().is_some() {}
+        }
+        let _ = lp.flush();
+    }
+}
+
+/// Wraps the TUN device as the flags ask: `Fault<Pcap<Tun>>`, so the capture shows what really
+/// crossed the device and the impairment sits between it and the stack.
+fn build_device(
+    tun: TunDevice,
+    flags: &DeviceArgs,
+    quiet: bool,
+) -> Result<Box<dyn Device>, FetchError> {
+    let mut device: Box<dyn Device> = Box::new(tun);
+    if let Some(path) = &flags.pcap {
+        let pcap = Pcap::create(device, path)
+            .map_err(|e| FetchError::Capture(format!("cannot write {}: {e}", path.display())))?;
+        device = Box::new(pcap);
+    }
+    let (inbound, outbound) = (flags.inbound(), flags.outbound());
+    if inbound.is_some() || outbound.is_some() {
+        let seed = flags.seed.unwrap_or_else(rand::random);
+        if !quiet {
+            eprintln!("tunstack: impairing with seed {seed} (replay with --seed {seed})");
+        }
+        // Distinct streams per direction, both derived from the one seed.
+        let inbound = inbound.map(|spec| Impairer::new(spec.clone(), seed));
+        let outbound =
+            outbound.map(|spec| Impairer::new(spec.clone(), seed ^ 0x9e37_79b9_7f4a_7c15));
+        device = Box::new(Fault::new(device, inbound, outbound));
+    }
+    Ok(device)
+}
