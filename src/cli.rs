@@ -78,6 +78,11 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
 
+    /// Resume a partial download like `wget -c`: continue NAME.part (kept by an interrupted
+    /// `-c` run) or an existing NAME with a Range request.
+    #[arg(short = 'c', long = "continue")]
+    pub resume: bool,
+
     /// Read more URLs from FILE, one a line (blank lines and lines starting with # skipped).
     #[arg(short = 'i', long = "input-file", value_name = "FILE")]
     pub input_file: Option<PathBuf>,

@@ -51,6 +51,10 @@ fn fetch_command(args: &FetchArgs) -> ExitCode {
             }
             ExitCode::from(1)
         }
+        Err(FetchError::Interrupted) if args.resume => {
+            eprintln!("tunstack: interrupted; partial downloads kept as NAME.part for the next -c");
+            ExitCode::from(130)
+        }
         Err(FetchError::Interrupted) => {
             eprintln!("tunstack: interrupted; no partial file left");
             ExitCode::from(130)

@@ -10,7 +10,7 @@ use super::exchange::{BodyProgress, Exchange, Limits, Outcome};
 use super::transport::{TlsSettings, Transport};
 use super::{FetchError, Summary, TcpTotals};
 use crate::cli::ResolveEntry;
-use crate::http::{build_request, OutputTarget, RedirectChain, RequestOptions};
+use crate::http::{build_request, OutputTarget, RedirectChain, RequestOptions, ResumePlan};
 use crate::stack::{ConnId, Event, Stack};
 
 /// Everything the downloads share: settings from the command line.
@@ -20,6 +20,8 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     pub verbose: bool,
     pub max_redirects: usize,
+    /// `-c`: continue partial files.
+    pub resume: bool,
 }
 
 /// Where a connection goes: scheme, host and port (what keep-alive may share).
@@ -143,8 +145,24 @@ impl Download {
     ) -> Result<(), FetchError> {
         self.started.get_or_insert(now);
         let url = self.chain.current().clone();
+        let resume = match (&self.target, settings.resume) {
+            (OutputTarget::Path(path), true) => Some(ResumePlan::for_target(path)),
+            _ => None,
+        };
+        if let (Some(plan), true) = (&resume, settings.verbose) {
+            eprintln!(
+                "* resuming {} at byte {}",
+                plan.working.display(),
+                plan.offset
+            );
+        }
+        let extra_headers = resume
+            .as_ref()
+            .map(ResumePlan::request_headers)
+            .unwrap_or_default();
         let options = RequestOptions {
             keep_alive,
+            extra_headers,
             ..RequestOptions::default()
         };
         let request = build_request(&url, &options)?;
@@ -161,6 +179,7 @@ impl Download {
                     idle.transport,
                     request,
                     self.target.clone(),
+                    resume,
                     true,
                 )
             }
@@ -188,6 +207,7 @@ impl Download {
                     transport,
                     request,
                     self.target.clone(),
+                    resume,
                     false,
                 )
             }
@@ -237,7 +257,12 @@ impl Download {
                     Err(e) => self.finish(Err(e), None),
                 }
             }
-            Ok(Some(Outcome::Done { bytes, reusable })) => {
+            Ok(Some(done @ (Outcome::Done { .. } | Outcome::AlreadyComplete))) => {
+                let (bytes, reusable) = match done {
+                    Outcome::Done { bytes, reusable } => (bytes, reusable),
+                    _ => (0, false),
+                };
+                let already_complete = matches!(done, Outcome::AlreadyComplete);
                 let exchange = self.exchange.take().expect("exchange in progress");
                 self.tcp.add(&exchange.stats);
                 let idle = if reusable && keep_alive {
@@ -260,6 +285,7 @@ impl Download {
                     elapsed: now.saturating_duration_since(self.started.unwrap_or(now)),
                     tcp: self.tcp.clone(),
                     destination: self.destination(),
+                    already_complete,
                 };
                 self.finish(Ok(summary), idle)
             }

@@ -10,7 +10,8 @@ use url::Url;
 use super::transport::{Received, Transport, TransportError};
 use super::FetchError;
 use crate::http::{
-    redirect_target, HttpError, Output, OutputTarget, Progress, ResponseHead, ResponseReader,
+    content_range, redirect_target, ContentRange, HttpError, Output, OutputTarget, Progress,
+    ResponseHead, ResponseReader, ResumePlan,
 };
 use crate::stack::{ConnId, Event, Stack, StackError};
 use crate::tcp::{ConnError, ConnStats, IoError};
@@ -30,6 +31,8 @@ pub enum Outcome {
     Redirect(Url),
     /// The body was saved; `reusable` when the connection may carry another request.
     Done { bytes: u64, reusable: bool },
+    /// `-c` found the file already complete (416 with the size we have).
+    AlreadyComplete,
 }
 
 /// What the body looks like so far, for progress reports.
@@ -55,6 +58,8 @@ pub struct Exchange {
     /// A response head (of any status) arrived.
     got_head: bool,
     target: OutputTarget,
+    /// `-c`: where the partial file is and how much of it there is.
+    resume: Option<ResumePlan>,
     output: Option<Output>,
     started: Instant,
     last_heard: Instant,
@@ -75,6 +80,7 @@ impl Exchange {
         transport: Transport,
         request: Vec<u8>,
         target: OutputTarget,
+        resume: Option<ResumePlan>,
         reused: bool,
     ) -> Self {
         Exchange {
@@ -90,6 +96,7 @@ impl Exchange {
             head: None,
             got_head: false,
             target,
+            resume,
             output: None,
             started: now,
             last_heard: now,
@@ -267,10 +274,58 @@ impl Exchange {
         if let Some(next) = redirect_target(&self.url, &head)? {
             return Ok(Some(Outcome::Redirect(next)));
         }
+        if let Some(plan) = self.resume.clone() {
+            return self.on_resumed_head(head, &plan);
+        }
         if !head.is_success() {
             return Err(head.status_error().into());
         }
         self.output = Some(Output::create(&self.target)?);
+        self.head = Some(head);
+        Ok(None)
+    }
+
+    /// `-c`: 206 appends to the partial file, 416 means it is already complete, any other
+    /// 2xx means the server sent the whole entity, so start over without losing the old copy
+    /// until the new one is complete.
+    fn on_resumed_head(
+        &mut self,
+        head: ResponseHead,
+        plan: &ResumePlan,
+    ) -> Result<Option<Outcome>, FetchError> {
+        match head.status {
+            206 => {
+                match content_range(&head) {
+                    Some(ContentRange::Bytes { first, .. }) if first == plan.offset => {}
+                    _ => {
+                        return Err(FetchError::Resume(format!(
+                            "server answered the range request from byte {} with {:?}",
+                            plan.offset,
+                            head.header_str("content-range")
+                                .unwrap_or("no Content-Range")
+                        )))
+                    }
+                }
+                self.output = Some(Output::resume(&plan.working, &plan.target)?);
+            }
+            416 => {
+                return match content_range(&head) {
+                    Some(ContentRange::Unsatisfied { total }) if total == plan.offset => {
+                        Output::resume(&plan.working, &plan.target)?.commit()?;
+                        Ok(Some(Outcome::AlreadyComplete))
+                    }
+                    _ => Err(head.status_error().into()),
+                };
+            }
+            _ if head.is_success() && plan.working != plan.target => {
+                // The partial bytes are of no use: the new entity starts from zero.
+                let _ = std::fs::remove_file(&plan.working);
+                self.output = Some(Output::resume(&plan.working, &plan.target)?);
+            }
+            _ if head.is_success() => self.output = Some(Output::create(&self.target)?),
+            _ => return Err(head.status_error().into()),
+        }
+        plan.store_validator(&head);
         self.head = Some(head);
         Ok(None)
     }

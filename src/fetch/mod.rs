@@ -63,6 +63,8 @@ pub enum FetchError {
     Stack(#[from] StackError),
     #[error("{0}")]
     Capture(String),
+    #[error("cannot resume: {0}")]
+    Resume(String),
     #[error("I/O error on the device: {0}")]
     Io(#[from] std::io::Error),
     #[error("interrupted")]
@@ -78,10 +80,15 @@ pub struct Summary {
     /// TCP counters summed over every connection of the download (redirects included).
     pub tcp: TcpTotals,
     pub destination: String,
+    /// `-c` found nothing left to download.
+    pub already_complete: bool,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.already_complete {
+            return write!(f, "{} is already complete", self.destination);
+        }
         let secs = self.elapsed.as_secs_f64().max(1e-6);
         let mbit = self.bytes as f64 * 8.0 / secs / 1e6;
         write!(
@@ -179,6 +186,7 @@ pub fn run(
         tls: Some(TlsSettings::new(args.cacert.as_deref(), args.insecure)?),
         verbose: args.verbose,
         max_redirects: args.max_redirects as usize,
+        resume: args.resume,
     };
     let mut engine = Engine {
         downloads: jobs

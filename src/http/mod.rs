@@ -11,11 +11,13 @@ pub mod output;
 pub mod redirect;
 pub mod request;
 pub mod response;
+pub mod resume;
 
 pub use output::{file_name_from_url, Output, OutputError, OutputTarget};
 pub use redirect::{redirect_target, RedirectChain, DEFAULT_MAX_REDIRECTS};
 pub use request::{build_request, Method, RequestOptions};
 pub use response::{Progress, ResponseHead, ResponseReader, HEAD_LIMIT_BYTES, MAX_HEADERS};
+pub use resume::{content_range, ContentRange, ResumePlan};
 
 use url::Url;
 

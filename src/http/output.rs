@@ -112,6 +112,8 @@ struct PendingFile {
     writer: Option<BufWriter<File>>,
     temp: PathBuf,
     target: PathBuf,
+    /// A resumable download (`-c`): what was written stays on failure, to continue from later.
+    keep_on_failure: bool,
 }
 
 impl Output {
@@ -137,6 +139,14 @@ impl Output {
             OutputTarget::Path(path) => Sink::File(PendingFile::create(path)?),
         };
         Ok(Output { sink })
+    }
+
+    /// Appends to `working`, which replaces `target` on commit and survives a failure: the
+    /// file behind `-c`.
+    pub fn resume(working: &Path, target: &Path) -> Result<Output, OutputError> {
+        Ok(Output {
+            sink: Sink::File(PendingFile::resume(working, target)?),
+        })
     }
 
     /// The temporary file while the download is in progress, so a signal handler can delete it
@@ -208,6 +218,7 @@ impl PendingFile {
                         writer: Some(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file)),
                         temp,
                         target: target.to_owned(),
+                        keep_on_failure: false,
                     })
                 }
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last_error = error,
@@ -220,6 +231,28 @@ impl PendingFile {
         Err(OutputError::CreateTemp {
             dir: dir.to_owned(),
             source: last_error,
+        })
+    }
+
+    /// Appends to `working` (created if missing), which becomes `target` on commit; kept, with
+    /// everything written so far, if the download fails.
+    fn resume(working: &Path, target: &Path) -> Result<PendingFile, OutputError> {
+        if fs::metadata(target).is_ok_and(|meta| meta.is_dir()) {
+            return Err(OutputError::IsDirectory(target.to_owned()));
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(working)
+            .map_err(|source| OutputError::CreateTemp {
+                dir: directory_of(working).to_owned(),
+                source,
+            })?;
+        Ok(PendingFile {
+            writer: Some(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file)),
+            temp: working.to_owned(),
+            target: target.to_owned(),
+            keep_on_failure: true,
         })
     }
 
@@ -241,9 +274,19 @@ impl PendingFile {
             .into_inner()
             .map_err(|error| error.into_error())
             .and_then(|file| file.sync_all());
-        if let Err(error) = synced.and_then(|()| fs::rename(&self.temp, &self.target)) {
-            // Nothing replaced the target; do not leave the partial data behind either.
-            let _ = fs::remove_file(&self.temp);
+        let renamed = synced.and_then(|()| {
+            if self.temp == self.target {
+                Ok(())
+            } else {
+                fs::rename(&self.temp, &self.target)
+            }
+        });
+        if let Err(error) = renamed {
+            // Nothing replaced the target; do not leave the partial data behind either (unless
+            // it is a resumable download's).
+            if !self.keep_on_failure {
+                let _ = fs::remove_file(&self.temp);
+            }
             return Err(commit_error(error));
         }
         File::open(directory_of(&self.target))
@@ -254,7 +297,12 @@ impl PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
+        if let Some(mut writer) = self.writer.take() {
+            if self.keep_on_failure {
+                // A resumable download keeps every byte it got, for the next `-c`.
+                let _ = writer.flush();
+                return;
+            }
             // Discard buffered bytes rather than flushing them into a file about to be deleted.
             let (file, _unwritten) = writer.into_parts();
             drop(file);
