@@ -263,6 +263,9 @@ pub struct Connection {
     rtt: RttEstimator,
     /// Karn-safe RTT timing of one segment when timestamps are off: (seq, sent at).
     rtt_probe: Option<(SeqNum, Instant)>,
+    /// Our TSval at the last retransmission timeout. An ACK echoing an older TSval answers a
+    /// segment sent before the timeout, so its "RTT" would include the whole backoff.
+    timeout_ts: Option<u32>,
     cc: Box<dyn CongestionControl>,
     scoreboard: Scoreboard,
     recovery: Option<Recovery>,
@@ -377,6 +380,7 @@ impl Connection {
             unacked_segments: 0,
             rtt: RttEstimator::new(config.rto),
             rtt_probe: None,
+            timeout_ts: None,
             cc: Box::new(NewReno::new(send_mss)),
             scoreboard: Scoreboard::default(),
             recovery: None,
@@ -630,6 +634,7 @@ impl Connection {
         }
         self.rtt.on_timeout();
         self.rtt_probe = None;
+        self.timeout_ts = Some(self.ts_now(now));
         self.recovery = None;
         self.dup_acks = 0;
         self.scoreboard.clear();
@@ -867,6 +872,15 @@ impl Connection {
         if self.opts.timestamps {
             if let Some(ts) = seg.options.timestamps {
                 if ts.echo != 0 {
+                    // RFC 7323 §4.2 makes a TSecr sample a MAY. After a timeout, an echo older
+                    // than the timeout comes from a segment whose ACK was lost and that the
+                    // peer saw again as a duplicate: it measures our backoff, not the path.
+                    if let Some(at) = self.timeout_ts {
+                        if (ts.echo.wrapping_sub(at) as i32) < 0 {
+                            return;
+                        }
+                        self.timeout_ts = None;
+                    }
                     let elapsed = self.ts_now(now).wrapping_sub(ts.echo);
                     // Ignore nonsense echoes (RFC 7323 §4.2 sanity: not from the future, < 1 h).
                     if (elapsed as i32) >= 0 && elapsed < 3_600_000 {
