@@ -1205,14 +1205,11 @@ impl Connection {
                 .scoreboard
                 .loss_edge(self.loss_threshold())
                 .unwrap_or(self.snd_una);
-            // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3).
+            // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3); later
+            // on, only SACK evidence (IsLost) marks a segment lost.
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
             (
-                edge.max(if rec.high_rxt == self.snd_una {
-                    first
-                } else {
-                    self.snd_una
-                }),
+                edge.max(if rec.forced { first } else { self.snd_una }),
                 0,
             )
         } else {
