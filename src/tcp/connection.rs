@@ -1507,6 +1507,9 @@ impl Connection {
         self.snd_max = self.snd_max.max(end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            // Nothing was outstanding: the user timeout counts from this new flight, not from
+            // whenever it was last armed (connection setup, or the last ACK long ago).
+            self.timers.set(Timer::User, now + self.config.user_timeout);
         }
         self.timers.stop(Timer::Persist);
         if !self.timers.is_set(Timer::User) {
