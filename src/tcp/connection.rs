@@ -1208,10 +1208,7 @@ impl Connection {
             // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3); later
             // on, only SACK evidence (IsLost) marks a segment lost.
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
-            (
-                edge.max(if rec.forced { first } else { self.snd_una }),
-                0,
-            )
+            (edge.max(if rec.forced { first } else { self.snd_una }), 0)
         } else {
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
             (first, self.dup_acks as usize * self.send_mss)
@@ -1367,12 +1364,22 @@ impl Connection {
         let max_payload = self
             .send_mss
             .saturating_sub(self.sack_option_len(options_len));
-        let len = hole_end.distance_from(start).min(max_payload).max(1);
+        // The hole may end with (or be only) our FIN, which has a sequence number but no byte
+        // in the send buffer: send it as a FIN.
+        let data_end = self.data_end_seq();
+        let len = hole_end
+            .distance_from(start)
+            .min(max_payload)
+            .min(data_end.distance_from(start));
+        let fin = self.fin_queued && start + len == data_end && hole_end.after(data_end);
+        if len == 0 && !fin {
+            return None;
+        }
         rec.forced = false;
-        rec.high_rxt = start + len;
+        rec.high_rxt = start + len + usize::from(fin);
         self.recovery = Some(rec);
         self.stats.retransmits_fast += 1;
-        Some(self.emit_data(now, start, len, buf))
+        Some(self.emit_data_fin(now, start, len, fin, buf))
     }
 
     /// New data from SND.NXT (or go-back-N retransmission after a timeout), within the peer's
@@ -1455,10 +1462,6 @@ impl Connection {
         } else {
             4 + 8 * blocks
         }
-    }
-
-    fn emit_data(&mut self, now: Instant, start: SeqNum, len: usize, buf: &mut [u8]) -> usize {
-        self.emit_data_fin(now, start, len, false, buf)
     }
 
     fn emit_data_fin(
