@@ -78,7 +78,23 @@ fn transfer(
         virtual_time: Duration::from_secs(3600),
         steps: 5_000_000 + bytes / 100,
     };
-    let outcome = pair.run(&mut client, &mut server, limits);
+    // A panic inside the stack (a debug assertion, say) becomes an ordinary failure, so the
+    // seed gets reported and the capture written.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pair.run(&mut client, &mut server, limits)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        Err(support::RunError {
+            reason: format!("the stack panicked: {message}"),
+            at: pair.clock.elapsed(),
+            steps: pair.steps,
+        })
+    });
     if capture {
         let base = pcap_base(seed, direction);
         match support::write_pcaps(&base, &pair.clock, [&pair.up, &pair.down]) {
