@@ -265,6 +265,9 @@ pub struct Connection {
     rtt: RttEstimator,
     /// Karn-safe RTT timing of one segment when timestamps are off: (seq, sent at).
     rtt_probe: Option<(SeqNum, Instant)>,
+    /// Our TSval at the last retransmission timeout. An ACK echoing an older TSval answers a
+    /// segment sent before the timeout, so its "RTT" would include the whole backoff.
+    timeout_ts: Option<u32>,
     cc: Box<dyn CongestionControl>,
     scoreboard: Scoreboard,
     recovery: Option<Recovery>,
@@ -379,6 +382,7 @@ impl Connection {
             unacked_segments: 0,
             rtt: RttEstimator::new(config.rto),
             rtt_probe: None,
+            timeout_ts: None,
             cc: Box::new(NewReno::new(send_mss)),
             scoreboard: Scoreboard::default(),
             recovery: None,
@@ -639,6 +643,7 @@ impl Connection {
         }
         self.rtt.on_timeout();
         self.rtt_probe = None;
+        self.timeout_ts = Some(self.ts_now(now));
         self.recovery = None;
         self.dup_acks = 0;
         self.scoreboard.clear();
@@ -891,6 +896,15 @@ impl Connection {
         if self.opts.timestamps {
             if let Some(ts) = seg.options.timestamps {
                 if ts.echo != 0 {
+                    // RFC 7323 §4.2 makes a TSecr sample a MAY. After a timeout, an echo older
+                    // than the timeout comes from a segment whose ACK was lost and that the
+                    // peer saw again as a duplicate: it measures our backoff, not the path.
+                    if let Some(at) = self.timeout_ts {
+                        if (ts.echo.wrapping_sub(at) as i32) < 0 {
+                            return;
+                        }
+                        self.timeout_ts = None;
+                    }
                     let elapsed = self.ts_now(now).wrapping_sub(ts.echo);
                     // Ignore nonsense echoes (RFC 7323 §4.2 sanity: not from the future, < 1 h).
                     if (elapsed as i32) >= 0 && elapsed < 3_600_000 {
@@ -1222,16 +1236,10 @@ impl Connection {
                 .scoreboard
                 .loss_edge(self.loss_threshold())
                 .unwrap_or(self.snd_una);
-            // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3).
+            // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3); later
+            // on, only SACK evidence (IsLost) marks a segment lost.
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
-            (
-                edge.max(if rec.high_rxt == self.snd_una {
-                    first
-                } else {
-                    self.snd_una
-                }),
-                0,
-            )
+            (edge.max(if rec.forced { first } else { self.snd_una }), 0)
         } else {
             let first = (self.snd_una + self.send_mss).min(self.snd_max);
             (first, self.dup_acks as usize * self.send_mss)
@@ -1388,12 +1396,22 @@ impl Connection {
         let max_payload = self
             .send_mss
             .saturating_sub(self.sack_option_len(options_len));
-        let len = hole_end.distance_from(start).min(max_payload).max(1);
+        // The hole may end with (or be only) our FIN, which has a sequence number but no byte
+        // in the send buffer: send it as a FIN.
+        let data_end = self.data_end_seq();
+        let len = hole_end
+            .distance_from(start)
+            .min(max_payload)
+            .min(data_end.distance_from(start));
+        let fin = self.fin_queued && start + len == data_end && hole_end.after(data_end);
+        if len == 0 && !fin {
+            return None;
+        }
         rec.forced = false;
-        rec.high_rxt = start + len;
+        rec.high_rxt = start + len + usize::from(fin);
         self.recovery = Some(rec);
         self.stats.retransmits_fast += 1;
-        Some(self.emit_data(now, start, len, buf))
+        Some(self.emit_data_fin(now, start, len, fin, buf))
     }
 
     /// New data from SND.NXT (or go-back-N retransmission after a timeout), within the peer's
@@ -1478,10 +1496,6 @@ impl Connection {
         }
     }
 
-    fn emit_data(&mut self, now: Instant, start: SeqNum, len: usize, buf: &mut [u8]) -> usize {
-        self.emit_data_fin(now, start, len, false, buf)
-    }
-
     fn emit_data_fin(
         &mut self,
         now: Instant,
@@ -1531,6 +1545,9 @@ impl Connection {
         self.snd_max = self.snd_max.max(end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            // Nothing was outstanding: the user timeout counts from this new flight, not from
+            // whenever it was last armed (connection setup, or the last ACK long ago).
+            self.timers.set(Timer::User, now + self.config.user_timeout);
         }
         self.timers.stop(Timer::Persist);
         if was_idle || !self.timers.is_set(Timer::User) {
