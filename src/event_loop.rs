@@ -128,6 +128,11 @@ impl EventLoop {
                         tracer.datagram(now, "in", datagram, &self.stack);
                     }
                     self.stack.handle_datagram(now, datagram);
+                    // Loss signals (out-of-order ACKs with SACK) and every second segment's
+                    // ACK go out at once; only delayable ACKs wait for the end of the batch.
+                    if self.stack.take_transmit_due() {
+                        self.flush()?;
+                    }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,

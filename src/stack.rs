@@ -168,6 +168,8 @@ struct Sockets {
     rsts: VecDeque<PendingRst>,
     events: VecDeque<Event>,
     stats: StackStats,
+    /// A connection wants an ACK out before the receive batch ends.
+    ack_due: bool,
 }
 
 impl Stack {
@@ -192,6 +194,7 @@ impl Stack {
             rsts: VecDeque::new(),
             events: VecDeque::new(),
             stats: StackStats::default(),
+            ack_due: false,
             config,
         };
         Stack { ip, sockets }
@@ -314,6 +317,14 @@ impl Stack {
             Ingress::IcmpError(err) => self.sockets.handle_icmp_error(err),
             Ingress::Consumed | Ingress::Dropped(_) => {}
         }
+    }
+
+    /// True (once) when the datagrams handled since the last call left something that should
+    /// be sent before more are read: an immediate ACK, a reset, an ICMP reply.
+    pub fn take_transmit_due(&mut self) -> bool {
+        let due = self.sockets.ack_due || !self.sockets.rsts.is_empty();
+        self.sockets.ack_due = false;
+        due
     }
 
     /// Fires expired timers everywhere.
@@ -440,6 +451,7 @@ impl Sockets {
         if let Some(&id) = self.by_quad.get(&quad) {
             if let Some(entry) = self.conns.get_mut(&id) {
                 entry.conn.handle_segment(now, &seg);
+                self.ack_due |= entry.conn.ack_due();
                 drain_events(&mut self.events, &mut self.listeners, id, entry);
                 return;
             }

@@ -41,7 +41,7 @@ const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const SAVED_AS: &str = "chaos.bin";
 const ERROR_PREFIX: &str = "tunstack: ";
 /// The informational line `--impair` prints; not an error.
-const SEED_LINE_PREFIX: &str = "tunstack: impairing with seed ";
+const SEED_LINE_PREFIX: &str = "* impairing with seed";
 
 /// Bound for the mild cases (they take seconds when recovery works).
 const MILD_LIMIT: Duration = Duration::from_secs(120);

@@ -152,6 +152,8 @@ struct Held {
     due: Instant,
     order: u64,
     bytes: Vec<u8>,
+    /// A bit was flipped: the kernel may refuse it outright (e.g. a broken version nibble).
+    corrupted: bool,
 }
 
 impl PartialEq for Held {
@@ -223,7 +225,8 @@ impl Impairer {
         };
         for _ in 0..copies {
             let mut bytes = datagram.to_vec();
-            if !bytes.is_empty() && self.chance(self.spec.corrupt) {
+            let corrupted = !bytes.is_empty() && self.chance(self.spec.corrupt);
+            if corrupted {
                 let bit = self.rng.gen_range(0..bytes.len() * 8);
                 bytes[bit / 8] ^= 1 << (bit % 8);
                 self.stats.corrupted += 1;
@@ -237,6 +240,7 @@ impl Impairer {
                 due,
                 order: self.next_order,
                 bytes,
+                corrupted,
             });
             self.next_order += 1;
         }
@@ -270,12 +274,17 @@ impl Impairer {
 
     /// The next datagram whose time has come.
     pub fn pop_due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.pop_due_marked(now).map(|(bytes, _)| bytes)
+    }
+
+    /// Like `pop_due`, also saying whether the datagram was corrupted.
+    fn pop_due_marked(&mut self, now: Instant) -> Option<(Vec<u8>, bool)> {
         if self.held.peek()?.due > now {
             return None;
         }
         let held = self.held.pop()?;
         self.held_bytes -= held.bytes.len();
-        Some(held.bytes)
+        Some((held.bytes, held.corrupted))
     }
 
     /// When the next held datagram is due.
@@ -340,10 +349,12 @@ impl<D: Device> Device for Fault<D> {
 
     fn poll(&mut self, now: Instant) -> io::Result<()> {
         if let Some(outbound) = &mut self.outbound {
-            while let Some(datagram) = outbound.pop_due(now) {
+            while let Some((datagram, corrupted)) = outbound.pop_due_marked(now) {
                 match self.inner.send(now, &datagram) {
-                    // A full device queue is one more loss on an impaired path.
+                    // A full device queue is one more loss on an impaired path, and so is a
+                    // corrupted datagram the kernel refuses to take at all.
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) if corrupted && err.kind() == io::ErrorKind::InvalidInput => {}
                     other => other?,
                 }
             }

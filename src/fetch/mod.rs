@@ -67,6 +67,11 @@ pub enum FetchError {
     Resume(String),
     #[error("I/O error on the device: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the TUN device {iface} failed ({source}); was the interface removed?")]
+    DeviceLost {
+        iface: String,
+        source: std::io::Error,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -200,6 +205,7 @@ pub fn run(
         parallel: args.parallel.max(1) as usize,
         settings,
         progress: Progress::new(args.quiet),
+        iface: args.iface.clone(),
     };
     let outcome = engine.run(&mut lp, &jobs, &mut report);
     engine.shut_down(&mut lp);
@@ -223,6 +229,7 @@ struct Engine {
     parallel: usize,
     settings: Settings,
     progress: Progress,
+    iface: String,
 }
 
 impl Engine {
@@ -266,7 +273,11 @@ impl Engine {
                 .active
                 .iter()
                 .filter_map(|&i| self.downloads[i].deadline(&self.settings.limits));
-            lp.turn(deadline.chain(self.progress.next_update()).min())?;
+            lp.turn(deadline.chain(self.progress.next_update()).min())
+                .map_err(|source| FetchError::DeviceLost {
+                    iface: self.iface.clone(),
+                    source,
+                })?;
         }
     }
 
@@ -409,7 +420,7 @@ fn build_device(
     if inbound.is_some() || outbound.is_some() {
         let seed = flags.seed.unwrap_or_else(rand::random);
         if !quiet {
-            eprintln!("tunstack: impairing with seed {seed} (replay with --seed {seed})");
+            eprintln!("* impairing with seed {seed} (replay with --seed {seed})");
         }
         // Distinct streams per direction, both derived from the one seed.
         let inbound = inbound.map(|spec| Impairer::new(spec.clone(), seed));

@@ -435,6 +435,13 @@ impl Connection {
         }
     }
 
+    /// True when an ACK should go out now rather than at the end of the receive batch: an
+    /// out-of-order or duplicate segment, a filled hole, the second full segment (RFC 5681
+    /// §4.2), a challenge. The event loop flushes on it, so batching never hides loss signals.
+    pub fn ack_due(&self) -> bool {
+        self.ack == AckState::Now
+    }
+
     /// Lets the stack attribute checksum failures to this connection.
     pub fn count_checksum_failure(&mut self) {
         self.stats.checksum_failures += 1;
@@ -785,6 +792,10 @@ impl Connection {
         }
         if !self.acceptable(seg) {
             self.stats.rejected_in += 1;
+            if seg.segment_len() > 0 && (seg.seq + seg.segment_len()).before_eq(self.rcv_nxt) {
+                // Entirely old: a retransmission or duplicate of what we already have.
+                self.stats.duplicate_segments_in += 1;
+            }
             if seg.control != Control::Rst {
                 // RFC 9293 §3.10.7.4 first check: answer an unacceptable segment with an ACK.
                 self.ack = AckState::Now;
@@ -1545,9 +1556,6 @@ impl Connection {
         self.snd_max = self.snd_max.max(end);
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            // Nothing was outstanding: the user timeout counts from this new flight, not from
-            // whenever it was last armed (connection setup, or the last ACK long ago).
-            self.timers.set(Timer::User, now + self.config.user_timeout);
         }
         self.timers.stop(Timer::Persist);
         if was_idle || !self.timers.is_set(Timer::User) {
