@@ -140,10 +140,22 @@ impl Lab {
 
     /// nginx on 10.77.1.2:8081 with sendfile, a single process, everything under the scratch dir.
     pub fn start_nginx(&mut self) {
+        let server = format!(
+            "server {{\n\
+             \x20       listen 10.77.1.2:{NGINX_PORT};\n\
+             \x20       root {};\n\
+             \x20   }}\n",
+            self.served_dir().display()
+        );
+        self.start_nginx_servers(&server, NGINX_PORT);
+    }
+
+    /// nginx as `start_nginx` runs it, with the caller's `server { ... }` blocks (TLS, redirects);
+    /// waits until something accepts on `port`.
+    pub fn start_nginx_servers(&mut self, servers: &str, port: u16) {
         let prefix = self.scratch.path().join("nginx");
         fs::create_dir_all(&prefix).unwrap();
         let p = prefix.display();
-        let served = self.served_dir();
         let config = format!(
             "daemon off;\n\
              master_process off;\n\
@@ -160,12 +172,8 @@ impl Lab {
              \x20   uwsgi_temp_path {p}/uwsgi;\n\
              \x20   scgi_temp_path {p}/scgi;\n\
              \x20   types {{ application/octet-stream bin; }}\n\
-             \x20   server {{\n\
-             \x20       listen 10.77.1.2:{NGINX_PORT};\n\
-             \x20       root {};\n\
-             \x20   }}\n\
-             }}\n",
-            served.display()
+             \x20   {servers}\
+             }}\n"
         );
         let config_path = prefix.join("nginx.conf");
         fs::write(&config_path, config).unwrap();
@@ -180,7 +188,13 @@ impl Lab {
             "-c",
             config_path.to_str().unwrap(),
         ];
-        self.start_server("nginx", &args, NGINX_PORT);
+        self.start_server("nginx", &args, port);
+    }
+
+    /// The test's own scratch directory (removed with the lab), for certificates and configs.
+    #[allow(dead_code)] // used by tests/downloads.rs
+    pub fn scratch_dir(&self) -> &Path {
+        self.scratch.path()
     }
 
     /// tests/servers/odd_server.py on 10.77.1.2:8082.
