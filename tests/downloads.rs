@@ -97,7 +97,7 @@ fn assert_fails_with(outcome: &Outcome, message: &str) {
     assert_exit(outcome, 1);
     let errors: Vec<&str> = tunstack_lines(outcome)
         .into_iter()
-        .filter(|l| !l.starts_with("impairing with seed"))
+        .filter(|l| !l.starts_with("* impairing with seed"))
         .collect();
     assert_eq!(
         errors,
@@ -898,7 +898,7 @@ fn progress_bar_on_a_terminal() {
     assert_eq!(status, Some(0), "screen:\n{}", last.join("\n"));
     assert!(
         last.iter()
-            .any(|row| row == "tunstack: impairing with seed 400 (replay with --seed 400)"),
+            .any(|row| row == "* impairing with seed 400 (replay with --seed 400)"),
         "the line printed before the bar is gone:\n{}",
         last.join("\n")
     );
@@ -980,7 +980,7 @@ fn plain_progress_lines_when_stderr_is_not_a_terminal() {
         .lines()
         .filter(|l| {
             progress_line(l, "lines.bin", "48.0 MiB").is_none()
-                && !l.starts_with("tunstack: impairing with seed 410")
+                && !l.starts_with("* impairing with seed 410")
                 && !l.starts_with("tunstack: saved 50331648 bytes to lines.bin in ")
         })
         .collect();

@@ -415,12 +415,27 @@ fn rst_in_syn_sent_without_acceptable_ack_is_ignored() {
     expect(&mut conn, t0 + ms(1000), &[our_syn(TS_OFFSET + 1000)]);
 }
 
+/// A bare reset from us with this sequence number, as RFC 9293 answers a stray ACK.
+fn our_rst(seq: SeqNum) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: LOCAL.port(),
+        dst_port: REMOTE.port(),
+        control: Control::Rst,
+        seq,
+        ack: None,
+        window: 0,
+        options: TcpOptions::default(),
+        payload: &[],
+    }
+}
+
 #[test]
-fn syn_ack_with_bad_ack_is_ignored() {
+fn syn_ack_with_bad_ack_gets_a_reset_and_changes_nothing() {
     let t0 = Instant::now();
     let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
     transmit(&mut conn, t0);
-    // SEG.ACK =< ISS or SEG.ACK > SND.NXT is not acceptable.
+    // SEG.ACK =< ISS or SEG.ACK > SND.NXT is not acceptable: RFC 9293 §3.10.7.3 answers
+    // <SEQ=SEG.ACK><CTL=RST> and otherwise ignores the segment.
     for ack in [ISS, SND + 1, ISS - 100] {
         feed(
             &mut conn,
@@ -431,7 +446,7 @@ fn syn_ack_with_bad_ack_is_ignored() {
             },
         );
         assert_eq!(conn.state(), State::SynSent);
-        expect_nothing(&mut conn, t0 + ms(50));
+        expect(&mut conn, t0 + ms(50), &[our_rst(ack)]);
     }
     assert!(events(&mut conn).is_empty());
     // A good SYN-ACK still completes the handshake.
@@ -649,6 +664,8 @@ fn bad_ack_in_syn_received_does_not_establish() {
     );
     assert_eq!(conn.state(), State::SynReceived);
     assert!(events(&mut conn).is_empty());
+    // RFC 9293 §3.10.7.4: the unacceptable ACK is answered with <SEQ=SEG.ACK><CTL=RST>.
+    expect(&mut conn, t0 + ms(10), &[our_rst(SND + 5)]);
 }
 
 #[test]

@@ -87,6 +87,10 @@ impl Progress {
                 }
             }
             Progress::Lines { started, last } => {
+                // Every download's rate is measured from when it was first seen.
+                for d in downloads {
+                    started.entry(d.index).or_insert((now, d.received));
+                }
                 let first = last.is_none();
                 if last.is_some_and(|t| now < t + LINE_INTERVAL) {
                     return;
@@ -96,13 +100,13 @@ impl Progress {
                     return;
                 }
                 for d in downloads {
-                    let (since, before) = *started.entry(d.index).or_insert((now, 0));
+                    let (since, before) = started[&d.index];
                     if d.received == before {
                         continue;
                     }
                     started.insert(d.index, (now, d.received));
                     let secs = now.saturating_duration_since(since).as_secs_f64().max(1e-3);
-                    let rate = (d.received - before) as f64 * 8.0 / secs / 1e6;
+                    let rate = d.received.saturating_sub(before) as f64 * 8.0 / secs / 1e6;
                     let of = d
                         .expected
                         .map(|t| format!(" of {}", mib(t)))
@@ -145,9 +149,11 @@ fn new_bar(name: &str) -> ProgressBar {
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let bar = ProgressBar::new(0).with_style(style);
-    bar.set_prefix(name.to_string());
-    bar
+    // Built hidden: setting a prefix on a visible bar would draw it once outside the
+    // MultiProgress, leaving a stray row on the terminal.
+    ProgressBar::hidden()
+        .with_style(style)
+        .with_prefix(name.to_string())
 }
 
 fn mib(bytes: u64) -> String {

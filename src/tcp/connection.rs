@@ -277,6 +277,9 @@ pub struct Connection {
     probe_due: bool,
     /// Send an RST on the next transmission (abort).
     rst_due: bool,
+    /// A reset answering one stray segment, with the sequence number its ACK asked for; the
+    /// connection is unaffected.
+    stray_rst: Option<SeqNum>,
     challenge_window: (Instant, u32),
     /// The application hit a full send buffer and waits for `Writable`.
     writable_wanted: bool,
@@ -390,6 +393,7 @@ impl Connection {
             retries: 0,
             probe_due: false,
             rst_due: false,
+            stray_rst: None,
             challenge_window: (now, 0),
             writable_wanted: false,
             readable_signalled: false,
@@ -676,8 +680,12 @@ impl Connection {
 
     fn handle_syn_sent(&mut self, now: Instant, seg: &TcpRepr) {
         if let Some(ack) = seg.ack {
-            // First check: the ACK must cover our SYN and nothing we did not send.
+            // First check: the ACK must cover our SYN and nothing we did not send; otherwise
+            // RFC 9293 §3.10.7.3 answers <SEQ=SEG.ACK><CTL=RST> (unless it is a reset).
             if ack.before_eq(self.iss) || ack.after(self.snd_max) {
+                if seg.control != Control::Rst {
+                    self.stray_rst = Some(ack);
+                }
                 return;
             }
         }
@@ -826,8 +834,9 @@ impl Connection {
                     self.state = State::FinWait1;
                 }
             } else {
-                // RFC 9293: an unacceptable ACK in SYN-RECEIVED elicits a reset.
-                self.ack = AckState::Now;
+                // RFC 9293 §3.10.7.4: an unacceptable ACK in SYN-RECEIVED elicits a reset
+                // <SEQ=SEG.ACK><CTL=RST>; the connection itself carries on.
+                self.stray_rst = Some(ack);
                 return;
             }
         }
@@ -1262,7 +1271,10 @@ impl Connection {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.rst_due {
             self.rst_due = false;
-            return Some(self.emit_rst(buf));
+            return Some(self.emit_rst(self.snd_nxt, buf));
+        }
+        if let Some(seq) = self.stray_rst.take() {
+            return Some(self.emit_rst(seq, buf));
         }
         match self.state {
             State::Closed => return None,
@@ -1378,12 +1390,12 @@ impl Connection {
         len
     }
 
-    fn emit_rst(&mut self, buf: &mut [u8]) -> usize {
+    fn emit_rst(&mut self, seq: SeqNum, buf: &mut [u8]) -> usize {
         let repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             control: Control::Rst,
-            seq: self.snd_nxt,
+            seq,
             ack: None,
             window: 0,
             options: TcpOptions::default(),

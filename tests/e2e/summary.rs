@@ -43,7 +43,7 @@ impl Summary {
 
 #[test]
 fn summary_line_is_parsed() {
-    let stderr = "tunstack: impairing with seed 7 (replay with --seed 7)\n\
+    let stderr = "* impairing with seed 7 (replay with --seed 7)\n\
                   tunstack: saved 33554432 bytes to /tmp/in x/out.bin in 0.16 s (1629.6 Mbit/s); \
                   retransmitted 3, received 382 duplicate and 21938 out-of-order segments, \
                   sent 86 duplicate ACKs\n";
