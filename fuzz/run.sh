@@ -43,8 +43,9 @@ for target in "${targets[@]}"; do
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     if [[ $status -ne 0 ]]; then
         failed+=("$target")
-        echo "fuzz: $target FAILED (exit status $status); the end of its log:" >&2
-        tail -40 "$log" >&2
+        echo "fuzz: $target FAILED (exit status $status):" >&2
+        grep -A3 -m1 -E "panicked at|ERROR: libFuzzer" "$log" >&2 || tail -40 "$log" >&2
+        grep -A1 -m1 "Failing input" "$log" >&2 || true
         summary+=("$target: CRASH after ${runs:-?} executions")
     else
         summary+=("$target: ${runs:-?} executions in ${seconds}s, no crash")

@@ -1050,3 +1050,91 @@ fn data_overlapping_the_syn_sequence_number_is_trimmed() {
     );
     assert_eq!(peer.read, peer.expected_read());
 }
+
+/// Found by fuzz/ (tcp target): after a simultaneous open (our SYN answered by a bare SYN), a
+/// close in SYN-RECEIVED moved the connection to FIN-WAIT-1 although nobody had acknowledged
+/// our SYN. The SYN-ACK was then never retransmitted, and after a timeout the FIN went out with
+/// the SYN's sequence number (debug builds tripped over the byte of "data" that did not exist).
+#[test]
+fn close_during_simultaneous_open_sends_the_fin_after_the_handshake() {
+    let now = Instant::now();
+    let mut stack = Stack::new(now, stack_config(CLIENT, 9, 65536));
+    let id = stack
+        .connect(now, SocketAddrV4::new(SERVER, SERVER_PORT))
+        .expect("connect");
+    let mut buf = vec![0u8; MTU];
+    let mut sent = |stack: &mut Stack, at: Instant| {
+        let mut out = Vec::new();
+        while let Some(len) = stack.poll_transmit(at, &mut buf) {
+            let (_, _, repr) = tcp_of(&buf[..len]).expect("TCP");
+            out.push((repr.control, repr.seq.0, repr.ack.map(|a| a.0)));
+        }
+        out
+    };
+    let syn = sent(&mut stack, now);
+    assert_eq!(syn.len(), 1);
+    let (control, iss, _) = syn[0];
+    assert_eq!(control, Control::Syn);
+    let port = stack.connection(id).expect("live").local().port();
+    let peer_isn = 0x1234_5678u32;
+    let from_peer = |control, seq: u32, ack: Option<u32>| {
+        tcp_datagram(
+            SERVER,
+            CLIENT,
+            &TcpRepr {
+                src_port: SERVER_PORT,
+                dst_port: port,
+                control,
+                seq: SeqNum(seq),
+                ack: ack.map(SeqNum),
+                window: 65535,
+                options: TcpOptions {
+                    mss: (control == Control::Syn).then_some(1460),
+                    ..TcpOptions::default()
+                },
+                payload: &[],
+            },
+        )
+    };
+    stack.handle_datagram(now, &from_peer(Control::Syn, peer_isn, None));
+    let synack = sent(&mut stack, now);
+    assert_eq!(
+        synack,
+        vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))]
+    );
+
+    stack.close(id).expect("close");
+    let mut at = now;
+    for _ in 0..4 {
+        assert!(
+            sent(&mut stack, at).iter().all(|s| s.0 == Control::Syn),
+            "only SYN-ACKs until the peer acknowledges our SYN"
+        );
+        at = stack
+            .poll_timeout()
+            .expect("the SYN-ACK retransmission timer runs");
+        stack.handle_timeout(at);
+        let retransmitted = sent(&mut stack, at);
+        assert_eq!(
+            retransmitted,
+            vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))],
+            "the SYN-ACK is retransmitted"
+        );
+    }
+
+    let ack = Some(iss.wrapping_add(1));
+    stack.handle_datagram(at, &from_peer(Control::None, peer_isn.wrapping_add(1), ack));
+    let fin = sent(&mut stack, at);
+    assert_eq!(fin.len(), 1, "{fin:?}");
+    assert_eq!(fin[0].0, Control::Fin);
+    assert_eq!(fin[0].1, iss.wrapping_add(1), "the FIN follows the SYN");
+    let fin_ack = Some(iss.wrapping_add(2));
+    stack.handle_datagram(
+        at,
+        &from_peer(Control::None, peer_isn.wrapping_add(1), fin_ack),
+    );
+    assert_eq!(
+        stack.connection(id).map(|c| c.state()),
+        Some(State::FinWait2)
+    );
+}
