@@ -45,7 +45,7 @@ for target in "${targets[@]}"; do
         failed+=("$target")
         echo "fuzz: $target FAILED (exit status $status):" >&2
         grep -A3 -m1 -E "panicked at|ERROR: libFuzzer" "$log" >&2 || tail -40 "$log" >&2
-        grep -A1 -m1 "Failing input" "$log" >&2 || true
+        grep -A2 -m1 "Failing input" "$log" | tail -1 >&2 || true
         summary+=("$target: CRASH after ${runs:-?} executions")
     else
         summary+=("$target: ${runs:-?} executions in ${seconds}s, no crash")

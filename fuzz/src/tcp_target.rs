@@ -595,13 +595,25 @@ impl Peer {
             return;
         }
         if repr.control == Control::Syn {
-            if self.stack_iss.is_none() {
+            assert!(repr.payload.is_empty(), "data on our SYN");
+            if self.stack_iss != Some(repr.seq.0) {
+                if self.stack_iss.is_some() {
+                    // A new incarnation on the same ports (the old one was closed and reaped,
+                    // so only a passive open can do this): follow it from scratch.
+                    assert!(
+                        self.id.is_none_or(|id| self.stack.connection(id).is_none()),
+                        "the ISN of a live connection changed"
+                    );
+                    self.id = None;
+                    self.stack_ack = None;
+                    self.content_known = false;
+                    self.read = 0;
+                    self.written = 0;
+                }
                 self.stack_iss = Some(repr.seq.0);
                 self.stack_snd_max = repr.seq.0.wrapping_add(1);
                 self.peer_ack = self.stack_snd_max;
             }
-            assert_eq!(Some(repr.seq.0), self.stack_iss, "the ISN changed");
-            assert!(repr.payload.is_empty(), "data on our SYN");
         }
         if repr.control == Control::Rst {
             return;
