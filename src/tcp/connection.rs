@@ -1396,12 +1396,21 @@ impl Connection {
         let max_payload = self
             .send_mss
             .saturating_sub(self.sack_option_len(options_len));
-        let len = hole_end.distance_from(start).min(max_payload).max(1);
+        // Our FIN takes the sequence number after the data: a hole reaching it resends the FIN.
+        let data_end = self.data_end_seq();
+        let len = hole_end
+            .distance_from(start)
+            .min(max_payload)
+            .min(data_end.distance_from(start));
+        let fin = self.fin_queued && start + len == data_end && hole_end.after(data_end);
+        if len == 0 && !fin {
+            return None;
+        }
         rec.forced = false;
-        rec.high_rxt = start + len;
+        rec.high_rxt = start + len + usize::from(fin);
         self.recovery = Some(rec);
         self.stats.retransmits_fast += 1;
-        Some(self.emit_data(now, start, len, buf))
+        Some(self.emit_data_fin(now, start, len, fin, buf))
     }
 
     /// New data from SND.NXT (or go-back-N retransmission after a timeout), within the peer's
@@ -1484,10 +1493,6 @@ impl Connection {
         } else {
             4 + 8 * blocks
         }
-    }
-
-    fn emit_data(&mut self, now: Instant, start: SeqNum, len: usize, buf: &mut [u8]) -> usize {
-        self.emit_data_fin(now, start, len, false, buf)
     }
 
     fn emit_data_fin(
