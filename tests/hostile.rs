@@ -1180,3 +1180,42 @@ proptest! {
         );
     }
 }
+
+/// Found by fuzz/ (tcp target): fast recovery whose hole was only our FIN "retransmitted" a byte
+/// of data that does not exist (a bare segment without the FIN; debug builds tripped over it),
+/// so the FIN waited for the retransmission timeout instead.
+#[test]
+fn fast_retransmit_of_a_lone_fin_resends_the_fin() {
+    let mut peer = ScriptedPeer::connect(65536, 77, false);
+    let fin_seq = peer.stack_next;
+    peer.stack.close(peer.id).expect("close");
+    let sent = peer.flush();
+    let (_, _, fin) = tcp_of(&sent[0]).expect("TCP");
+    assert_eq!((fin.control, fin.seq.0), (Control::Fin, fin_seq));
+    let dup_ack = TcpRepr {
+        src_port: SERVER_PORT,
+        dst_port: peer.port,
+        control: Control::None,
+        seq: SeqNum(peer.peer_isn.wrapping_add(1)),
+        ack: Some(SeqNum(fin_seq)),
+        window: 65535,
+        options: TcpOptions::default(),
+        payload: &[],
+    };
+    let mut resent = Vec::new();
+    for _ in 0..3 {
+        resent.extend(peer.send(&dup_ack));
+    }
+    let resent: Vec<(Control, u32, usize)> = resent
+        .iter()
+        .map(|d| {
+            let (_, _, repr) = tcp_of(d).expect("TCP");
+            (repr.control, repr.seq.0, repr.payload.len())
+        })
+        .collect();
+    assert_eq!(
+        resent,
+        vec![(Control::Fin, fin_seq, 0)],
+        "the FIN is fast-retransmitted"
+    );
+}
