@@ -1097,8 +1097,11 @@ impl Connection {
             self.ack = AckState::Now;
         }
         if seg.control == Control::Fin && receiving {
-            let offset = self.stream_offset(seg.seq) + seg.payload.len() as u64;
-            self.pending_fin = Some(offset);
+            let offset = self.stream_offset(seg.seq) + seg.payload.len() as i64;
+            // An acceptable FIN never lies before the stream's first byte.
+            if let Ok(offset) = u64::try_from(offset) {
+                self.pending_fin = Some(offset);
+            }
             self.ack = AckState::Now;
         }
         if self.fin_received && seg.control == Control::Fin {
@@ -1112,9 +1115,14 @@ impl Connection {
     }
 
     fn receive_data(&mut self, seg: &TcpRepr) {
-        let start = self.stream_offset(seg.seq);
+        let offset = self.stream_offset(seg.seq);
+        // Bytes before the stream's first byte (at or before the peer's SYN) are not data: trim
+        // them, or the rest would be stored that many places early.
+        let skip = usize::try_from(offset.min(0).unsigned_abs()).unwrap_or(usize::MAX);
+        let payload = seg.payload.get(skip..).unwrap_or_default();
+        let start = offset.max(0) as u64;
         let before = self.recv.next_offset();
-        let result = self.recv.insert(start, seg.payload);
+        let result = self.recv.insert(start, payload);
         if result.duplicate {
             self.stats.duplicate_segments_in += 1;
             self.ack = AckState::Now;
@@ -1134,8 +1142,7 @@ impl Connection {
             self.readable_signalled = true;
             self.events.push_back(ConnEvent::Readable);
         }
-        let filled_hole =
-            self.recv.next_offset() > before + seg.payload.len() as u64 || start < before;
+        let filled_hole = self.recv.next_offset() > before + payload.len() as u64 || start < before;
         if filled_hole || self.recv.has_out_of_order() {
             // RFC 5681 §4.2: ACK at once when a segment fills (part of) a hole.
             self.ack = AckState::Now;
@@ -1194,10 +1201,11 @@ impl Connection {
         }
     }
 
-    /// Absolute receive-stream offset of sequence number `seq` (offset 0 = first data byte).
-    fn stream_offset(&self, seq: SeqNum) -> u64 {
+    /// Receive-stream offset of sequence number `seq` (offset 0 = first data byte); negative for
+    /// the peer's SYN and anything before it.
+    fn stream_offset(&self, seq: SeqNum) -> i64 {
         let delta = i64::from(seq - self.rcv_nxt);
-        (self.recv.next_offset() as i64 + delta).max(0) as u64
+        self.recv.next_offset() as i64 + delta
     }
 
     // ---------------------------------------------------------------- outbound

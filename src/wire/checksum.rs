@@ -18,6 +18,8 @@ pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
         let (total, carry) = acc.overflowing_add(value);
         acc = total + u64::from(carry);
     }
+    // The wide sum may be just below 2^64: fold it to 33 bits before adding the tail to it.
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
     let mut tail = words.remainder().chunks_exact(2);
     for pair in &mut tail {
         acc += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
