@@ -89,7 +89,19 @@ demo: build
 
 # Unit, property and end-to-end tests (the end-to-end ones need root: sudo just test)
 test:
+    #!/usr/bin/env bash
+    set -euo pipefail
     cargo test --release -- --test-threads 2
+    # A short fuzz smoke of every target (`just fuzz` runs longer).
+    if cargo fuzz --version >/dev/null 2>&1 || cargo +nightly fuzz --version >/dev/null 2>&1; then
+        fuzz/run.sh 30
+    else
+        echo "test: fuzz smoke skipped: cargo-fuzz is not installed (cargo install cargo-fuzz)"
+    fi
+
+# Fuzz every parser target for SECONDS each (default 300), building on earlier runs' corpora
+fuzz SECONDS="300":
+    fuzz/run.sh {{SECONDS}}
 
 # Formatting, clippy, and no clock or sleep outside the I/O shell
 lint:

@@ -19,6 +19,11 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 targets=(ipv4 tcp http)
 toolchain=+nightly
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    # No nightly toolchain: the stable compiler accepts libFuzzer's flags when told to.
+    toolchain=+stable
+    export RUSTC_BOOTSTRAP=1
+fi
 
 if ! cargo "$toolchain" fuzz --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz is missing: cargo install cargo-fuzz" >&2
