@@ -1632,11 +1632,7 @@ impl Connection {
                 self.stats.dup_acks_out += 1;
             }
             self.last_ack_sent = ack;
-            // Remember what we promised, but never beyond what the buffer can hold: the field
-            // is rounded up to the scale unit, and carrying that rounding forward from segment
-            // to segment would let the promise creep past the buffer.
-            let honoured = self.rcv_nxt + self.recv.window();
-            let edge = (ack + (usize::from(repr.window) << self.opts.rcv_shift)).min(honoured);
+            let edge = ack + (usize::from(repr.window) << self.opts.rcv_shift);
             if edge.after(self.rcv_adv) {
                 self.rcv_adv = edge;
             }
