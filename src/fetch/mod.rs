@@ -273,7 +273,7 @@ impl Engine {
                 .active
                 .iter()
                 .filter_map(|&i| self.downloads[i].deadline(&self.settings.limits));
-            lp.turn(deadline.chain(self.progress.next_update()).min())
+            lp.turn(deadline.chain(self.progress.next_update(lp.now())).min())
                 .map_err(|source| FetchError::DeviceLost {
                     iface: self.iface.clone(),
                     source,

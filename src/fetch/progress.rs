@@ -56,12 +56,10 @@ impl Progress {
     }
 
     /// When the next update is due, so the event loop wakes for it.
-    pub fn next_update(&self) -> Option<Instant> {
+    pub fn next_update(&self, now: Instant) -> Option<Instant> {
         match self {
             Progress::Quiet => None,
-            Progress::Bars { last, .. } => {
-                Some(last.map_or_else(Instant::now, |t| t + BAR_INTERVAL))
-            }
+            Progress::Bars { last, .. } => Some(last.map_or(now, |t| t + BAR_INTERVAL)),
             Progress::Lines { last, .. } => last.map(|t| t + LINE_INTERVAL),
         }
     }
