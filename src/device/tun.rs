@@ -163,6 +163,17 @@ fn enable_offloads(fd: RawFd) -> io::Result<bool> {
     Ok(result != -1)
 }
 
+impl Drop for TunDevice {
+    /// Offload flags outlive the program that set them on a persistent TUN; the next program
+    /// to attach (smoltcp, an older tool) may not expect 64 KiB super-segments, so leave the
+    /// device as plain as we found it.
+    fn drop(&mut self) {
+        if self.vnet {
+            let _ = clear_offloads(self.file.as_raw_fd());
+        }
+    }
+}
+
 impl AsRawFd for TunDevice {
     fn as_raw_fd(&self) -> RawFd {
         self.file.as_raw_fd()
