@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use e2e::files::{list_dir, seeded_bytes, sha256_hex, sha256_of_file, MIB};
+use e2e::files::{assert_dir_holds, seeded_bytes, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{can_run, tunstack_bin, Lab, NGINX_PORT, PYTHON_PORT};
 use e2e::process::{Outcome, Running};
 use e2e::terminal::{have_tmux, Terminal};
@@ -55,15 +55,6 @@ fn assert_exit(outcome: &Outcome, code: i32) {
         Some(code),
         "wrong exit status\n{}",
         outcome.describe()
-    );
-}
-
-fn assert_dir_holds(dir: &Path, expected: &[&str]) {
-    assert_eq!(
-        list_dir(dir),
-        expected,
-        "unexpected files in {}",
-        dir.display()
     );
 }
 

@@ -14,12 +14,11 @@ mod e2e {
 }
 
 use std::fs;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::files::{list_dir, sha256_hex, sha256_of_file, MIB};
+use e2e::files::{assert_dir_holds, list_dir, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{
     can_run, tunstack_bin, Lab, CLOSED_PORT, DROPPED_PORT, NGINX_PORT, ODD_PORT, PYTHON_PORT,
 };
@@ -84,15 +83,6 @@ fn assert_fails_mentioning(outcome: &Outcome, code: i32, fragment: &str) {
         message.contains(fragment),
         "error line {message:?} does not mention {fragment:?}\n{}",
         outcome.describe()
-    );
-}
-
-fn assert_dir_holds(dir: &Path, expected: &[&str]) {
-    assert_eq!(
-        list_dir(dir),
-        expected,
-        "unexpected files in {}",
-        dir.display()
     );
 }
 

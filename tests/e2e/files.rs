@@ -40,6 +40,16 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Asserts `dir` holds exactly `expected` (sorted names): no temporary or partial file left.
+pub fn assert_dir_holds(dir: &Path, expected: &[&str]) {
+    assert_eq!(
+        list_dir(dir),
+        expected,
+        "unexpected files in {}",
+        dir.display()
+    );
+}
+
 /// A directory under the system temp dir, removed with everything in it on drop.
 pub struct ScratchDir {
     path: PathBuf,
