@@ -753,6 +753,86 @@ fn second_segment_is_acknowledged_at_once() {
 }
 
 #[test]
+fn in_order_acks_wait_for_the_batch_until_the_stretch_limit() {
+    let t0 = Instant::now();
+    let config = TcpConfig {
+        ack_stretch: 4,
+        ..config()
+    };
+    let mut conn = open(t0, config, bare_peer());
+    let data = stream(4000);
+    for i in 0..3 {
+        feed(
+            &mut conn,
+            t0 + ms(200),
+            data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]),
+        );
+        // Owed from the second segment on, but nothing forces the reader to stop for it.
+        assert!(!conn.ack_due(), "segment {i} interrupts the batch");
+    }
+    feed(&mut conn, t0 + ms(200), data_seg(3000, &data[3000..]));
+    assert!(
+        conn.ack_due(),
+        "four segments unacknowledged: the ACK must go now"
+    );
+    expect(
+        &mut conn,
+        t0 + ms(200),
+        &[TcpRepr {
+            ack: Some(RCV + 4000),
+            window: 60_000,
+            ..OURS
+        }],
+    );
+    assert!(!conn.ack_due());
+}
+
+#[test]
+fn only_a_new_hole_interrupts_the_batch_when_sack_is_on() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), sack_peer());
+    let data = stream(5000);
+    feed(&mut conn, t0 + ms(200), data_seg(1000, &data[1000..2000]));
+    assert!(conn.ack_due(), "the first segment past a hole");
+    expect(
+        &mut conn,
+        t0 + ms(200),
+        &[TcpRepr {
+            options: sack(&[(RCV + 1000, RCV + 2000)]),
+            ..OURS
+        }],
+    );
+    // Lengthening the reported block is owed, but waits for the batch's end.
+    feed(&mut conn, t0 + ms(201), data_seg(2000, &data[2000..3000]));
+    assert!(!conn.ack_due());
+    expect(
+        &mut conn,
+        t0 + ms(201),
+        &[TcpRepr {
+            options: sack(&[(RCV + 1000, RCV + 3000)]),
+            ..OURS
+        }],
+    );
+    // A second hole is news again.
+    feed(&mut conn, t0 + ms(202), data_seg(4000, &data[4000..]));
+    assert!(conn.ack_due(), "a new hole");
+}
+
+#[test]
+fn every_out_of_order_segment_interrupts_the_batch_without_sack() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), bare_peer());
+    let data = stream(3000);
+    feed(&mut conn, t0 + ms(200), data_seg(1000, &data[1000..2000]));
+    assert!(conn.ack_due());
+    expect(&mut conn, t0 + ms(200), &[OURS]);
+    // The sender counts duplicate ACKs: each one matters.
+    feed(&mut conn, t0 + ms(201), data_seg(2000, &data[2000..]));
+    assert!(conn.ack_due());
+    expect(&mut conn, t0 + ms(201), &[OURS]);
+}
+
+#[test]
 fn out_of_order_segment_gets_immediate_ack_with_sack_then_hole_fill_too() {
     let t0 = Instant::now();
     let mut conn = open(t0, config(), sack_peer());

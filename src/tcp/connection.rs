@@ -54,6 +54,12 @@ pub struct TcpConfig {
     pub rto: RtoBounds,
     /// Longest an ACK for in-order data may wait (RFC 9293 §3.8.6.3 allows up to 500 ms).
     pub delayed_ack: Duration,
+    /// Most full-sized segments one ACK may cover while a batch of queued datagrams is read.
+    /// Every ACK written to a TUN runs the forwarding path and the sender's ACK processing
+    /// inside that write, so one per queued segment pair costs more than the data; like a
+    /// kernel receiver behind GRO (64 KB) or SACK compression (`tcp_comp_sack_nr`, 44), we
+    /// stretch ACKs across the batch up to this many segments.
+    pub ack_stretch: u32,
     /// TIME-WAIT length (2*MSL), also the FIN-WAIT-2 limit once the application closed.
     pub time_wait: Duration,
     /// Abort when sent data stays unacknowledged this long (RFC 5482 user timeout).
@@ -78,6 +84,7 @@ impl Default for TcpConfig {
             nagle: false,
             rto: RtoBounds::default(),
             delayed_ack: Duration::from_millis(40),
+            ack_stretch: 44,
             time_wait: Duration::from_secs(60),
             user_timeout: Duration::from_secs(300),
             syn_retries: 6,
@@ -197,13 +204,18 @@ struct Recovery {
     forced: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How soon an ACK is owed, in rising urgency (so `max` combines two reasons).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum AckState {
     #[default]
     Idle,
     /// One full segment unacknowledged; the delayed-ACK timer runs.
     Delayed,
-    /// Send an ACK with the next transmission opportunity.
+    /// Owed with the next transmission, but it may wait until the datagrams already queued
+    /// have been read: the ACK then covers them all.
+    Batched,
+    /// Send an ACK before reading anything more: it carries a loss signal or news the peer
+    /// acts on.
     Now,
 }
 
@@ -439,9 +451,10 @@ impl Connection {
         }
     }
 
-    /// True when an ACK should go out now rather than at the end of the receive batch: an
-    /// out-of-order or duplicate segment, a filled hole, the second full segment (RFC 5681
-    /// §4.2), a challenge. The event loop flushes on it, so batching never hides loss signals.
+    /// True when an ACK should go out now rather than at the end of the receive batch: a new
+    /// hole, a duplicate segment, a filled hole, a challenge, or `ack_stretch` segments
+    /// unacknowledged. The event loop flushes on it, so batching never hides loss signals;
+    /// ACKs for the second segment onwards (RFC 5681 §4.2) go out when the batch ends.
     pub fn ack_due(&self) -> bool {
         self.ack == AckState::Now
     }
@@ -1128,9 +1141,20 @@ impl Connection {
             self.ack = AckState::Now;
             return;
         }
+        // A super-segment from a TUN with offloads counts as the segments it merged.
+        let merged = (payload.len() / usize::from(self.config.mss).max(1)).max(1);
         if result.out_of_order {
             self.stats.out_of_order_in += 1;
-            self.ack = AckState::Now;
+            self.unacked_segments += merged as u32;
+            // RFC 5681 §4.2 asks for an immediate duplicate ACK per out-of-order segment.
+            // With SACK only a new hole is news; a segment that lengthens a block already
+            // reported waits for the batch's ACK (the kernel compresses SACKs the same way).
+            // Without SACK the sender counts duplicate ACKs, so each one goes at once.
+            self.ack = if result.new_island || !self.opts.sack || self.stretch_reached() {
+                AckState::Now
+            } else {
+                self.ack.max(AckState::Batched)
+            };
             return;
         }
         if result.advanced == 0 {
@@ -1149,14 +1173,19 @@ impl Connection {
             return;
         }
         // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full-sized segment.
-        // A super-segment from a TUN with offloads counts as the segments it merged.
-        let merged = (seg.payload.len() / usize::from(self.config.mss).max(1)).max(1);
         self.unacked_segments += merged as u32;
-        if self.unacked_segments >= 2 || self.ack == AckState::Now {
-            self.ack = AckState::Now;
-        } else if self.ack == AckState::Idle {
-            self.ack = AckState::Delayed;
-        }
+        self.ack = if self.stretch_reached() {
+            AckState::Now
+        } else if self.unacked_segments >= 2 {
+            self.ack.max(AckState::Batched)
+        } else {
+            self.ack.max(AckState::Delayed)
+        };
+    }
+
+    /// One ACK already covers as many segments as it should.
+    fn stretch_reached(&self) -> bool {
+        self.unacked_segments >= self.config.ack_stretch.max(2)
     }
 
     fn accept_pending_fin(&mut self, now: Instant) {
@@ -1336,7 +1365,7 @@ impl Connection {
     }
 
     fn emit_ack_if_due(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if self.ack != AckState::Now {
+        if self.ack < AckState::Batched {
             return None;
         }
         let repr = self.base_repr(now, self.snd_nxt, Control::None, true);

@@ -25,6 +25,9 @@ pub struct Inserted {
     pub duplicate: bool,
     /// The segment was stored beyond a hole.
     pub out_of_order: bool,
+    /// The out-of-order bytes touch no island held before: the sender has a new hole to learn
+    /// about, not just a longer SACK block.
+    pub new_island: bool,
 }
 
 /// A ring of `capacity` bytes. Stream offsets are 64-bit counts from the first data byte, so
@@ -112,8 +115,10 @@ impl ReceiveBuffer {
             };
         }
         if begin > next && !self.can_track(begin, end) {
+            // Not stored, but still news to report at once like any new hole.
             return Inserted {
                 out_of_order: true,
+                new_island: true,
                 ..Inserted::default()
             };
         }
@@ -136,9 +141,10 @@ impl ReceiveBuffer {
                 ..Inserted::default()
             }
         } else {
-            self.add_island(begin, end);
+            let merged = self.add_island(begin, end);
             Inserted {
                 out_of_order: true,
+                new_island: !merged,
                 ..Inserted::default()
             }
         }
@@ -207,8 +213,10 @@ impl ReceiveBuffer {
                 .any(|i| begin <= i.end && i.start <= end)
     }
 
-    fn add_island(&mut self, begin: u64, end: u64) {
+    /// Records `begin..end` as held; true when it joined an island already there.
+    fn add_island(&mut self, begin: u64, end: u64) -> bool {
         self.clock += 1;
+        let before = self.islands.len();
         let mut merged = Island {
             start: begin,
             end,
@@ -222,8 +230,10 @@ impl ReceiveBuffer {
             }
             !overlaps
         });
+        let joined = self.islands.len() < before;
         let at = self.islands.partition_point(|i| i.start < merged.start);
         self.islands.insert(at, merged);
+        joined
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) {
@@ -264,6 +274,19 @@ mod tests {
         assert_eq!(buf.insert(0, b"hello").advanced, 10);
         assert!(!buf.has_out_of_order());
         assert_eq!(read_all(&mut buf), b"helloworld");
+    }
+
+    #[test]
+    fn only_bytes_touching_no_island_make_a_new_one() {
+        let mut buf = ReceiveBuffer::new(64);
+        assert!(buf.insert(10, b"abc").new_island);
+        assert!(
+            !buf.insert(13, b"def").new_island,
+            "adjacent: the block grows"
+        );
+        assert!(!buf.insert(8, b"xyz").new_island, "overlapping");
+        assert!(buf.insert(30, b"q").new_island, "beyond a second hole");
+        assert!(!buf.insert(0, b"12345678").new_island, "in order");
     }
 
     #[test]
