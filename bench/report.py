@@ -14,6 +14,7 @@ import sys
 
 CONTENDERS = [
     ("tunstack", "tunstack"),
+    ("tunstack-plain", "tunstack --no-offload"),
     ("smoltcp", "smoltcp {smoltcp} (1 MiB rx buffer)"),
     ("curl", "kernel TCP (curl)"),
 ]
@@ -62,6 +63,40 @@ def human_size(size):
         if size >= 1 << shift and size % (1 << shift) == 0:
             return f"{size >> shift} {unit}"
     return f"{size} B"
+
+
+def targets(gbits, client_cpu, rss, loss_times, size):
+    """The issue's targets, each judged from this run's medians."""
+
+    def med(values):
+        return statistics.median(values) if values else None
+
+    def verdict(ok):
+        return "**met**" if ok else "**not met**"
+
+    out = ["", "Targets (from this run's medians):", ""]
+    plain, smol = med(gbits["tunstack-plain"]), med(gbits["smoltcp"])
+    plain_cpu, smol_cpu = med(client_cpu["tunstack-plain"]), med(client_cpu["smoltcp"])
+    if None not in (plain, smol, plain_cpu, smol_cpu):
+        out.append(
+            f"1. plain TUN (--no-offload) ≥ 1.6× smoltcp with less client CPU per GiB: "
+            f"{plain / smol:.2f}×, {plain_cpu:.3f} vs {smol_cpu:.3f} s/GiB: "
+            f"{verdict(plain >= 1.6 * smol and plain_cpu < smol_cpu)}"
+        )
+    fast, curl = med(gbits["tunstack"]), med(gbits["curl"])
+    if None not in (fast, curl):
+        out.append(f"2. with offloads ≥ 1.0× curl: {fast / curl:.2f}×: {verdict(fast >= curl)}")
+    peak = max(rss["tunstack"] + rss["tunstack-plain"], default=None)
+    if peak is not None:
+        note = "" if size >= 1 << 30 else f" (a {human_size(size)} run; the target is for 1 GiB)"
+        out.append(f"3. peak RSS ≤ 8 MiB: {peak:.1f} MiB{note}: {verdict(peak <= 8)}")
+    one = loss_times.get("1", {})
+    ours, theirs = med(one.get("tunstack", [])), med(one.get("curl", []))
+    if None not in (ours, theirs):
+        out.append(
+            f"4. 1% loss ≤ 1.25× curl's time: {ours / theirs:.2f}×: {verdict(ours <= 1.25 * theirs)}"
+        )
+    return out
 
 
 def main():
@@ -128,9 +163,11 @@ def main():
         lines.append(row("failed throughput runs", [str(failed("throughput", k)) for k in keys]))
 
     loss_size = int(params["loss_size"])
+    loss_times = {}
     for rate in params.get("loss_rates", "").split():
         phase = f"loss{rate}"
         times = {k: [float(r["wall"]) for r in ok_runs(phase, k)] for k in keys}
+        loss_times[rate] = times
         ran = {k: times[k] or failed(phase, k) for k in keys}
         lines.append(
             row(f"{human_size(loss_size)} at {rate}% loss each way, seconds",
@@ -143,6 +180,8 @@ def main():
         )
         if any(failed(phase, k) for k in keys):
             lines.append(row(f"failed {rate}% loss runs", [str(failed(phase, k)) for k in keys]))
+
+    lines += targets(gbits, client_cpu, rss, loss_times, size)
 
     if params.get("loss_rates", "").split():
         loss_line = (

@@ -18,7 +18,7 @@
 #   BENCH_LOSS_SIZE       size of the file for the loss runs [64M]
 #   BENCH_LOSS_RATES      drop percentages, each in both directions; empty skips the loss runs [1 5]
 #   BENCH_LOSS_ROUNDS     rounds per loss rate [3]
-#   BENCH_LOSS_CONTENDERS who runs under loss [tunstack curl] (smoltcp may be added)
+#   BENCH_LOSS_CONTENDERS who runs under loss [tunstack curl] (tunstack-plain, smoltcp may be added)
 #   BENCH_TIMEOUT         seconds before one download is killed [300]
 #   BENCH_NAME            sandbox name (namespaces NAME-client, NAME-server) [tsbench]
 #   BENCH_OUT             the markdown report [bench/results.md]
@@ -48,7 +48,7 @@ client_ns=$name-client
 server_ns=$name-server
 server_ip=10.77.1.2
 port=8081
-contenders=(tunstack smoltcp curl)
+contenders=(tunstack tunstack-plain smoltcp curl)
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -76,7 +76,7 @@ for rate in $loss_rates; do
 done
 read -r -a loss_list <<< "$loss_contenders"
 for contender in "${loss_list[@]}"; do
-    [[ $contender =~ ^(tunstack|smoltcp|curl)$ ]] || die "unknown loss contender '$contender'"
+    [[ $contender =~ ^(tunstack|tunstack-plain|smoltcp|curl)$ ]] || die "unknown loss contender '$contender'"
 done
 [[ $offloads == on || $offloads == off ]] || die "BENCH_OFFLOADS is on or off, not '$offloads'"
 [[ $size -gt 0 && $loss_size -gt 0 ]] || die "sizes must be positive"
@@ -236,6 +236,11 @@ run_once() {
         # try to replace /dev/null; its standard output is the way to discard the body.
         tunstack)
             cmd=("$tunstack_bin" fetch --iface tun0 --local-ip 10.77.0.2 -q -o - "$url")
+            stdout=$sink
+            ;;
+        # The same without IFF_VNET_HDR offloads: one 1500-byte packet per read, like smoltcp.
+        tunstack-plain)
+            cmd=("$tunstack_bin" fetch --iface tun0 --local-ip 10.77.0.2 --no-offload -q -o - "$url")
             stdout=$sink
             ;;
         smoltcp) cmd=("$smoltcp_bin" --iface tun0 --local-ip 10.77.0.2 --gateway 10.77.0.1 "$url") ;;

@@ -122,12 +122,13 @@ impl EventLoop {
         let now = Instant::now();
         for _ in 0..READ_BATCH {
             match self.device.recv(now, &mut self.rx) {
-                Ok(len) => {
-                    let datagram = &self.rx[..len];
+                Ok(received) => {
+                    let datagram = &self.rx[..received.len];
                     if let Some(tracer) = &mut self.tracer {
                         tracer.datagram(now, "in", datagram, &self.stack);
                     }
-                    self.stack.handle_datagram(now, datagram);
+                    self.stack
+                        .handle_datagram_with(now, datagram, received.checksum.status());
                     // Loss signals (out-of-order ACKs with SACK) and every second segment's
                     // ACK go out at once; only delayable ACKs wait for the end of the batch.
                     if self.stack.take_transmit_due() {

@@ -17,7 +17,7 @@ use crate::ipv4::{self, Ingress, Ipv4Config, Ipv4Layer, Ipv4Stats};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::{ConnError, ConnEvent, Connection, IoError, TcpConfig};
 use crate::wire::tcp::{self as tcp_wire, TcpParseError};
-use crate::wire::{Control, SeqNum, TcpOptions, TcpRepr};
+use crate::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
 
 /// Identifies a connection for the application; never reused within one stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -310,10 +310,25 @@ impl Stack {
 
     /// Processes one datagram read from the device.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
-        match self.ip.handle_datagram(now, datagram) {
-            Ingress::Tcp { src, dst, segment } => {
-                self.sockets.handle_segment(now, src, dst, segment)
-            }
+        self.handle_datagram_with(now, datagram, ChecksumStatus::Unverified);
+    }
+
+    /// Like `handle_datagram`, with what the device said about the transport checksum.
+    pub fn handle_datagram_with(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        checksum: ChecksumStatus,
+    ) {
+        match self.ip.handle_datagram_with(now, datagram, checksum) {
+            Ingress::Tcp {
+                src,
+                dst,
+                segment,
+                checksum,
+            } => self
+                .sockets
+                .handle_segment(now, src, dst, segment, checksum),
             Ingress::IcmpError(err) => self.sockets.handle_icmp_error(err),
             Ingress::Consumed | Ingress::Dropped(_) => {}
         }
@@ -427,8 +442,15 @@ impl Sockets {
         Ok(())
     }
 
-    fn handle_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) {
-        let seg = match TcpRepr::parse(src, dst, segment) {
+    fn handle_segment(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        segment: &[u8],
+        checksum: ChecksumStatus,
+    ) {
+        let seg = match TcpRepr::parse_with(src, dst, segment, checksum) {
             Ok(seg) => seg,
             Err(TcpParseError::BadChecksum) => {
                 self.stats.tcp_checksum_failures += 1;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::Device;
+use super::{complete_checksum, Device, Received};
 
 /// What to do to datagrams in one direction, e.g.
 /// `loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,jitter=5ms,rate=50mbit`.
@@ -322,7 +322,7 @@ impl<D: Device> Fault<D> {
 }
 
 impl<D: Device> Device for Fault<D> {
-    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received> {
         let Some(inbound) = &mut self.inbound else {
             return self.inner.recv(now, buf);
         };
@@ -330,10 +330,13 @@ impl<D: Device> Device for Fault<D> {
             if let Some(datagram) = inbound.pop_due(now) {
                 let len = datagram.len().min(buf.len());
                 buf[..len].copy_from_slice(&datagram[..len]);
-                return Ok(len);
+                // Corruption must be caught by the stack's own check, as on a wire.
+                return Ok(Received::unverified(len));
             }
-            let len = self.inner.recv(now, &mut self.scratch)?;
-            inbound.offer(now, &self.scratch[..len]);
+            let mut received = self.inner.recv(now, &mut self.scratch)?;
+            let datagram = &mut self.scratch[..received.len];
+            complete_checksum(datagram, &mut received.checksum);
+            inbound.offer(now, datagram);
         }
     }
 

@@ -11,13 +11,15 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+use crate::wire::{checksum, ChecksumStatus};
+
 /// A source and sink of whole IPv4 datagrams that the event loop can wait on.
 ///
 /// Wrappers compose (`Fault<Pcap<Tun>>`): each forwards to the device inside it and may hold
 /// datagrams back, which is why a device has deadlines of its own.
 pub trait Device {
     /// Reads one datagram into `buf`; `WouldBlock` when none is ready now.
-    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<usize>;
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received>;
     /// Writes one datagram (or takes it to write later); `WouldBlock` when it cannot now.
     fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()>;
     /// Moves held datagrams whose time has come; called every turn of the loop.
@@ -30,6 +32,63 @@ pub trait Device {
     }
     /// The descriptor to wait on.
     fn raw_fd(&self) -> RawFd;
+}
+
+/// One datagram read into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Its length, from the start of the buffer.
+    pub len: usize,
+    /// What the device knows about its transport checksum.
+    pub checksum: RxChecksum,
+}
+
+impl Received {
+    /// A datagram the device knows nothing about: the stack checks everything.
+    pub fn unverified(len: usize) -> Self {
+        Received {
+            len,
+            checksum: RxChecksum::Unknown,
+        }
+    }
+}
+
+/// What a device (the kernel, through the virtio-net header) says about a received datagram's
+/// transport checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Nothing: the stack verifies it.
+    Unknown,
+    /// The kernel verified it already; the field is correct.
+    Verified,
+    /// The datagram never left this host. The field holds only the pseudo-header sum; the sum of
+    /// the bytes from `start` belongs at `start + offset`.
+    Partial { start: u16, offset: u16 },
+}
+
+impl RxChecksum {
+    /// What the stack needs to know: whether it must check the sum itself.
+    pub fn status(self) -> ChecksumStatus {
+        match self {
+            RxChecksum::Unknown => ChecksumStatus::Unverified,
+            RxChecksum::Verified | RxChecksum::Partial { .. } => ChecksumStatus::Trusted,
+        }
+    }
+}
+
+/// Fills in a partial checksum, so that the datagram reads as it would on a wire: for captures,
+/// and before a fault injector corrupts it (the stack must then catch the corruption).
+pub fn complete_checksum(datagram: &mut [u8], checksum: &mut RxChecksum) {
+    let RxChecksum::Partial { start, offset } = *checksum else {
+        return;
+    };
+    let start = usize::from(start);
+    let field = start + usize::from(offset);
+    if field + 2 <= datagram.len() {
+        let value = checksum::finish(checksum::accumulate(0, &datagram[start..]));
+        datagram[field..field + 2].copy_from_slice(&value.to_be_bytes());
+    }
+    *checksum = RxChecksum::Verified;
 }
 
 /// Why a device could not be opened; every variant tells the user how to fix it.
@@ -90,7 +149,7 @@ pub enum DeviceError {
 
 /// Boxed devices compose like the concrete ones, so wrappers can be chosen at run time.
 impl<D: Device + ?Sized> Device for Box<D> {
-    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received> {
         (**self).recv(now, buf)
     }
     fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {
@@ -104,5 +163,123 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn raw_fd(&self) -> RawFd {
         (**self).raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use super::fault::{Fault, ImpairSpec, Impairer};
+    use super::*;
+    use crate::wire::{Control, SeqNum, TcpOptions, TcpRepr};
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+    /// Where the TCP checksum sits in a datagram with a 20-byte IPv4 header.
+    const FIELD: usize = 20 + 16;
+
+    /// A 20-byte IPv4 header's worth of filler, then a TCP segment with a correct checksum.
+    fn datagram() -> Vec<u8> {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let segment = TcpRepr {
+            src_port: 8081,
+            dst_port: 40000,
+            control: Control::Psh,
+            seq: SeqNum(1),
+            ack: Some(SeqNum(2)),
+            window: 512,
+            options: TcpOptions::default(),
+            payload: &payload,
+        };
+        let mut bytes = vec![0x45; 20];
+        let mut tcp = vec![0; 20 + payload.len()];
+        let len = segment.emit(SRC, DST, &mut tcp);
+        bytes.extend_from_slice(&tcp[..len]);
+        bytes
+    }
+
+    /// The datagram as the kernel hands it over with checksum offload: only the pseudo-header
+    /// sum, not complemented, in the field.
+    fn offloaded(mut bytes: Vec<u8>) -> (Vec<u8>, RxChecksum) {
+        let tcp_len = (bytes.len() - 20) as u16;
+        let pseudo = !checksum::finish(checksum::pseudo_header(SRC, DST, 6, tcp_len));
+        bytes[FIELD..FIELD + 2].copy_from_slice(&pseudo.to_be_bytes());
+        (
+            bytes,
+            RxChecksum::Partial {
+                start: 20,
+                offset: 16,
+            },
+        )
+    }
+
+    #[test]
+    fn a_partial_checksum_is_completed_as_it_would_be_on_a_wire() {
+        let wire = datagram();
+        let (mut bytes, mut status) = offloaded(wire.clone());
+        assert_ne!(bytes, wire);
+        assert_eq!(status.status(), ChecksumStatus::Trusted);
+        complete_checksum(&mut bytes, &mut status);
+        assert_eq!(bytes, wire);
+        assert_eq!(status, RxChecksum::Verified);
+    }
+
+    #[test]
+    fn only_a_partial_checksum_is_touched() {
+        for mut status in [RxChecksum::Unknown, RxChecksum::Verified] {
+            let mut bytes = datagram();
+            bytes[FIELD] ^= 0xff;
+            let before = bytes.clone();
+            complete_checksum(&mut bytes, &mut status);
+            assert_eq!(bytes, before);
+        }
+        let mut status = RxChecksum::Partial {
+            start: 20,
+            offset: 16,
+        };
+        let mut short = vec![0u8; FIELD + 1];
+        complete_checksum(&mut short, &mut status);
+        assert_eq!(
+            short,
+            vec![0u8; FIELD + 1],
+            "a field past the end is left alone"
+        );
+    }
+
+    /// Hands out one offloaded datagram, then nothing.
+    struct OffloadingDevice(Option<(Vec<u8>, RxChecksum)>);
+
+    impl Device for OffloadingDevice {
+        fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Received> {
+            let (bytes, checksum) = self.0.take().ok_or(io::ErrorKind::WouldBlock)?;
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            Ok(Received {
+                len: bytes.len(),
+                checksum,
+            })
+        }
+        fn send(&mut self, _now: Instant, _datagram: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+        fn raw_fd(&self) -> RawFd {
+            -1
+        }
+    }
+
+    #[test]
+    fn a_fault_injector_completes_the_checksum_and_leaves_the_check_to_the_stack() {
+        let wire = datagram();
+        let inner = OffloadingDevice(Some(offloaded(wire.clone())));
+        let spec: ImpairSpec = "delay=1ms".parse().unwrap();
+        let mut fault = Fault::new(inner, Some(Impairer::new(spec, 1)), None);
+        let t0 = Instant::now();
+        let mut buf = vec![0u8; 65535];
+        let held = fault.recv(t0, &mut buf).unwrap_err();
+        assert_eq!(held.kind(), io::ErrorKind::WouldBlock);
+        let received = fault.recv(t0 + Duration::from_millis(1), &mut buf).unwrap();
+        assert_eq!(&buf[..received.len], &wire[..]);
+        assert_eq!(received.checksum, RxChecksum::Unknown);
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::Device;
+use super::{complete_checksum, Device, Received};
 
 /// LINKTYPE_RAW: each record is a bare IPv4 (or IPv6) datagram.
 const LINKTYPE_RAW: u32 = 101;
@@ -52,10 +52,12 @@ impl<D: Device> Pcap<D> {
 }
 
 impl<D: Device> Device for Pcap<D> {
-    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<usize> {
-        let len = self.inner.recv(now, buf)?;
-        self.record(&buf[..len])?;
-        Ok(len)
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received> {
+        let mut received = self.inner.recv(now, buf)?;
+        // A capture shows checksums as they would be on a wire, not half-done by an offload.
+        complete_checksum(&mut buf[..received.len], &mut received.checksum);
+        self.record(&buf[..received.len])?;
+        Ok(received)
     }
 
     fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {

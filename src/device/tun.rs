@@ -13,8 +13,7 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::DeviceError;
-use crate::wire::checksum;
+use super::{DeviceError, Received, RxChecksum};
 
 /// Longest interface name Linux accepts (IFNAMSIZ minus the terminating NUL).
 const MAX_NAME_LEN: usize = 15;
@@ -22,6 +21,8 @@ const MAX_NAME_LEN: usize = 15;
 const VNET_HDR_LEN: usize = 10;
 /// virtio-net header flag: the transport checksum still has to be completed by the receiver.
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+/// virtio-net header flag: the kernel verified the transport checksum.
+const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
 
 /// An attached, non-blocking TUN interface, so the event loop can poll it with the socket set.
 ///
@@ -91,19 +92,19 @@ impl TunDevice {
         })
     }
 
-    /// Reads one datagram into `buf`; `WouldBlock` when none is queued.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads one datagram into `buf`; `WouldBlock` when none is queued. With offloads, the
+    /// kernel's checksum flags come with it.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         if !self.vnet {
-            return (&self.file).read(buf);
+            return (&self.file).read(buf).map(Received::unverified);
         }
         let mut header = [0u8; VNET_HDR_LEN];
         let read = (&self.file)
             .read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(buf)])?;
-        let len = read.saturating_sub(VNET_HDR_LEN);
-        if header[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
-            complete_checksum(&header, &mut buf[..len]);
-        }
-        Ok(len)
+        Ok(Received {
+            len: read.saturating_sub(VNET_HDR_LEN),
+            checksum: checksum_flags(&header),
+        })
     }
 
     /// Writes one whole datagram; `WouldBlock` when the kernel queue is full.
@@ -134,19 +135,20 @@ impl TunDevice {
     }
 }
 
-/// The kernel left the transport checksum for us (`NEEDS_CSUM`: it sums only the pseudo-header
-/// into the checksum field): finish it from `csum_start`, so the stack verifies every datagram
-/// the same way and a fault injector's corruption is still caught.
-fn complete_checksum(header: &[u8; VNET_HDR_LEN], datagram: &mut [u8]) {
-    let start = usize::from(u16::from_le_bytes([header[6], header[7]]));
-    let offset = usize::from(u16::from_le_bytes([header[8], header[9]]));
-    let field = start + offset;
-    if field + 2 > datagram.len() {
-        return;
+/// What the virtio-net header says about the transport checksum: left for us to complete
+/// (`NEEDS_CSUM`, a datagram that never left this host), already verified (`DATA_VALID`), or
+/// nothing.
+fn checksum_flags(header: &[u8; VNET_HDR_LEN]) -> RxChecksum {
+    if header[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
+        RxChecksum::Partial {
+            start: u16::from_le_bytes([header[6], header[7]]),
+            offset: u16::from_le_bytes([header[8], header[9]]),
+        }
+    } else if header[0] & VIRTIO_NET_HDR_F_DATA_VALID != 0 {
+        RxChecksum::Verified
+    } else {
+        RxChecksum::Unknown
     }
-    let sum = checksum::accumulate(0, &datagram[start..]);
-    let value = checksum::finish(sum);
-    datagram[field..field + 2].copy_from_slice(&value.to_be_bytes());
 }
 
 /// Turns on checksum and TCP segmentation offloads; false when the kernel refuses them (then the
@@ -181,7 +183,7 @@ impl AsRawFd for TunDevice {
 }
 
 impl super::Device for TunDevice {
-    fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Received> {
         TunDevice::recv(self, buf)
     }
 
@@ -279,6 +281,23 @@ impl TunDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_virtio_header_says_what_is_known_of_the_checksum() {
+        let mut header = [0u8; VNET_HDR_LEN];
+        assert_eq!(checksum_flags(&header), RxChecksum::Unknown);
+        header[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+        assert_eq!(checksum_flags(&header), RxChecksum::Verified);
+        // csum_start 20 and csum_offset 16, little-endian as the kernel writes them for us.
+        header = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 20, 0, 16, 0];
+        assert_eq!(
+            checksum_flags(&header),
+            RxChecksum::Partial {
+                start: 20,
+                offset: 16
+            }
+        );
+    }
 
     #[test]
     fn missing_interface_says_how_to_create_it() {

@@ -16,6 +16,8 @@ mod tests;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::wire::ChecksumStatus;
+
 pub use header::{HEADER_LEN, PROTOCOL_ICMP, PROTOCOL_TCP};
 pub use icmp::{IcmpError, IcmpErrorKind};
 pub use outbound::{WriteHeaderError, MAX_ICMP_DATAGRAM_LEN};
@@ -70,6 +72,8 @@ pub enum Ingress<'a> {
         dst: Ipv4Addr,
         /// The TCP header and payload.
         segment: &'a [u8],
+        /// What the device said about the checksum; a reassembled datagram is always unverified.
+        checksum: ChecksumStatus,
     },
     /// An ICMP error quoting a TCP segment we sent.
     IcmpError(IcmpError),
@@ -94,6 +98,7 @@ struct Datagram<'a> {
     dst: Ipv4Addr,
     protocol: u8,
     payload: &'a [u8],
+    checksum: ChecksumStatus,
 }
 
 impl Ipv4Layer {
@@ -123,6 +128,16 @@ impl Ipv4Layer {
     /// Validates one datagram read from the device and says what to do with it. Call
     /// `poll_transmit` afterwards: it may have queued a reply.
     pub fn handle_datagram<'a>(&'a mut self, now: Instant, datagram: &'a [u8]) -> Ingress<'a> {
+        self.handle_datagram_with(now, datagram, ChecksumStatus::Unverified)
+    }
+
+    /// Like `handle_datagram`, passing on what the device said about the transport checksum.
+    pub fn handle_datagram_with<'a>(
+        &'a mut self,
+        now: Instant,
+        datagram: &'a [u8],
+        checksum: ChecksumStatus,
+    ) -> Ingress<'a> {
         self.stats.received += 1;
         self.reassembler.release_completed();
         let header = match self.accept(datagram) {
@@ -135,6 +150,7 @@ impl Ipv4Layer {
                 dst: header.dst,
                 protocol: header.protocol,
                 payload: header.payload(datagram),
+                checksum,
             };
             return deliver(self.local_addr, &mut self.outbound, &mut self.stats, whole);
         }
@@ -162,6 +178,7 @@ impl Ipv4Layer {
                     dst: header.dst,
                     protocol: header.protocol,
                     payload: self.reassembler.completed(),
+                    checksum: ChecksumStatus::Unverified,
                 };
                 deliver(
                     self.local_addr,
@@ -274,6 +291,7 @@ fn deliver<'a>(
                 src: datagram.src,
                 dst: datagram.dst,
                 segment: datagram.payload,
+                checksum: datagram.checksum,
             }
         }
         PROTOCOL_ICMP => match icmp::parse(datagram.payload, datagram.src, local_addr) {

@@ -136,7 +136,9 @@ fn echo_request(data_len: usize) -> Vec<u8> {
 
 fn expect_tcp<'a>(ingress: Ingress<'a>) -> &'a [u8] {
     match ingress {
-        Ingress::Tcp { src, dst, segment } => {
+        Ingress::Tcp {
+            src, dst, segment, ..
+        } => {
             assert_eq!((src, dst), (PEER, LOCAL));
             segment
         }
@@ -294,6 +296,30 @@ fn fragmented_segment_is_reassembled_in_any_order() {
         assert_eq!(ip.stats().reassembled, 1);
         assert_eq!(ip.stats().delivered, 1);
     }
+}
+
+#[test]
+fn only_a_whole_datagram_keeps_the_devices_word_on_its_checksum() {
+    let segment: Vec<u8> = (0..4000u32).map(|i| (i * 7) as u8).collect();
+    let t0 = Instant::now();
+    let mut ip = layer();
+    let whole = datagram(PROTOCOL_TCP, 0x4141, 0, &segment[..1000]);
+    match ip.handle_datagram_with(t0, &whole, ChecksumStatus::Trusted) {
+        Ingress::Tcp { checksum, .. } => assert_eq!(checksum, ChecksumStatus::Trusted),
+        other => panic!("expected a TCP segment, got {other:?}"),
+    }
+    // Pieces vouched for one by one do not vouch for the datagram they make together.
+    let parts = fragments(PROTOCOL_TCP, 0x4242, &segment, 1480);
+    let mut last = None;
+    for part in &parts {
+        last = Some(
+            match ip.handle_datagram_with(t0, part, ChecksumStatus::Trusted) {
+                Ingress::Tcp { checksum, .. } => Some(checksum),
+                _ => None,
+            },
+        );
+    }
+    assert_eq!(last, Some(Some(ChecksumStatus::Unverified)));
 }
 
 #[test]
