@@ -18,6 +18,9 @@ const DEVICE: Token = Token(0);
 /// Datagrams read per turn before the application gets to consume data (and so reopen the
 /// receive window); the rest are read on the next turn without sleeping.
 const READ_BATCH: usize = 256;
+/// Bytes read per turn, for the same reason: with offloads 256 datagrams can be 16 MiB, far more
+/// than a receive window, so the application would read only after the window had closed.
+const READ_BATCH_BYTES: usize = 256 << 10;
 /// Largest datagram we read or write.
 pub const MAX_DATAGRAM: usize = 65535;
 
@@ -120,9 +123,14 @@ impl EventLoop {
         self.rx_backlog = false;
         // One clock reading per batch: everything in it was already queued when we woke.
         let now = Instant::now();
+        let mut bytes = 0;
         for _ in 0..READ_BATCH {
+            if bytes >= READ_BATCH_BYTES {
+                break;
+            }
             match self.device.recv(now, &mut self.rx) {
                 Ok(received) => {
+                    bytes += received.len;
                     let datagram = &self.rx[..received.len];
                     if let Some(tracer) = &mut self.tracer {
                         tracer.datagram(now, "in", datagram, &self.stack);
@@ -189,5 +197,66 @@ impl EventLoop {
             .reregister(&mut SourceFd(&self.device.raw_fd()), DEVICE, interest)?;
         self.writable_interest = wanted;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::net::Ipv4Addr;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixDatagram;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::device::Received;
+    use crate::stack::StackConfig;
+
+    /// Always has another 64 KiB datagram, like a TUN with offloads behind a fast sender, and
+    /// counts the reads. The socket only gives the poller something readable to wait on.
+    struct Flood {
+        reads: Rc<Cell<usize>>,
+        readable: (UnixDatagram, UnixDatagram),
+    }
+
+    impl Device for Flood {
+        fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Received> {
+            self.reads.set(self.reads.get() + 1);
+            // From now on the descriptor is quiet: only the loop's own note that datagrams
+            // remain can bring it back to read.
+            let _ = self.readable.1.recv(&mut [0; 8]);
+            buf[..MAX_DATAGRAM].fill(0);
+            Ok(Received::unverified(MAX_DATAGRAM))
+        }
+        fn send(&mut self, _now: Instant, _datagram: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+        fn raw_fd(&self) -> std::os::fd::RawFd {
+            self.readable.1.as_raw_fd()
+        }
+    }
+
+    #[test]
+    fn a_turn_reads_a_bounded_number_of_bytes_and_the_next_does_not_sleep() {
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        rx.set_nonblocking(true).unwrap();
+        tx.send(b"ready").unwrap();
+        let reads = Rc::new(Cell::new(0));
+        let device = Flood {
+            reads: reads.clone(),
+            readable: (tx, rx),
+        };
+        let config = StackConfig::new(Ipv4Addr::new(10, 0, 0, 2), 1500, [7; 16], 1);
+        let mut lp =
+            EventLoop::new(Box::new(device), |now| Stack::new(now, config), false).unwrap();
+        lp.turn(Some(Instant::now() + Duration::from_secs(1)))
+            .unwrap();
+        let first = reads.get();
+        assert_eq!(first, READ_BATCH_BYTES.div_ceil(MAX_DATAGRAM));
+        // Nothing is readable now; a turn that slept would wait for the deadline.
+        let started = Instant::now();
+        lp.turn(Some(started + Duration::from_secs(5))).unwrap();
+        assert_eq!(reads.get(), 2 * first);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
