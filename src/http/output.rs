@@ -18,6 +18,9 @@ use url::Url;
 
 /// Write buffer size: large writes keep syscalls rare when the network delivers small chunks.
 pub const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
+/// Pieces at least this big skip the buffer: copying them first would only cost a pass over
+/// the data (with offloads the stack hands over hundreds of KiB at a time).
+const DIRECT_WRITE_BYTES: usize = 64 * 1024;
 /// Longest file name Linux file systems accept (NAME_MAX).
 const NAME_MAX: usize = 255;
 /// Bytes of the target's name kept in the temporary name, leaving room for the decorations.
@@ -182,9 +185,9 @@ impl Write for Output {
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.sink {
-            Sink::Stdout(writer) => writer.write_all(bytes),
-            Sink::File(pending) => pending.writer()?.write_all(bytes),
-            Sink::Special(writer, _) => writer.write_all(bytes),
+            Sink::Stdout(writer) => write_through(writer, bytes),
+            Sink::File(pending) => write_through(pending.writer()?, bytes),
+            Sink::Special(writer, _) => write_through(writer, bytes),
         }
     }
 
@@ -195,6 +198,15 @@ impl Write for Output {
             Sink::Special(writer, _) => writer.flush(),
         }
     }
+}
+
+/// Buffers small pieces; flushes what is buffered and writes a big piece straight through.
+fn write_through<W: Write>(writer: &mut BufWriter<W>, bytes: &[u8]) -> io::Result<()> {
+    if bytes.len() < DIRECT_WRITE_BYTES {
+        return writer.write_all(bytes);
+    }
+    writer.flush()?;
+    writer.get_mut().write_all(bytes)
 }
 
 impl PendingFile {
@@ -399,6 +411,26 @@ mod tests {
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn big_pieces_go_straight_through_after_what_was_buffered() {
+        let mut writer = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, Vec::new());
+        let big = vec![b'b'; DIRECT_WRITE_BYTES];
+        write_through(&mut writer, b"head").unwrap();
+        assert_eq!(
+            writer.buffer(),
+            b"head",
+            "a small piece waits in the buffer"
+        );
+        write_through(&mut writer, &big).unwrap();
+        assert!(
+            writer.buffer().is_empty(),
+            "the big piece was not copied into the buffer"
+        );
+        write_through(&mut writer, b"tail").unwrap();
+        let written = writer.into_inner().unwrap();
+        assert_eq!(written, [&b"head"[..], &big, b"tail"].concat());
     }
 
     #[test]
