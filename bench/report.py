@@ -65,7 +65,7 @@ def human_size(size):
     return f"{size} B"
 
 
-def targets(gbits, client_cpu, rss, loss_times, size):
+def targets(gbits, client_cpu, rss, loss_times, size, start):
     """The issue's targets, each judged from this run's medians."""
 
     def med(values):
@@ -95,6 +95,11 @@ def targets(gbits, client_cpu, rss, loss_times, size):
     if None not in (ours, theirs):
         out.append(
             f"4. 1% loss ≤ 1.25× curl's time: {ours / theirs:.2f}×: {verdict(ours <= 1.25 * theirs)}"
+        )
+    if start:
+        out.append(
+            f"5. no 1-second stall at start: slowest of {len(start)} fetches right after "
+            f"attaching {max(start):.1f} ms: {verdict(max(start) < 1000)}"
         )
     return out
 
@@ -181,7 +186,18 @@ def main():
         if any(failed(phase, k) for k in keys):
             lines.append(row(f"failed {rate}% loss runs", [str(failed(phase, k)) for k in keys]))
 
-    lines += targets(gbits, client_cpu, rss, loss_times, size)
+    start = [float(r["wall"]) * 1000 for r in ok_runs("start", "tunstack")]
+    if start or failed("start", "tunstack"):
+        lines.append(
+            row("4 KiB fetch right after attaching, ms",
+                [spread(start, 1) if k == "tunstack" else "not run" for k in keys])
+        )
+        if failed("start", "tunstack"):
+            lines.append(row("failed start-up runs",
+                             [str(failed("start", "tunstack")) if k == "tunstack" else "—"
+                              for k in keys]))
+
+    lines += targets(gbits, client_cpu, rss, loss_times, size, start)
 
     if params.get("loss_rates", "").split():
         loss_line = (

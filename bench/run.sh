@@ -19,6 +19,8 @@
 #   BENCH_LOSS_RATES      drop percentages, each in both directions; empty skips the loss runs [1 5]
 #   BENCH_LOSS_ROUNDS     rounds per loss rate [3]
 #   BENCH_LOSS_CONTENDERS who runs under loss [tunstack curl] (tunstack-plain, smoltcp may be added)
+#   BENCH_START_RUNS      fetches of a 4 KiB file, each right after attaching to tun0, to catch
+#                         a start-up stall (a lost SYN-ACK costs a 1 s RTO); 0 skips them [20]
 #   BENCH_TIMEOUT         seconds before one download is killed [300]
 #   BENCH_NAME            sandbox name (namespaces NAME-client, NAME-server) [tsbench]
 #   BENCH_OUT             the markdown report [bench/results.md]
@@ -40,6 +42,7 @@ loss_size_arg=${BENCH_LOSS_SIZE:-64M}
 loss_rates=${BENCH_LOSS_RATES-1 5}
 loss_rounds=${BENCH_LOSS_ROUNDS:-3}
 loss_contenders=${BENCH_LOSS_CONTENDERS:-tunstack curl}
+start_runs=${BENCH_START_RUNS:-20}
 run_timeout=${BENCH_TIMEOUT:-300}
 name=${BENCH_NAME:-tsbench}
 out=${BENCH_OUT:-$here/results.md}
@@ -68,6 +71,7 @@ to_bytes() {
 
 size=$(to_bytes "$size_arg")
 loss_size=$(to_bytes "$loss_size_arg")
+[[ $start_runs =~ ^[0-9]+$ ]] || die "BENCH_START_RUNS must be a number, not '$start_runs'"
 for value in rounds veth_mtu tun_mtu loss_rounds run_timeout; do
     [[ ${!value} =~ ^[1-9][0-9]*$ ]] || die "$value must be a positive integer, not '${!value}'"
 done
@@ -169,6 +173,7 @@ echo "bench: background load before starting: ${background_load}% of all cores b
 echo "bench: writing $size_arg and $loss_size_arg random files to tmpfs"
 head -c "$size" /dev/urandom > "$work/www/big.bin"
 head -c "$loss_size" /dev/urandom > "$work/www/loss.bin"
+head -c 4096 /dev/urandom > "$work/www/small.bin"
 chmod 644 "$work/www/"*.bin
 
 "$repo/setup/sandbox" up "$name"
@@ -308,6 +313,20 @@ for ((round = 0; round < rounds; round++)); do
     echo "$line"
 done
 
+# --- start-up ---------------------------------------------------------------------------------
+
+# Each fetch attaches to tun0 afresh: right after attaching, the kernel may drop the first
+# datagrams it routes to the device, and a lost SYN-ACK would add a whole 1 s initial RTO.
+if [[ $start_runs -gt 0 ]]; then
+    start_failures=0
+    for ((run = 0; run < start_runs; run++)); do
+        run_once start tunstack small.bin /dev/null || start_failures=$((start_failures + 1))
+    done
+    failures=$((failures + start_failures))
+    slowest=$(grep '^phase=start ' "$work/runs.txt" | sed -E 's/.*wall=([0-9.]+).*/\1/' | sort -n | tail -n1)
+    echo "bench: $start_runs start-up fetches of 4 KiB, slowest ${slowest:-?} s, $start_failures failed"
+fi
+
 # --- loss -------------------------------------------------------------------------------------
 
 # Loss is injected where the segments arrive, never where they leave: a drop in the sender's own
@@ -376,6 +395,7 @@ smoltcp_version=$(awk '/^name = "smoltcp"$/ { getline; gsub(/[^0-9.]/, ""); prin
     echo "loss_size=$loss_size"
     echo "loss_rates=$loss_rates"
     echo "loss_rounds=$loss_rounds"
+    echo "start_runs=$start_runs"
     echo "tunstack=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
     echo "smoltcp=$smoltcp_version"
     echo "curl=$(curl --version | head -n1 | cut -d' ' -f1-2)"
