@@ -88,32 +88,14 @@ done
 # --- prerequisites ----------------------------------------------------------------------------
 
 [[ $EUID -eq 0 ]] || die "needs root to create network namespaces: sudo just bench"
-missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$1 (Debian package: $2)"); }
-need ip iproute2
-need nginx nginx
-need curl curl
-need nft nftables
-need ethtool ethtool
-need cargo "a Rust toolchain"
-need timeout coreutils
-if ! /usr/bin/time --version 2>&1 | grep -q GNU; then
-    missing+=("/usr/bin/time, GNU time, for the peak RSS (Debian package: time)")
-fi
+command -v cargo >/dev/null 2>&1 || die "needs cargo (a Rust toolchain) to build the clients"
+# GNU time (for the peak RSS) by its path: `time` alone is the shell's keyword.
+"$repo/setup/packages" iproute2:ip nginx-light:nginx curl:curl nftables:nft ethtool:ethtool \
+    coreutils:timeout time:/usr/bin/time python3:python3 \
+    || die "could not install what the benchmark needs (see above)"
 # The real interpreter, not a version-manager shim, so that a background job's $! is its PID.
-python=""
-if [[ -x /usr/bin/python3 ]]; then
-    python=/usr/bin/python3
-elif command -v python3 >/dev/null 2>&1; then
-    python=$(python3 -c 'import sys; print(sys.executable)')
-else
-    missing+=("python3 (Debian package: python3)")
-fi
-if [[ ${#missing[@]} -gt 0 ]]; then
-    echo "bench: missing:" >&2
-    printf '  %s\n' "${missing[@]}" >&2
-    exit 1
-fi
+python=/usr/bin/python3
+[[ -x $python ]] || python=$(python3 -c 'import sys; print(sys.executable)')
 
 # --- build ------------------------------------------------------------------------------------
 
