@@ -6,7 +6,9 @@ usage: report.py PARAMS_FILE RUNS_FILE OUTPUT_MD
 PARAMS_FILE has key=value lines (date, kernel, cpu, ...); RUNS_FILE has one line per download:
 `phase=P contender=C bytes=N exit=E wall=S user=S sys=S maxrss_kb=K busy=S` as bench/run.sh and
 bench/measure.py write them. Phase `check` (the untimed first downloads) is ignored; `throughput`
-gives the rate and CPU rows; `lossN` gives the completion time under N% loss.
+gives the rate and CPU rows; `lossN` gives the completion time under N% loss; `start` gives the
+small fetches right after attaching. The targets at the end are judged from the medians, and a
+target whose runs failed is not met.
 """
 
 import statistics
@@ -65,13 +67,16 @@ def human_size(size):
     return f"{size} B"
 
 
-def targets(gbits, client_cpu, rss, loss_times, size, start):
-    """The issue's targets, each judged from this run's medians."""
+def targets(gbits, client_cpu, rss, loss_times, size, start, failures):
+    """The issue's targets, each judged from this run's medians; failed runs fail a target."""
 
     def med(values):
         return statistics.median(values) if values else None
 
-    def verdict(ok):
+    def verdict(ok, *phases):
+        failed = sum(failures.get(phase, 0) for phase in phases)
+        if failed:
+            return f"**not met** ({failed} failed runs)"
         return "**met**" if ok else "**not met**"
 
     out = ["", "Targets (from this run's medians):", ""]
@@ -81,11 +86,14 @@ def targets(gbits, client_cpu, rss, loss_times, size, start):
         out.append(
             f"1. plain TUN (--no-offload) ≥ 1.6× smoltcp with less client CPU per GiB: "
             f"{plain / smol:.2f}×, {plain_cpu:.3f} vs {smol_cpu:.3f} s/GiB: "
-            f"{verdict(plain >= 1.6 * smol and plain_cpu < smol_cpu)}"
+            f"{verdict(plain >= 1.6 * smol and plain_cpu < smol_cpu, 'throughput')}"
         )
     fast, curl = med(gbits["tunstack"]), med(gbits["curl"])
     if None not in (fast, curl):
-        out.append(f"2. with offloads ≥ 1.0× curl: {fast / curl:.2f}×: {verdict(fast >= curl)}")
+        out.append(
+            f"2. with offloads ≥ 1.0× curl: {fast / curl:.2f}×: "
+            f"{verdict(fast >= curl, 'throughput')}"
+        )
     peak = max(rss["tunstack"] + rss["tunstack-plain"], default=None)
     if peak is not None:
         note = "" if size >= 1 << 30 else f" (a {human_size(size)} run; the target is for 1 GiB)"
@@ -94,12 +102,14 @@ def targets(gbits, client_cpu, rss, loss_times, size, start):
     ours, theirs = med(one.get("tunstack", [])), med(one.get("curl", []))
     if None not in (ours, theirs):
         out.append(
-            f"4. 1% loss ≤ 1.25× curl's time: {ours / theirs:.2f}×: {verdict(ours <= 1.25 * theirs)}"
+            f"4. 1% loss ≤ 1.25× curl's time: {ours / theirs:.2f}×: "
+            f"{verdict(ours <= 1.25 * theirs, 'loss1')}"
         )
-    if start:
+    if start or failures.get("start"):
+        slowest = f"{max(start):.1f} ms" if start else "none finished"
         out.append(
             f"5. no 1-second stall at start: slowest of {len(start)} fetches right after "
-            f"attaching {max(start):.1f} ms: {verdict(max(start) < 1000)}"
+            f"attaching {slowest}: {verdict(bool(start) and max(start) < 1000, 'start')}"
         )
     return out
 
@@ -197,7 +207,11 @@ def main():
                              [str(failed("start", "tunstack")) if k == "tunstack" else "—"
                               for k in keys]))
 
-    lines += targets(gbits, client_cpu, rss, loss_times, size, start)
+    failures = {
+        phase: sum(failed(phase, k) for k in keys)
+        for phase in {r.get("phase") for r in runs}
+    }
+    lines += targets(gbits, client_cpu, rss, loss_times, size, start, failures)
 
     if params.get("loss_rates", "").split():
         loss_line = (

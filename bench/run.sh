@@ -72,6 +72,7 @@ to_bytes() {
 size=$(to_bytes "$size_arg")
 loss_size=$(to_bytes "$loss_size_arg")
 [[ $start_runs =~ ^[0-9]+$ ]] || die "BENCH_START_RUNS must be a number, not '$start_runs'"
+start_runs=$((10#$start_runs))
 for value in rounds veth_mtu tun_mtu loss_rounds run_timeout; do
     [[ ${!value} =~ ^[1-9][0-9]*$ ]] || die "$value must be a positive integer, not '${!value}'"
 done
@@ -93,6 +94,7 @@ command -v cargo >/dev/null 2>&1 || die "needs cargo (a Rust toolchain) to build
 "$repo/setup/packages" iproute2:ip nginx-light:nginx curl:curl nftables:nft ethtool:ethtool \
     coreutils:timeout time:/usr/bin/time python3:python3 \
     || die "could not install what the benchmark needs (see above)"
+/usr/bin/time --version 2>&1 | grep -q GNU || die "/usr/bin/time is not GNU time (Debian package: time)"
 # The real interpreter, not a version-manager shim, so that a background job's $! is its PID.
 python=/usr/bin/python3
 [[ -x $python ]] || python=$(python3 -c 'import sys; print(sys.executable)')
@@ -305,7 +307,8 @@ if [[ $start_runs -gt 0 ]]; then
         run_once start tunstack small.bin /dev/null || start_failures=$((start_failures + 1))
     done
     failures=$((failures + start_failures))
-    slowest=$(grep '^phase=start ' "$work/runs.txt" | sed -E 's/.*wall=([0-9.]+).*/\1/' | sort -n | tail -n1)
+    slowest=$(grep '^phase=start .* exit=0 ' "$work/runs.txt" | sed -E 's/.*wall=([0-9.]+).*/\1/' \
+        | sort -n | tail -n1)
     echo "bench: $start_runs start-up fetches of 4 KiB, slowest ${slowest:-?} s, $start_failures failed"
 fi
 

@@ -137,8 +137,9 @@ impl EventLoop {
                     }
                     self.stack
                         .handle_datagram_with(now, datagram, received.checksum.status());
-                    // Loss signals (out-of-order ACKs with SACK) and every second segment's
-                    // ACK go out at once; only delayable ACKs wait for the end of the batch.
+                    // Loss signals (a new hole, the first duplicate ACKs, a filled hole) and
+                    // an ACK covering `ack_stretch` segments go out at once; the ACK every
+                    // second segment owes waits for the end of the batch and covers it all.
                     if self.stack.take_transmit_due() {
                         self.flush()?;
                     }

@@ -335,7 +335,7 @@ impl Stack {
     }
 
     /// True (once) when the datagrams handled since the last call left something that should
-    /// be sent before more are read: an immediate ACK, a reset, an ICMP reply.
+    /// be sent before more are read: an immediate ACK or a reset.
     pub fn take_transmit_due(&mut self) -> bool {
         let due = self.sockets.ack_due || !self.sockets.rsts.is_empty();
         self.sockets.ack_due = false;

@@ -760,17 +760,22 @@ fn in_order_acks_wait_for_the_batch_until_the_stretch_limit() {
         ..config()
     };
     let mut conn = open(t0, config, bare_peer());
-    let data = stream(4000);
+    // Full-sized: our MSS, no options.
+    let data = stream(4 * 1460);
     for i in 0..3 {
         feed(
             &mut conn,
             t0 + ms(200),
-            data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]),
+            data_seg(i * 1460, &data[i * 1460..(i + 1) * 1460]),
         );
         // Owed from the second segment on, but nothing forces the reader to stop for it.
         assert!(!conn.ack_due(), "segment {i} interrupts the batch");
     }
-    feed(&mut conn, t0 + ms(200), data_seg(3000, &data[3000..]));
+    feed(
+        &mut conn,
+        t0 + ms(200),
+        data_seg(3 * 1460, &data[3 * 1460..]),
+    );
     assert!(
         conn.ack_due(),
         "four segments unacknowledged: the ACK must go now"
@@ -779,8 +784,8 @@ fn in_order_acks_wait_for_the_batch_until_the_stretch_limit() {
         &mut conn,
         t0 + ms(200),
         &[TcpRepr {
-            ack: Some(RCV + 4000),
-            window: 60_000,
+            ack: Some(RCV + 4 * 1460),
+            window: 64_000 - 4 * 1460,
             ..OURS
         }],
     );
@@ -788,34 +793,79 @@ fn in_order_acks_wait_for_the_batch_until_the_stretch_limit() {
 }
 
 #[test]
-fn only_a_new_hole_interrupts_the_batch_when_sack_is_on() {
+fn a_super_segment_of_two_full_segments_is_acknowledged_without_delay() {
     let t0 = Instant::now();
-    let mut conn = open(t0, config(), sack_peer());
-    let data = stream(5000);
-    feed(&mut conn, t0 + ms(200), data_seg(1000, &data[1000..2000]));
-    assert!(conn.ack_due(), "the first segment past a hole");
-    expect(
+    let mut conn = open(t0, config(), ts_peer());
+    // With timestamps a full segment carries 1448 bytes; offloads merged two of them.
+    let data = stream(2 * 1448);
+    feed(
         &mut conn,
         t0 + ms(200),
-        &[TcpRepr {
-            options: sack(&[(RCV + 1000, RCV + 2000)]),
-            ..OURS
-        }],
+        TcpRepr {
+            payload: &data,
+            options: ts(PEER_TS + 200, TS_OFFSET + 100),
+            ..PEER
+        },
     );
-    // Lengthening the reported block is owed, but waits for the batch's end.
-    feed(&mut conn, t0 + ms(201), data_seg(2000, &data[2000..3000]));
+    let sent = transmit(&mut conn, t0 + ms(200));
+    assert_eq!(
+        sent.len(),
+        1,
+        "two segments' worth is acknowledged at once, not in 40 ms"
+    );
+    assert_eq!(parse_ours(&sent[0]).ack, Some(RCV + 2 * 1448));
+}
+
+#[test]
+fn sack_compression_starts_after_three_immediate_duplicate_acks() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), sack_peer());
+    let data = stream(8000);
+    // A hole at 0..1000; the next three arrivals each get a duplicate ACK at once, as a
+    // sender counting to DupThresh needs.
+    for i in 1..4 {
+        feed(
+            &mut conn,
+            t0 + ms(200),
+            data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]),
+        );
+        assert!(
+            conn.ack_due(),
+            "out-of-order segment {i} must be acknowledged at once"
+        );
+        expect(
+            &mut conn,
+            t0 + ms(200),
+            &[TcpRepr {
+                options: sack(&[(RCV + 1000, RCV + (i + 1) * 1000)]),
+                ..OURS
+            }],
+        );
+    }
+    // The fourth only lengthens the reported block: it waits for the batch's ACK.
+    feed(&mut conn, t0 + ms(201), data_seg(4000, &data[4000..5000]));
     assert!(!conn.ack_due());
     expect(
         &mut conn,
         t0 + ms(201),
         &[TcpRepr {
-            options: sack(&[(RCV + 1000, RCV + 3000)]),
+            options: sack(&[(RCV + 1000, RCV + 5000)]),
             ..OURS
         }],
     );
     // A second hole is news again.
-    feed(&mut conn, t0 + ms(202), data_seg(4000, &data[4000..]));
+    feed(&mut conn, t0 + ms(202), data_seg(6000, &data[6000..7000]));
     assert!(conn.ack_due(), "a new hole");
+    transmit(&mut conn, t0 + ms(202));
+    // Filling the first hole moves RCV.NXT: the count starts again.
+    feed(&mut conn, t0 + ms(203), data_seg(0, &data[..1000]));
+    assert!(conn.ack_due(), "a filled hole");
+    transmit(&mut conn, t0 + ms(203));
+    feed(&mut conn, t0 + ms(204), data_seg(7000, &data[7000..8000]));
+    assert!(
+        conn.ack_due(),
+        "the first out-of-order segment for the new RCV.NXT"
+    );
 }
 
 #[test]
@@ -931,6 +981,8 @@ fn data_beyond_the_window_is_trimmed_and_zero_window_reopens_on_read() {
         t0,
         TcpConfig {
             recv_buffer: 2000,
+            // So that the first 1500-byte segment is one full segment, not more.
+            mss: 1500,
             ..config()
         },
         bare_peer(),

@@ -20,6 +20,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use tunstack::ipv4::{Ingress, Ipv4Config, Ipv4Layer, MAX_ICMP_DATAGRAM_LEN};
+use tunstack::wire::ChecksumStatus;
 
 use crate::input::Input;
 use crate::packet::{self, Ipv4Fields, ICMP, TCP};
@@ -234,7 +235,17 @@ fn fragments(
 
 fn deliver(layer: &mut Ipv4Layer, now: Instant, datagram: &[u8], limit: usize) {
     match layer.handle_datagram(now, datagram) {
-        Ingress::Tcp { src, dst, segment } => {
+        Ingress::Tcp {
+            src,
+            dst,
+            segment,
+            checksum,
+        } => {
+            assert_eq!(
+                checksum,
+                ChecksumStatus::Unverified,
+                "a datagram nobody vouched for came out trusted"
+            );
             assert_eq!(dst, LOCAL, "delivered a segment for another host");
             assert_ne!(src, LOCAL, "delivered a segment from ourselves");
             assert!(segment.len() <= 65535 - 20);

@@ -13,7 +13,7 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{DeviceError, Received, RxChecksum};
+use super::{complete_checksum, DeviceError, Received, RxChecksum};
 
 /// Longest interface name Linux accepts (IFNAMSIZ minus the terminating NUL).
 const MAX_NAME_LEN: usize = 15;
@@ -23,6 +23,9 @@ const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 /// virtio-net header flag: the kernel verified the transport checksum.
 const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
+/// Where an IPv4 header keeps its protocol number, and TCP's.
+const IPV4_PROTOCOL_OFFSET: usize = 9;
+const IPPROTO_TCP: u8 = 6;
 
 /// An attached, non-blocking TUN interface, so the event loop can poll it with the socket set.
 ///
@@ -101,10 +104,9 @@ impl TunDevice {
         let mut header = [0u8; VNET_HDR_LEN];
         let read = (&self.file)
             .read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(buf)])?;
-        Ok(Received {
-            len: read.saturating_sub(VNET_HDR_LEN),
-            checksum: checksum_flags(&header),
-        })
+        let len = read.saturating_sub(VNET_HDR_LEN);
+        let checksum = received_checksum(&header, &mut buf[..len]);
+        Ok(Received { len, checksum })
     }
 
     /// Writes one whole datagram; `WouldBlock` when the kernel queue is full.
@@ -135,14 +137,26 @@ impl TunDevice {
     }
 }
 
+/// What the stack may assume about a datagram's checksum. Only TCP segments may skip the sum;
+/// anything else (ICMP) is checked as usual, so a half-done checksum is finished here first.
+fn received_checksum(header: &[u8; VNET_HDR_LEN], datagram: &mut [u8]) -> RxChecksum {
+    let mut checksum = checksum_flags(header);
+    if datagram.get(IPV4_PROTOCOL_OFFSET) != Some(&IPPROTO_TCP) {
+        complete_checksum(datagram, &mut checksum);
+        checksum = RxChecksum::Unknown;
+    }
+    checksum
+}
+
 /// What the virtio-net header says about the transport checksum: left for us to complete
 /// (`NEEDS_CSUM`, a datagram that never left this host), already verified (`DATA_VALID`), or
 /// nothing.
 fn checksum_flags(header: &[u8; VNET_HDR_LEN]) -> RxChecksum {
     if header[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
         RxChecksum::Partial {
-            start: u16::from_le_bytes([header[6], header[7]]),
-            offset: u16::from_le_bytes([header[8], header[9]]),
+            // Legacy virtio-net headers (no TUNSETVNETLE/BE) are in the host's byte order.
+            start: u16::from_ne_bytes([header[6], header[7]]),
+            offset: u16::from_ne_bytes([header[8], header[9]]),
         }
     } else if header[0] & VIRTIO_NET_HDR_F_DATA_VALID != 0 {
         RxChecksum::Verified
@@ -288,14 +302,51 @@ mod tests {
         assert_eq!(checksum_flags(&header), RxChecksum::Unknown);
         header[0] = VIRTIO_NET_HDR_F_DATA_VALID;
         assert_eq!(checksum_flags(&header), RxChecksum::Verified);
-        // csum_start 20 and csum_offset 16, little-endian as the kernel writes them for us.
-        header = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 20, 0, 16, 0];
+        // csum_start 20 and csum_offset 16, in the host's byte order as the kernel writes them.
+        header = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        header[6..8].copy_from_slice(&20u16.to_ne_bytes());
+        header[8..10].copy_from_slice(&16u16.to_ne_bytes());
         assert_eq!(
             checksum_flags(&header),
             RxChecksum::Partial {
                 start: 20,
                 offset: 16
             }
+        );
+    }
+
+    #[test]
+    fn only_tcp_keeps_the_kernels_word_and_anything_else_is_completed() {
+        // An ICMP echo request whose checksum the kernel left half done (just zero here: ICMP
+        // has no pseudo-header).
+        let mut icmp = vec![
+            0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 77, 1, 2, 10, 77, 0, 2,
+        ];
+        icmp.extend_from_slice(&[8, 0, 0, 0, 0x12, 0x34, 0, 1]);
+        let mut header = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        header[6..8].copy_from_slice(&20u16.to_ne_bytes());
+        header[8..10].copy_from_slice(&2u16.to_ne_bytes());
+        assert_eq!(received_checksum(&header, &mut icmp), RxChecksum::Unknown);
+        assert_eq!(
+            crate::wire::checksum::checksum(&icmp[20..]),
+            0,
+            "now a valid ICMP sum"
+        );
+
+        let mut tcp = vec![0u8; 40];
+        tcp[IPV4_PROTOCOL_OFFSET] = IPPROTO_TCP;
+        let before = tcp.clone();
+        header[8..10].copy_from_slice(&16u16.to_ne_bytes());
+        assert!(matches!(
+            received_checksum(&header, &mut tcp),
+            RxChecksum::Partial {
+                start: 20,
+                offset: 16
+            }
+        ));
+        assert_eq!(
+            tcp, before,
+            "a TCP segment is left for the stack, untouched"
         );
     }
 

@@ -54,7 +54,8 @@ pub struct TcpConfig {
     pub rto: RtoBounds,
     /// Longest an ACK for in-order data may wait (RFC 9293 §3.8.6.3 allows up to 500 ms).
     pub delayed_ack: Duration,
-    /// Most full-sized segments one ACK may cover while a batch of queued datagrams is read.
+    /// Most full-sized segments' worth of data one ACK may cover while a batch of queued
+    /// datagrams is read.
     /// Every ACK written to a TUN runs the forwarding path and the sender's ACK processing
     /// inside that write, so one per queued segment pair costs more than the data; like a
     /// kernel receiver behind GRO (64 KB) or SACK compression (`tcp_comp_sack_nr`, 44), we
@@ -271,8 +272,11 @@ pub struct Connection {
     ts_recent: u32,
     last_ack_sent: SeqNum,
     ack: AckState,
-    /// Full-sized segments received since our last ACK.
-    unacked_segments: u32,
+    /// Payload bytes received since our last ACK.
+    unacked_bytes: usize,
+    /// Out-of-order segments since RCV.NXT last moved: the first few are acknowledged at once
+    /// whatever else happens, so a sender counting duplicate ACKs sees its threshold.
+    out_of_order_since_advance: u32,
 
     rtt: RttEstimator,
     /// Karn-safe RTT timing of one segment when timestamps are off: (seq, sent at).
@@ -313,6 +317,8 @@ const MAX_WINDOW_FIELD: usize = 65535;
 const MAX_WINDOW_SHIFT: u8 = 14;
 /// Bytes of the timestamps option as we lay it out.
 const TIMESTAMP_OPTION_LEN: usize = 12;
+/// Duplicate ACKs a sender waits for before it retransmits (RFC 5681 §3.2, DupThresh).
+const DUPLICATE_ACK_THRESHOLD: u32 = 3;
 
 impl Connection {
     /// Active open: a connection in SYN-SENT whose SYN goes out on the first `poll_transmit`.
@@ -394,7 +400,8 @@ impl Connection {
             ts_recent: 0,
             last_ack_sent: SeqNum(0),
             ack: AckState::Idle,
-            unacked_segments: 0,
+            unacked_bytes: 0,
+            out_of_order_since_advance: 0,
             rtt: RttEstimator::new(config.rto),
             rtt_probe: None,
             timeout_ts: None,
@@ -452,9 +459,11 @@ impl Connection {
     }
 
     /// True when an ACK should go out now rather than at the end of the receive batch: a new
-    /// hole, a duplicate segment, a filled hole, a challenge, or `ack_stretch` segments
-    /// unacknowledged. The event loop flushes on it, so batching never hides loss signals;
-    /// ACKs for the second segment onwards (RFC 5681 §4.2) go out when the batch ends.
+    /// hole, one of the first three out-of-order segments since RCV.NXT moved, any out-of-order
+    /// segment without SACK, a duplicate segment, a filled hole, a challenge, or `ack_stretch`
+    /// segments' worth unacknowledged. The event loop flushes on it, so batching never hides
+    /// loss signals; ACKs for the second segment onwards (RFC 5681 §4.2) go out when the batch
+    /// ends. Whatever it says, an owed ACK goes out with the next `poll_transmit`.
     pub fn ack_due(&self) -> bool {
         self.ack == AckState::Now
     }
@@ -1141,16 +1150,22 @@ impl Connection {
             self.ack = AckState::Now;
             return;
         }
-        // A super-segment from a TUN with offloads counts as the segments it merged.
-        let merged = (payload.len() / usize::from(self.config.mss).max(1)).max(1);
+        // Counted in bytes, so a super-segment from a TUN with offloads counts as the
+        // segments it merged.
+        self.unacked_bytes += payload.len();
         if result.out_of_order {
             self.stats.out_of_order_in += 1;
-            self.unacked_segments += merged as u32;
-            // RFC 5681 §4.2 asks for an immediate duplicate ACK per out-of-order segment.
-            // With SACK only a new hole is news; a segment that lengthens a block already
-            // reported waits for the batch's ACK (the kernel compresses SACKs the same way).
-            // Without SACK the sender counts duplicate ACKs, so each one goes at once.
-            self.ack = if result.new_island || !self.opts.sack || self.stretch_reached() {
+            self.out_of_order_since_advance += 1;
+            // RFC 5681 §4.2 asks for an immediate duplicate ACK per out-of-order segment, and
+            // without SACK the sender counts them, so each one goes at once. With SACK, as
+            // Linux does (tcp_comp_sack, deferred until after DupThresh), the first three per
+            // RCV.NXT and every new hole still go at once; after that a segment that only
+            // lengthens a reported block waits for the batch's ACK.
+            let urgent = !self.opts.sack
+                || result.new_island
+                || self.out_of_order_since_advance <= DUPLICATE_ACK_THRESHOLD
+                || self.stretch_reached();
+            self.ack = if urgent {
                 AckState::Now
             } else {
                 self.ack.max(AckState::Batched)
@@ -1161,6 +1176,7 @@ impl Connection {
             return;
         }
         self.rcv_nxt += result.advanced;
+        self.out_of_order_since_advance = 0;
         self.stats.bytes_in += result.advanced as u64;
         if !self.readable_signalled {
             self.readable_signalled = true;
@@ -1172,20 +1188,32 @@ impl Connection {
             self.ack = AckState::Now;
             return;
         }
-        // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full-sized segment.
-        self.unacked_segments += merged as u32;
+        // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full-sized segment,
+        // that is once more than one segment's worth is unacknowledged (as Linux does).
         self.ack = if self.stretch_reached() {
             AckState::Now
-        } else if self.unacked_segments >= 2 {
+        } else if self.unacked_bytes > self.receive_mss() {
             self.ack.max(AckState::Batched)
         } else {
             self.ack.max(AckState::Delayed)
         };
     }
 
-    /// One ACK already covers as many segments as it should.
+    /// The payload of a full-sized segment from the peer: our MSS less the timestamp option
+    /// every segment carries when timestamps are on.
+    fn receive_mss(&self) -> usize {
+        let options = if self.opts.timestamps {
+            TIMESTAMP_OPTION_LEN
+        } else {
+            0
+        };
+        usize::from(self.config.mss).saturating_sub(options).max(1)
+    }
+
+    /// One ACK already covers as many full-sized segments as it should.
     fn stretch_reached(&self) -> bool {
-        self.unacked_segments >= self.config.ack_stretch.max(2)
+        let segments = self.config.ack_stretch.max(2) as usize;
+        self.unacked_bytes >= segments * self.receive_mss()
     }
 
     fn accept_pending_fin(&mut self, now: Instant) {
@@ -1666,7 +1694,7 @@ impl Connection {
                 self.rcv_adv = edge;
             }
             self.ack = AckState::Idle;
-            self.unacked_segments = 0;
+            self.unacked_bytes = 0;
             self.timers.stop(Timer::DelayedAck);
         }
         self.stats.segments_out += 1;

@@ -744,11 +744,23 @@ impl Pair {
                     server_app.progress()
                 )));
             }
+            // Like the event loop: everything due is one batch, and an ACK the stack wants out
+            // before more is read (a loss signal) goes at once; other ACKs wait for the end.
             while let Some(datagram) = self.up.pop_due(now) {
                 self.server.handle_datagram(now, &datagram);
+                if self.server.take_transmit_due() {
+                    while let Some(len) = self.server.poll_transmit(now, &mut self.buf) {
+                        self.down.send(now, &self.buf[..len]);
+                    }
+                }
             }
             while let Some(datagram) = self.down.pop_due(now) {
                 self.client.handle_datagram(now, &datagram);
+                if self.client.take_transmit_due() {
+                    while let Some(len) = self.client.poll_transmit(now, &mut self.buf) {
+                        self.up.send(now, &self.buf[..len]);
+                    }
+                }
             }
             for stack in [&mut self.client, &mut self.server] {
                 if stack.poll_timeout().is_some_and(|at| at <= now) {
