@@ -23,7 +23,7 @@ use tunstack::stack::{ConnId, Event, Stack, StackConfig};
 use tunstack::tcp::reassembly::ReceiveBuffer;
 use tunstack::tcp::State;
 use tunstack::wire::checksum;
-use tunstack::wire::{Control, SeqNum, TcpOptions, TcpRepr, Timestamps};
+use tunstack::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
@@ -1030,6 +1030,49 @@ proptest! {
         prop_assert_eq!(pair.client.stats().tcp_checksum_failures, corrupted);
         prop_assert!(injected > 0);
     }
+}
+
+// ------------------------------------------------------------------------------ checksum trust
+
+/// With offloads the kernel vouches for a segment whose checksum field holds only part of the
+/// sum: the stack must take it as it is. The same bytes from nowhere in particular are checked,
+/// counted and dropped.
+#[test]
+fn a_trusted_segment_skips_the_checksum_and_an_unverified_one_is_checked() {
+    let data = transfer_data(60_000, 11);
+    let mut pair = Pair::new(11, data.clone());
+    let mut offered = 0;
+    pair.run_until(|p| p.eof, &mut |client, now, real| {
+        let Some((_, _, repr)) = tcp_of(real) else {
+            return;
+        };
+        if repr.payload.is_empty() || offered >= 3 {
+            return;
+        }
+        offered += 1;
+        // The real segment, as the kernel hands it over with NEEDS_CSUM: the field holds
+        // something that is not the full sum. It arrives first; the real one then is a
+        // duplicate.
+        let mut offloaded = real.to_vec();
+        offloaded[20 + 16] ^= 0x5a;
+        let before = client.stats().tcp_checksum_failures;
+        client.handle_datagram_with(now, &offloaded, ChecksumStatus::Trusted);
+        assert_eq!(
+            client.stats().tcp_checksum_failures,
+            before,
+            "trusted, not checked"
+        );
+        client.handle_datagram_with(now, &offloaded, ChecksumStatus::Unverified);
+        assert_eq!(
+            client.stats().tcp_checksum_failures,
+            before + 1,
+            "checked and counted"
+        );
+    });
+    assert_eq!(offered, 3);
+    assert!(pair.eof);
+    assert!(pair.received == data, "the download differs");
+    assert_eq!(pair.client.stats().tcp_checksum_failures, 3);
 }
 
 // ------------------------------------------------------------------------------ fuzz regressions
