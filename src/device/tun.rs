@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{complete_checksum, DeviceError, Received, RxChecksum};
+use crate::wire::tcp as tcp_wire;
 
 /// Longest interface name Linux accepts (IFNAMSIZ minus the terminating NUL).
 const MAX_NAME_LEN: usize = 15;
@@ -23,9 +24,8 @@ const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 /// virtio-net header flag: the kernel verified the transport checksum.
 const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
-/// Where an IPv4 header keeps its protocol number, and TCP's.
+/// Where an IPv4 header keeps its protocol number.
 const IPV4_PROTOCOL_OFFSET: usize = 9;
-const IPPROTO_TCP: u8 = 6;
 
 /// An attached, non-blocking TUN interface, so the event loop can poll it with the socket set.
 ///
@@ -141,7 +141,7 @@ impl TunDevice {
 /// anything else (ICMP) is checked as usual, so a half-done checksum is finished here first.
 fn received_checksum(header: &[u8; VNET_HDR_LEN], datagram: &mut [u8]) -> RxChecksum {
     let mut checksum = checksum_flags(header);
-    if datagram.get(IPV4_PROTOCOL_OFFSET) != Some(&IPPROTO_TCP) {
+    if datagram.get(IPV4_PROTOCOL_OFFSET) != Some(&tcp_wire::PROTOCOL) {
         complete_checksum(datagram, &mut checksum);
         checksum = RxChecksum::Unknown;
     }
@@ -334,7 +334,7 @@ mod tests {
         );
 
         let mut tcp = vec![0u8; 40];
-        tcp[IPV4_PROTOCOL_OFFSET] = IPPROTO_TCP;
+        tcp[IPV4_PROTOCOL_OFFSET] = tcp_wire::PROTOCOL;
         let before = tcp.clone();
         header[8..10].copy_from_slice(&16u16.to_ne_bytes());
         assert!(matches!(

@@ -749,17 +749,13 @@ impl Pair {
             while let Some(datagram) = self.up.pop_due(now) {
                 self.server.handle_datagram(now, &datagram);
                 if self.server.take_transmit_due() {
-                    while let Some(len) = self.server.poll_transmit(now, &mut self.buf) {
-                        self.down.send(now, &self.buf[..len]);
-                    }
+                    self.flush_server(now);
                 }
             }
             while let Some(datagram) = self.down.pop_due(now) {
                 self.client.handle_datagram(now, &datagram);
                 if self.client.take_transmit_due() {
-                    while let Some(len) = self.client.poll_transmit(now, &mut self.buf) {
-                        self.up.send(now, &self.buf[..len]);
-                    }
+                    self.flush_client(now);
                 }
             }
             for stack in [&mut self.client, &mut self.server] {
@@ -814,9 +810,17 @@ impl Pair {
     }
 
     fn flush(&mut self, now: Instant) {
+        self.flush_client(now);
+        self.flush_server(now);
+    }
+
+    fn flush_client(&mut self, now: Instant) {
         while let Some(len) = self.client.poll_transmit(now, &mut self.buf) {
             self.up.send(now, &self.buf[..len]);
         }
+    }
+
+    fn flush_server(&mut self, now: Instant) {
         while let Some(len) = self.server.poll_transmit(now, &mut self.buf) {
             self.down.send(now, &self.buf[..len]);
         }
