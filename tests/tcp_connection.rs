@@ -3047,3 +3047,85 @@ fn syn_ack_retransmissions_give_up_after_syn_retries() {
     assert_eq!(conn.state(), State::Closed);
     assert_eq!(events(&mut conn), [ConnEvent::Failed(ConnError::TimedOut)]);
 }
+
+/// RFC 2883 §4: data that arrives a second time is reported in a D-SACK block, the first block
+/// of the ACK it triggers, whether it lies below RCV.NXT or in an island we hold; the SACK block
+/// of that island follows it.
+#[test]
+fn rfc2883_4_duplicate_data_is_reported_in_a_dsack_block() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), sack_peer());
+    let data = stream(3000);
+    feed(&mut conn, t0 + ms(200), data_seg(0, &data[..1000]));
+    expect_nothing(&mut conn, t0 + ms(200));
+    feed(&mut conn, t0 + ms(210), data_seg(0, &data[..1000]));
+    let below_rcv_nxt = TcpRepr {
+        ack: Some(RCV + 1000),
+        window: 63_000,
+        options: sack(&[(RCV, RCV + 1000)]),
+        ..OURS
+    };
+    expect(&mut conn, t0 + ms(210), &[below_rcv_nxt]);
+    feed(&mut conn, t0 + ms(220), data_seg(2000, &data[2000..]));
+    let island = sack(&[(RCV + 2000, RCV + 3000)]);
+    let dup_ack = TcpRepr {
+        ack: Some(RCV + 1000),
+        window: 63_000,
+        options: island,
+        ..OURS
+    };
+    expect(&mut conn, t0 + ms(220), &[dup_ack.clone()]);
+    feed(&mut conn, t0 + ms(230), data_seg(2000, &data[2000..2500]));
+    expect(
+        &mut conn,
+        t0 + ms(230),
+        &[TcpRepr {
+            options: sack(&[(RCV + 2000, RCV + 2500), (RCV + 2000, RCV + 3000)]),
+            ..dup_ack.clone()
+        }],
+    );
+    // Reported once: the next ACK carries only the SACK block.
+    feed(&mut conn, t0 + ms(240), data_seg(2000, &data[2000..2000]));
+    feed(&mut conn, t0 + ms(240), data_seg(1500, &data[1500..1600]));
+    expect(
+        &mut conn,
+        t0 + ms(240),
+        &[TcpRepr {
+            options: sack(&[(RCV + 1500, RCV + 1600), (RCV + 2000, RCV + 3000)]),
+            ..dup_ack
+        }],
+    );
+}
+
+/// RFC 2018 §4: the first SACK block reports the island holding the segment that triggered
+/// the ACK, however many islands there are (all of them are kept: none of the data that
+/// arrived inside the window is thrown away).
+#[test]
+fn rfc2018_4_first_block_is_the_triggering_segments_island_among_many() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), sack_peer());
+    let data = stream(60_000);
+    // 40 islands of 500 bytes with 1000-byte holes between them.
+    for i in 0..40 {
+        let at = 1000 + i * 1500;
+        feed(&mut conn, t0 + ms(200), data_seg(at, &data[at..at + 500]));
+        transmit(&mut conn, t0 + ms(200));
+    }
+    let at = 1000 + 7 * 1500 + 500;
+    feed(&mut conn, t0 + ms(201), data_seg(at, &data[at..at + 100]));
+    let sent = transmit(&mut conn, t0 + ms(201));
+    let ack = parse_ours(sent.last().expect("an ACK"));
+    let first = ack.options.sack_blocks().next().expect("a SACK block");
+    assert_eq!(
+        (first.left, first.right),
+        (RCV + (1000 + 7 * 1500), RCV + (at + 100))
+    );
+    // Filling every hole delivers everything that was held.
+    for i in 0..40 {
+        let at = i * 1500;
+        feed(&mut conn, t0 + ms(202), data_seg(at, &data[at..at + 1000]));
+    }
+    let mut out = vec![0u8; 60_000];
+    assert_eq!(conn.recv(&mut out), Ok(60_000));
+    assert_eq!(out, data);
+}

@@ -277,6 +277,9 @@ pub struct Connection {
     /// Out-of-order segments since RCV.NXT last moved: the first few are acknowledged at once
     /// whatever else happens, so a sender counting duplicate ACKs sees its threshold.
     out_of_order_since_advance: u32,
+    /// Data that arrived again (left, right), to report as the first SACK block of the next ACK
+    /// (D-SACK, RFC 2883 §4), so the sender can tell a spurious retransmission from a loss.
+    dsack: Option<(SeqNum, SeqNum)>,
 
     rtt: RttEstimator,
     /// Karn-safe RTT timing of one segment when timestamps are off: (seq, sent at).
@@ -402,6 +405,7 @@ impl Connection {
             ack: AckState::Idle,
             unacked_bytes: 0,
             out_of_order_since_advance: 0,
+            dsack: None,
             rtt: RttEstimator::new(config.rto),
             rtt_probe: None,
             timeout_ts: None,
@@ -825,6 +829,9 @@ impl Connection {
             if seg.segment_len() > 0 && (seg.seq + seg.segment_len()).before_eq(self.rcv_nxt) {
                 // Entirely old: a retransmission or duplicate of what we already have.
                 self.stats.duplicate_segments_in += 1;
+                if !seg.payload.is_empty() {
+                    self.report_duplicate(seg.seq, seg.seq + seg.payload.len());
+                }
             }
             if seg.control != Control::Rst {
                 // RFC 9293 §3.10.7.4 first check: answer an unacceptable segment with an ACK.
@@ -1136,6 +1143,14 @@ impl Connection {
         self.accept_pending_fin(now);
     }
 
+    /// Remembers duplicate data for the next ACK's D-SACK block (RFC 2883 §4: one block, the
+    /// latest duplicate) when SACK was agreed.
+    fn report_duplicate(&mut self, left: SeqNum, right: SeqNum) {
+        if self.opts.sack && left != right {
+            self.dsack = Some((left, right));
+        }
+    }
+
     fn receive_data(&mut self, seg: &TcpRepr) {
         let offset = self.stream_offset(seg.seq);
         // Bytes before the stream's first byte (at or before the peer's SYN) are not data: trim
@@ -1145,6 +1160,10 @@ impl Connection {
         let start = offset.max(0) as u64;
         let before = self.recv.next_offset();
         let result = self.recv.insert(start, payload);
+        if let Some(held) = &result.already_held {
+            let to_seq = |offset: u64| seg.seq + skip + (offset - start) as usize;
+            self.report_duplicate(to_seq(held.start), to_seq(held.end));
+        }
         if result.duplicate {
             self.stats.duplicate_segments_in += 1;
             self.ack = AckState::Now;
@@ -1572,11 +1591,12 @@ impl Connection {
 
     /// Bytes our SACK blocks would take on a segment that already has `other` option bytes.
     fn sack_option_len(&self, other: usize) -> usize {
-        if !self.opts.sack || !self.recv.has_out_of_order() {
+        if !self.opts.sack || (!self.recv.has_out_of_order() && self.dsack.is_none()) {
             return 0;
         }
         let room = (tcp::MAX_OPTIONS_LEN - other).saturating_sub(4) / 8;
-        let blocks = self.recv.sack_ranges().count().min(room);
+        let blocks =
+            (self.recv.sack_ranges().count() + usize::from(self.dsack.is_some())).min(room);
         if blocks == 0 {
             0
         } else {
@@ -1658,13 +1678,19 @@ impl Connection {
             });
         }
         if self.opts.sack {
-            for (slot, range) in options.sack_blocks.iter_mut().zip(self.recv.sack_ranges()) {
-                let to_seq =
-                    |offset: u64| self.rcv_nxt + (offset - self.recv.next_offset()) as usize;
-                *slot = Some(SackBlock {
-                    left: to_seq(range.start),
-                    right: to_seq(range.end),
-                });
+            let to_seq = |offset: u64| self.rcv_nxt + (offset - self.recv.next_offset()) as usize;
+            // RFC 2883 §4: a D-SACK block goes first; the SACK blocks follow as usual.
+            let dsack = self.dsack.map(|(left, right)| SackBlock { left, right });
+            let islands = self.recv.sack_ranges().map(|range| SackBlock {
+                left: to_seq(range.start),
+                right: to_seq(range.end),
+            });
+            for (slot, block) in options
+                .sack_blocks
+                .iter_mut()
+                .zip(dsack.into_iter().chain(islands))
+            {
+                *slot = Some(block);
             }
         }
         TcpRepr {
@@ -1694,6 +1720,7 @@ impl Connection {
                 self.rcv_adv = edge;
             }
             self.ack = AckState::Idle;
+            self.dsack = None;
             self.unacked_bytes = 0;
             self.timers.stop(Timer::DelayedAck);
         }
