@@ -3074,14 +3074,14 @@ fn rfc2883_4_duplicate_data_is_reported_in_a_dsack_block() {
         options: island,
         ..OURS
     };
-    expect(&mut conn, t0 + ms(220), &[dup_ack.clone()]);
+    expect(&mut conn, t0 + ms(220), &[dup_ack]);
     feed(&mut conn, t0 + ms(230), data_seg(2000, &data[2000..2500]));
     expect(
         &mut conn,
         t0 + ms(230),
         &[TcpRepr {
             options: sack(&[(RCV + 2000, RCV + 2500), (RCV + 2000, RCV + 3000)]),
-            ..dup_ack.clone()
+            ..dup_ack
         }],
     );
     // Reported once: the next ACK carries only the SACK block.
