@@ -118,7 +118,8 @@ impl FetchArgs {
 /// Options that wrap the TUN device: fault injection and packet capture.
 #[derive(Debug, Clone, Default, Args)]
 pub struct DeviceArgs {
-    /// Impair both directions, e.g. loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,jitter=5ms,rate=50mbit
+    /// Impair both directions, per wire packet (offload super-segments are cut into the segments
+    /// they stand for first), e.g. loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,jitter=5ms,rate=50mbit
     #[arg(long, value_name = "SPEC")]
     pub impair: Option<ImpairSpec>,
 
@@ -139,7 +140,9 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub no_offload: bool,
 
-    /// Write every datagram crossing the device, both directions, to FILE (pcap, raw IPv4).
+    /// Write every datagram crossing the device, both directions, to FILE (pcap, raw IPv4), as
+    /// the device hands it over: with offloads, 64 KiB super-segments as tcpdump on the TUN shows
+    /// them; before --impair acts
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 }

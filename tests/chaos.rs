@@ -66,6 +66,9 @@ struct Case {
     damage: Damage,
     file_len: usize,
     limit: Duration,
+    /// Offloads on along the path (GRO on the client's veth, TSO/GSO at the server), so the
+    /// kernel hands the stack 64 KiB super-segments as it does outside the sandbox.
+    super_segments: bool,
 }
 
 fn url(path: &str) -> String {
@@ -110,6 +113,9 @@ fn run_case(case: Case) {
         return;
     }
     let mut lab = Lab::new(case.lab);
+    if case.super_segments {
+        lab.enable_path_offloads();
+    }
     let want = lab.serve_file("served.bin", case.file_len, case.file_len as u64 ^ 0xc4a0);
     lab.start_nginx();
     let captures = capture_dir(case.lab);
@@ -184,6 +190,29 @@ fn run_case(case: Case) {
     lab.assert_no_client_rst();
     assert_capture_is_clean(&pcap, &what);
     assert_out_of_order_is_acknowledged(&summary, &what);
+    if case.super_segments {
+        assert_impaired_per_wire_packet(&pcap, &summary, &what);
+    }
+}
+
+/// The capture (taken where the device hands datagrams over) holds super-segments, yet the
+/// injector's loss struck single wire packets: a lost 64 KiB burst would leave one hole per
+/// ~45 segments, while per-packet loss leaves about one per lost packet, each answered with
+/// a duplicate ACK carrying SACK news.
+fn assert_impaired_per_wire_packet(pcap: &Path, summary: &Summary, what: &str) {
+    let largest = Capture::largest_datagram(pcap);
+    assert!(
+        largest > 1500,
+        "{what}: no super-segment crossed the device (largest datagram {largest} bytes); the \
+         case does not test what it says"
+    );
+    let segments = summary.bytes / 1448;
+    assert!(
+        summary.out_of_order_in * 40 >= segments,
+        "{what}: {} out-of-order arrivals for {segments} wire segments: loss struck bursts, \
+         not packets",
+        summary.out_of_order_in
+    );
 }
 
 /// One line of the chaos table: time, what the stack counted, what the server retransmitted
@@ -259,6 +288,7 @@ fn injected_loss_1_percent() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -272,6 +302,7 @@ fn injected_loss_5_percent() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -285,6 +316,7 @@ fn injected_loss_10_percent() {
         },
         file_len: 64 * MIB,
         limit: HEAVY_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -298,6 +330,7 @@ fn injected_loss_20_percent_8mib() {
         },
         file_len: 8 * MIB,
         limit: HEAVY_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -311,6 +344,7 @@ fn injected_reordering_10_percent() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -324,6 +358,7 @@ fn injected_duplication_5_percent() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -337,6 +372,7 @@ fn injected_corruption_5_percent() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -350,6 +386,7 @@ fn injected_delay_50ms_jitter_10ms() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -363,6 +400,23 @@ fn injected_mix() {
         },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
+    });
+}
+
+/// The same loss with the kernel's offloads on along the path: `--impair` cuts each 64 KiB
+/// super-segment into the wire segments it stands for before deciding their fate.
+#[test]
+fn injected_loss_5_percent_super_segments() {
+    run_case(Case {
+        lab: "chaos16",
+        damage: Damage::Injected {
+            spec: "loss=5%",
+            seed: 116,
+        },
+        file_len: 64 * MIB,
+        limit: MILD_LIMIT,
+        super_segments: true,
     });
 }
 
@@ -373,6 +427,7 @@ fn kernel_loss_1_percent() {
         damage: Damage::Kernel { percent: 1 },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -383,6 +438,7 @@ fn kernel_loss_5_percent() {
         damage: Damage::Kernel { percent: 5 },
         file_len: 64 * MIB,
         limit: MILD_LIMIT,
+        super_segments: false,
     });
 }
 
@@ -393,6 +449,7 @@ fn kernel_loss_10_percent() {
         damage: Damage::Kernel { percent: 10 },
         file_len: 64 * MIB,
         limit: HEAVY_LIMIT,
+        super_segments: false,
     });
 }
 

@@ -3129,3 +3129,38 @@ fn rfc2018_4_first_block_is_the_triggering_segments_island_among_many() {
     assert_eq!(conn.recv(&mut out), Ok(60_000));
     assert_eq!(out, data);
 }
+
+/// RFC 9293 §3.10.7.3 (SYN-SENT, fourth check): text on a SYN-ACK is delivered, starting with
+/// the byte after the SYN's sequence number, not shifted by it.
+#[test]
+fn rfc9293_3_10_7_3_data_on_a_syn_ack_is_delivered_in_place() {
+    let t0 = Instant::now();
+    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    transmit(&mut conn, t0);
+    feed(
+        &mut conn,
+        t0 + ms(100),
+        TcpRepr {
+            payload: b"hello",
+            ..syn_ack(bare_peer())
+        },
+    );
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(events(&mut conn), [ConnEvent::Connected, ConnEvent::Readable]);
+    expect(
+        &mut conn,
+        t0 + ms(100),
+        &[TcpRepr {
+            ack: Some(RCV + 5),
+            window: 63_995,
+            ..OURS
+        }],
+    );
+    let mut out = [0u8; 16];
+    assert_eq!(conn.recv(&mut out), Ok(5));
+    assert_eq!(&out[..5], b"hello");
+    // The next segment continues the stream where the SYN-ACK's text ended.
+    feed(&mut conn, t0 + ms(110), data_seg(5, b" world"));
+    assert_eq!(conn.recv(&mut out), Ok(6));
+    assert_eq!(&out[..6], b" world");
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::gso::split_tcp;
 use super::{complete_checksum, Device, Received};
 
 /// What to do to datagrams in one direction, e.g.
@@ -336,7 +337,13 @@ impl<D: Device> Device for Fault<D> {
             let mut received = self.inner.recv(now, &mut self.scratch)?;
             let datagram = &mut self.scratch[..received.len];
             complete_checksum(datagram, &mut received.checksum);
-            inbound.offer(now, datagram);
+            // Loss, corruption and the rest act on wire packets, not on offload bursts.
+            match received.segment_size {
+                Some(mss) => split_tcp(datagram, usize::from(mss), |piece| {
+                    inbound.offer(now, piece)
+                }),
+                None => inbound.offer(now, datagram),
+            }
         }
     }
 

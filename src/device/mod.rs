@@ -4,6 +4,7 @@
 //! them, so the protocol code stays testable without a kernel.
 
 pub mod fault;
+pub mod gso;
 pub mod pcap;
 pub mod tun;
 
@@ -41,6 +42,9 @@ pub struct Received {
     pub len: usize,
     /// What the device knows about its transport checksum.
     pub checksum: RxChecksum,
+    /// A TCP super-segment (offloads) stands for wire segments of this many payload bytes;
+    /// the fault injector cuts it up so that each wire packet meets its own fate.
+    pub segment_size: Option<u16>,
 }
 
 impl Received {
@@ -49,6 +53,7 @@ impl Received {
         Received {
             len,
             checksum: RxChecksum::Unknown,
+            segment_size: None,
         }
     }
 }
@@ -258,10 +263,58 @@ mod tests {
             Ok(Received {
                 len: bytes.len(),
                 checksum,
+                segment_size: None,
             })
         }
         fn send(&mut self, _now: Instant, _datagram: &[u8]) -> io::Result<()> {
             Ok(())
+        }
+        fn raw_fd(&self) -> RawFd {
+            -1
+        }
+    }
+
+    /// `--impair` acts on wire packets: a super-segment is cut into the segments it stands
+    /// for before loss, duplication or corruption is decided for each.
+    #[test]
+    fn a_fault_injector_impairs_each_wire_segment_of_a_super_segment() {
+        let mut whole = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
+        whole.extend_from_slice(&SRC.octets());
+        whole.extend_from_slice(&DST.octets());
+        whole.extend_from_slice(&datagram()[20..40]);
+        whole.extend((0..4000u32).map(|i| i as u8));
+        let total = whole.len() as u16;
+        whole[2..4].copy_from_slice(&total.to_be_bytes());
+        let inner = OffloadingDevice(Some((whole, RxChecksum::Verified)));
+        let mut fault = Fault::new(
+            SuperSegments(inner, 1000),
+            Some(Impairer::new("delay=1ms".parse().unwrap(), 1)),
+            None,
+        );
+        let t0 = Instant::now();
+        let mut buf = vec![0u8; 65535];
+        assert!(fault.recv(t0, &mut buf).is_err(), "held for the delay");
+        let later = t0 + Duration::from_millis(1);
+        let sizes: Vec<usize> = std::iter::from_fn(|| fault.recv(later, &mut buf).ok())
+            .map(|r| r.len)
+            .collect();
+        assert_eq!(sizes, [1040; 4]);
+        assert_eq!(fault.stats().0.unwrap().seen, 4);
+    }
+
+    /// Marks what the inner device hands out as a super-segment of `.1`-byte segments.
+    struct SuperSegments(OffloadingDevice, u16);
+
+    impl Device for SuperSegments {
+        fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received> {
+            let received = self.0.recv(now, buf)?;
+            Ok(Received {
+                segment_size: Some(self.1),
+                ..received
+            })
+        }
+        fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {
+            self.0.send(now, datagram)
         }
         fn raw_fd(&self) -> RawFd {
             -1

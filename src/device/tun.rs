@@ -24,6 +24,10 @@ const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 /// virtio-net header flag: the kernel verified the transport checksum.
 const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
+/// virtio-net header `gso_type`: not a super-segment.
+const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+/// virtio-net header `gso_type` bit: the super-segment carries ECN (CWR on its first piece).
+const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 /// Where an IPv4 header keeps its protocol number.
 const IPV4_PROTOCOL_OFFSET: usize = 9;
 
@@ -106,7 +110,11 @@ impl TunDevice {
             .read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(buf)])?;
         let len = read.saturating_sub(VNET_HDR_LEN);
         let checksum = received_checksum(&header, &mut buf[..len]);
-        Ok(Received { len, checksum })
+        Ok(Received {
+            len,
+            checksum,
+            segment_size: segment_size(&header),
+        })
     }
 
     /// Writes one whole datagram; `WouldBlock` when the kernel queue is full.
@@ -163,6 +171,14 @@ fn checksum_flags(header: &[u8; VNET_HDR_LEN]) -> RxChecksum {
     } else {
         RxChecksum::Unknown
     }
+}
+
+/// The wire segment size a super-segment stands for (`gso_size`), when the header says it is
+/// one (`gso_type` other than none).
+fn segment_size(header: &[u8; VNET_HDR_LEN]) -> Option<u16> {
+    let gso_size = u16::from_ne_bytes([header[4], header[5]]);
+    (header[1] & !VIRTIO_NET_HDR_GSO_ECN != VIRTIO_NET_HDR_GSO_NONE && gso_size > 0)
+        .then_some(gso_size)
 }
 
 /// Turns on checksum and TCP segmentation offloads; false when the kernel refuses them (then the

@@ -742,7 +742,13 @@ impl Connection {
                 self.state = State::Established;
                 self.events.push_back(ConnEvent::Connected);
                 self.ack = AckState::Now;
-                self.process_payload(now, seg);
+                // RFC 9293 §3.10.7.3: data on a SYN-ACK starts one after the SYN's own number.
+                let after_syn = TcpRepr {
+                    control: Control::None,
+                    seq: seg.seq + 1,
+                    ..*seg
+                };
+                self.process_payload(now, &after_syn);
             }
             None => {
                 // Simultaneous open (RFC 9293 §3.5): answer with SYN-ACK from SYN-RECEIVED.

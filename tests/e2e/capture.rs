@@ -59,6 +59,21 @@ impl Capture {
         Capture { control }
     }
 
+    /// The longest datagram recorded (its original length), read from the pcap records
+    /// themselves: tshark would take long over a 64 MiB capture for one number.
+    pub fn largest_datagram(path: &Path) -> usize {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let mut largest = 0;
+        let mut at = 24;
+        while at + 16 <= bytes.len() {
+            let field =
+                |i: usize| u32::from_le_bytes(bytes[at + i..at + i + 4].try_into().unwrap());
+            largest = largest.max(field(12) as usize);
+            at += 16 + field(8) as usize;
+        }
+        largest
+    }
+
     /// Whether the capture holds `client`'s SYN to `server` and the SYN-ACK answering it.
     pub fn has_handshake(&self, client: Ipv4Addr, server: Ipv4Addr) -> bool {
         let syn = self
