@@ -3146,7 +3146,10 @@ fn rfc9293_3_10_7_3_data_on_a_syn_ack_is_delivered_in_place() {
         },
     );
     assert_eq!(conn.state(), State::Established);
-    assert_eq!(events(&mut conn), [ConnEvent::Connected, ConnEvent::Readable]);
+    assert_eq!(
+        events(&mut conn),
+        [ConnEvent::Connected, ConnEvent::Readable]
+    );
     expect(
         &mut conn,
         t0 + ms(100),
