@@ -453,6 +453,8 @@ fn handshake_refusals_are_named() {
     );
     // A client certificate is required; tunstack has none.
     start_s_server(&mut lab, "clientcert", 9423, &cert, "-Verify 1");
+    // Not TLS at all: python3 http.server on 8080 answers the ClientHello with an HTTP 400.
+    lab.start_python();
     let cacert = ["--cacert", cert.pem()];
 
     let no_cipher = fetch(&lab, &cacert, "hs.test", 9421, "f.bin");
@@ -470,6 +472,12 @@ fn handshake_refusals_are_named() {
     assert_fails_with(
         &wants_client_cert,
         "the server refused the handshake: certificate_required",
+    );
+    let plain_http = fetch(&lab, &cacert, "hs.test", 8080, "f.bin");
+    assert_fails_with(
+        &plain_http,
+        "TLS handshake with hs.test failed: the server sent a malformed or unexpected TLS \
+         message",
     );
 
     assert_dir_holds(&lab.out_dir(), &[]);
