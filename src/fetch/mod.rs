@@ -9,7 +9,9 @@
 mod download;
 mod exchange;
 mod progress;
+mod tls_error;
 pub mod transport;
+mod trust;
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;

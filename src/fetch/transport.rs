@@ -5,40 +5,16 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::SignatureScheme;
-use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
-};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 
 use crate::stack::{ConnId, Stack, StackError};
 use crate::tcp::IoError;
 
-/// What a TLS session failed on, as one line for the user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TlsError {
-    #[error("certificate for {host} has expired")]
-    Expired { host: String },
-    #[error("certificate for {host} is not valid yet")]
-    NotValidYet { host: String },
-    #[error("certificate is not valid for {host}")]
-    WrongName { host: String },
-    #[error("certificate for {host} is not trusted (unknown issuer); use --cacert FILE to trust its CA, or -k")]
-    UnknownIssuer { host: String },
-    #[error("certificate for {host} was rejected: {reason}")]
-    Certificate { host: String, reason: String },
-    #[error("TLS handshake with {host} failed: {reason}")]
-    Handshake { host: String, reason: String },
-    #[error("TLS connection to {host} closed without close_notify")]
-    Truncated { host: String },
-    #[error("cannot read CA certificates from {path}: {reason}")]
-    CaFile { path: String, reason: String },
-    #[error("invalid TLS server name {0:?}")]
-    ServerName(String),
-}
+use super::tls_error::describe;
+pub use super::tls_error::TlsError;
+use super::trust::{self, AcceptAnyCertificate};
 
 /// How TLS sessions verify servers: the bundled Mozilla roots, a user CA file, or nothing.
 #[derive(Clone)]
@@ -58,90 +34,18 @@ impl TlsSettings {
                 host: String::new(),
                 reason: e.to_string(),
             })?;
-        let config = if insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-                .with_no_client_auth()
+        let verifier: Arc<dyn ServerCertVerifier> = if insecure {
+            Arc::new(AcceptAnyCertificate(provider))
         } else {
-            builder
-                .with_root_certificates(root_store(cacert)?)
-                .with_no_client_auth()
+            trust::verifier(cacert, provider)?
         };
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
         Ok(TlsSettings {
             config: Arc::new(config),
         })
-    }
-}
-
-fn root_store(cacert: Option<&Path>) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    let Some(path) = cacert else {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        return Ok(roots);
-    };
-    let fail = |reason: String| TlsError::CaFile {
-        path: path.display().to_string(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| fail(e.to_string()))?;
-    for cert in certs {
-        roots
-            .add(cert.map_err(|e| fail(e.to_string()))?)
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(fail("no PEM certificates in it".into()));
-    }
-    Ok(roots)
-}
-
-/// `-k`: trust any certificate, but keep verifying that the peer holds its key.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -350,9 +254,12 @@ impl TlsSession {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        return Err(TransportError::Tls(TlsError::Truncated {
-                            host: self.host.clone(),
-                        }))
+                        let host = self.host.clone();
+                        return Err(TransportError::Tls(if self.conn.is_handshaking() {
+                            TlsError::HandshakeClosed { host }
+                        } else {
+                            TlsError::Truncated { host }
+                        }));
                     }
                     Err(e) => return Err(self.handshake_error(e)),
                 }
@@ -402,32 +309,5 @@ impl TlsSession {
             Err(StackError::Io(IoError::WouldBlock)) => Ok(false),
             Err(e) => Err(TransportError::Tcp(e)),
         }
-    }
-}
-
-/// One line for a rustls error, naming the host.
-fn describe(host: &str, error: rustls::Error) -> TlsError {
-    let host = host.to_string();
-    match error {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                TlsError::Expired { host }
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                TlsError::NotValidYet { host }
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                TlsError::WrongName { host }
-            }
-            CertificateError::UnknownIssuer => TlsError::UnknownIssuer { host },
-            other => TlsError::Certificate {
-                host,
-                reason: format!("{other:?}"),
-            },
-        },
-        other => TlsError::Handshake {
-            host,
-            reason: other.to_string(),
-        },
     }
 }

@@ -233,7 +233,9 @@ impl Lab {
         self.start_server("odd-server", &args, ODD_PORT);
     }
 
-    fn start_server(&mut self, label: &'static str, args: &[&str], port: u16) {
+    /// Runs `args` in the server namespace as a server labelled `label` (its output goes to
+    /// logs/LABEL.log), killed by PID with the lab; waits until something accepts on `port`.
+    pub fn start_server(&mut self, label: &'static str, args: &[&str], port: u16) {
         let log = self
             .scratch
             .path()

@@ -137,7 +137,8 @@ fn issue(dir: &Path, name: &str, start: &str, end: &str) -> KeyPair {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs the `openssl` command line in `dir`; panics with its stderr when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
         .args(args)
         .current_dir(dir)
