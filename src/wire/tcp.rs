@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use etherparse::{TcpHeaderSlice, TcpOptionElement, TcpOptionsIterator};
+use etherparse::TcpHeaderSlice;
 use thiserror::Error;
 
 use super::checksum;
@@ -218,29 +218,64 @@ pub fn fill_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &mut [u8]) {
     segment[16..18].copy_from_slice(&value.to_be_bytes());
 }
 
+/// Reads the options we use and steps over every other kind by its length (RFC 9293 §3.1,
+/// MUST-6/MUST-7: an option we do not know, such as experimental kinds 253/254, TCP-AO or
+/// MPTCP, is ignored, not the end of the list). A known kind with the wrong length is ignored
+/// likewise. A length that cannot be right (below 2, or past the header) ends parsing: what
+/// came before it still counts. etherparse's iterator stops at the first kind it does not
+/// know, which lost the options after it, so this walks the bytes itself.
 fn parse_options(bytes: &[u8]) -> TcpOptions {
+    const EOL: u8 = 0;
+    const NOP: u8 = 1;
+    const MSS: u8 = 2;
+    const WINDOW_SCALE: u8 = 3;
+    const SACK_PERMITTED: u8 = 4;
+    const SACK: u8 = 5;
+    const TIMESTAMPS: u8 = 8;
     let mut options = TcpOptions::default();
-    // A malformed option ends parsing: what came before it still counts (RFC 9293 §3.1 asks
-    // only that we do not crash on illegal option lengths).
-    for element in TcpOptionsIterator::from_slice(bytes).map_while(Result::ok) {
-        match element {
-            TcpOptionElement::MaximumSegmentSize(mss) => options.mss = Some(mss),
-            TcpOptionElement::WindowScale(shift) => options.window_scale = Some(shift),
-            TcpOptionElement::SelectiveAcknowledgementPermitted => options.sack_permitted = true,
-            TcpOptionElement::Timestamp(value, echo) => {
-                options.timestamps = Some(Timestamps { value, echo })
+    let mut rest = bytes;
+    while let Some((&kind, after_kind)) = rest.split_first() {
+        match kind {
+            EOL => break,
+            NOP => {
+                rest = after_kind;
+                continue;
             }
-            TcpOptionElement::SelectiveAcknowledgement(first, rest) => {
-                let blocks = std::iter::once(Some(first)).chain(rest);
+            _ => {}
+        }
+        let Some(&len) = after_kind.first() else {
+            break;
+        };
+        let len = usize::from(len);
+        if len < 2 || len > rest.len() {
+            break;
+        }
+        let data = &rest[2..len];
+        let be32 =
+            |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+        match (kind, data.len()) {
+            (MSS, 2) => options.mss = Some(u16::from_be_bytes([data[0], data[1]])),
+            (WINDOW_SCALE, 1) => options.window_scale = Some(data[0]),
+            (SACK_PERMITTED, 0) => options.sack_permitted = true,
+            (TIMESTAMPS, 8) => {
+                options.timestamps = Some(Timestamps {
+                    value: be32(0),
+                    echo: be32(4),
+                })
+            }
+            (SACK, n) if n > 0 && n % 8 == 0 => {
+                let blocks = (0..n / 8).map(|i| SackBlock {
+                    left: SeqNum(be32(i * 8)),
+                    right: SeqNum(be32(i * 8 + 4)),
+                });
+                options.sack_blocks = [None; MAX_SACK_BLOCKS];
                 for (slot, block) in options.sack_blocks.iter_mut().zip(blocks) {
-                    *slot = block.map(|(left, right)| SackBlock {
-                        left: SeqNum(left),
-                        right: SeqNum(right),
-                    });
+                    *slot = Some(block);
                 }
             }
-            TcpOptionElement::Noop => {}
+            _ => {}
         }
+        rest = &rest[len..];
     }
     options
 }
@@ -345,6 +380,36 @@ mod tests {
         let repr = TcpRepr::parse(SERVER, CLIENT, &KERNEL_SYN_ACK).unwrap();
         assert_eq!(repr, kernel_syn_ack_repr());
         assert_eq!(repr.segment_len(), 1);
+    }
+
+    /// RFC 9293 §3.1 (MUST-6, MUST-7): an option kind we do not know, with a sound length, is
+    /// stepped over; the options after it still count. A known kind with a wrong length is
+    /// ignored the same way; an impossible length ends the list.
+    #[test]
+    fn rfc9293_3_1_unknown_options_are_skipped_by_their_length() {
+        let bytes = [
+            253, 4, 0xab, 0xcd, // experimental (RFC 6994)
+            30, 3, 0x10, // MPTCP-like, odd length
+            2, 4, 0x05, 0xb4, // MSS 1460
+            19, 18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // MD5 signature
+            4, 2, // SACK permitted
+            8, 10, 0, 0, 0, 7, 0, 0, 0, 9, // timestamps
+            34, 2, // TFO cookie request
+            3, 3, 7, // window scale 7
+            2, 3, 1, // MSS with a wrong length: ignored
+            1, 0, // NOP, EOL
+        ];
+        let options = parse_options(&bytes);
+        assert_eq!(options.mss, Some(1460));
+        assert_eq!(options.window_scale, Some(7));
+        assert!(options.sack_permitted);
+        assert_eq!(options.timestamps, Some(Timestamps { value: 7, echo: 9 }));
+        // A length of 1 or one running past the header: parsing stops, earlier options stay.
+        let broken = [2, 4, 0x05, 0xb4, 253, 1, 3, 3, 7];
+        let options = parse_options(&broken);
+        assert_eq!((options.mss, options.window_scale), (Some(1460), None));
+        let past_end = [3, 3, 7, 253, 9, 0];
+        assert_eq!(parse_options(&past_end).window_scale, Some(7));
     }
 
     #[test]
