@@ -3167,3 +3167,70 @@ fn rfc9293_3_10_7_3_data_on_a_syn_ack_is_delivered_in_place() {
     assert_eq!(conn.recv(&mut out), Ok(6));
     assert_eq!(&out[..6], b" world");
 }
+
+/// RFC 9293 §3.8.6.2.1 and RFC 7323 §2.3 / App. F: with a scaled window and an application
+/// that does not read, every byte the peer sends inside an edge we advertised is accepted, no
+/// advertised edge ever passes the end of the buffer (the window is rounded down to the scale
+/// unit, not up), and a full buffer is announced as a true zero window.
+#[test]
+fn rfc7323_2_3_window_rounds_down_and_never_promises_more_than_the_buffer() {
+    let t0 = Instant::now();
+    let capacity = 1_000_003;
+    let cfg = TcpConfig {
+        recv_buffer: capacity,
+        ..config()
+    };
+    let peer = TcpOptions {
+        window_scale: Some(0),
+        ..NO_OPTIONS
+    };
+    let mut conn = open(t0, cfg, peer);
+    let shift = 4; // 1_000_003 >> 4 fits the 16-bit field
+    let buffer_end = RCV + capacity;
+    let mut promise = RCV + 65_535; // the handshake ACK's (64-KiB-capped) window, at least
+    let mut sent = 0usize;
+    let mut last_window = None;
+    let data = vec![0x5a; 1001];
+    for step in 0..2_000u64 {
+        let now = t0 + ms(200 + step * 50);
+        let fired = run_until(&mut conn, now)
+            .into_iter()
+            .map(|(_, bytes)| bytes);
+        for ack in fired.chain(transmit(&mut conn, now)).collect::<Vec<_>>() {
+            let ack = parse_ours(&ack);
+            let edge = ack.ack.unwrap() + (usize::from(ack.window) << shift);
+            assert!(
+                edge.before_eq(buffer_end),
+                "step {step}: advertised edge {edge:?} is past the buffer's end {buffer_end:?}"
+            );
+            if edge.after(promise) {
+                promise = edge;
+            }
+            last_window = Some(ack.window);
+        }
+        let room = promise.distance_from(RCV + sent);
+        if room == 0 {
+            break;
+        }
+        let len = room.min(data.len());
+        feed(&mut conn, now, data_seg(sent, &data[..len]));
+        sent += len;
+        assert_eq!(
+            conn.recv_queue(),
+            sent,
+            "step {step}: data inside our window was dropped"
+        );
+    }
+    for (_, ack) in run_until(&mut conn, t0 + ms(200_000)) {
+        last_window = Some(parse_ours(&ack).window);
+    }
+    assert!(
+        capacity - sent < 1 << shift,
+        "the window closed early: {sent} of {capacity}"
+    );
+    assert_eq!(
+        last_window,
+        Some(0),
+        "a full buffer must show a zero window"
+    );
+}

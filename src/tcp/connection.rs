@@ -1301,23 +1301,29 @@ impl Connection {
         ms.wrapping_add(self.ts_offset)
     }
 
-    /// Window value for the header, in bytes before scaling; never shrinks the right edge.
+    /// Window value for the header, in bytes before scaling.
     ///
     /// Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge moves only by at
-    /// least min(buffer / 2, MSS).
+    /// least min(buffer / 2, MSS); otherwise the edge already promised stands. The value is
+    /// rounded *down* to the scale unit and never exceeds the free buffer: rounding up, as this
+    /// once did to keep the edge from moving left, let the remembered edge creep a unit past the
+    /// buffer with every ACK while the application did not read, and data inside a window we had
+    /// offered was then cut off (RFC 7323 §2.3 and App. F). Rounding down may show the peer an
+    /// edge up to a unit short of the promise; `rcv_adv` keeps the promise itself (it never
+    /// moves left), so a segment that reaches it is still accepted. A full buffer gives a true
+    /// zero window.
     fn advertised_window_bytes(&self) -> usize {
         let shift = self.opts.rcv_shift;
-        let unit = 1usize << shift;
         let max = MAX_WINDOW_FIELD << shift;
-        let wnd = self.recv.window().min(max);
+        let free = self.recv.window().min(max);
         let promised = self.rcv_adv.distance_from(self.rcv_nxt);
-        // Round the old promise up to the next unit, so the edge never moves left.
-        let kept = (promised.div_ceil(unit) * unit).min(max);
         let step = (self.recv.capacity() / 2).min(usize::from(self.config.mss));
-        if wnd < promised + step {
-            return kept;
-        }
-        ((wnd >> shift) << shift).max(kept)
+        let wanted = if free < promised + step {
+            promised
+        } else {
+            free
+        };
+        (wanted.min(free) >> shift) << shift
     }
 
     /// Bytes we may still send under cwnd; RFC 6675 "pipe" during recovery.
