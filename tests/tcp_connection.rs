@@ -3234,3 +3234,61 @@ fn rfc7323_2_3_window_rounds_down_and_never_promises_more_than_the_buffer() {
         "a full buffer must show a zero window"
     );
 }
+
+/// RFC 1122 §4.2.2.17 and RFC 9293 §3.8.6.1: while the peer answers our zero-window probes,
+/// the connection stays open however long the window stays closed (past the user timeout),
+/// and a probe that times out is not a congestion signal: cwnd and ssthresh are untouched.
+#[test]
+fn rfc1122_4_2_2_17_answered_probes_keep_the_connection_and_the_congestion_state() {
+    let t0 = Instant::now();
+    let mut conn = open(
+        t0,
+        TcpConfig {
+            data_retries: 3,
+            user_timeout: Duration::from_secs(10),
+            ..config()
+        },
+        bare_peer(),
+    );
+    // Some data acknowledged first, so cwnd has grown beyond its initial value.
+    let data = stream(20_000);
+    conn.send(&data[..3000]).unwrap();
+    assert_eq!(transmit(&mut conn, t0 + ms(200)).len(), 3);
+    let closed = TcpRepr {
+        ack: Some(SND + 3000),
+        window: 0,
+        ..PEER
+    };
+    feed(&mut conn, t0 + ms(300), closed);
+    let before = conn.stats();
+    conn.send(&data[3000..]).unwrap();
+    expect_nothing(&mut conn, t0 + ms(300));
+    let mut now = t0 + ms(300);
+    let mut probes = 0;
+    // Two minutes of a closed window, twelve times the user timeout.
+    while now < t0 + Duration::from_secs(120) {
+        let Some(at) = conn.poll_timeout() else {
+            panic!("no timer while data waits behind a closed window");
+        };
+        now = at;
+        conn.handle_timeout(now);
+        for bytes in transmit(&mut conn, now) {
+            let seg = parse_ours(&bytes);
+            assert_eq!(
+                (seg.seq, seg.payload.len()),
+                (SND + 3000, 1),
+                "a one-byte probe"
+            );
+            probes += 1;
+        }
+        feed(&mut conn, now + ms(10), closed);
+        assert_eq!(conn.state(), State::Established, "after {probes} probes");
+    }
+    assert!(probes >= 5, "{probes} probes in two minutes");
+    let after = conn.stats();
+    assert_eq!((after.cwnd, after.ssthresh), (before.cwnd, before.ssthresh));
+    assert_eq!(
+        after.timeouts, before.timeouts,
+        "probes are not retransmission timeouts"
+    );
+}

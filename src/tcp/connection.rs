@@ -673,6 +673,21 @@ impl Connection {
             return;
         }
         self.retries += 1;
+        if self.state.is_synchronized() && self.snd_wnd == 0 && self.snd_una != self.snd_max {
+            // The peer's window is closed: what timed out is a zero-window probe, which says
+            // nothing about congestion (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17). Probe again
+            // after a backed-off interval; cwnd, ssthresh and the SACK record stay, and
+            // `retries` counts only probes the peer left unanswered.
+            // The interval backs off, but stays within half the user timeout so that a peer
+            // that answers is heard from before that timer runs out (as Linux clamps probe0).
+            self.rtt.on_timeout();
+            self.rtt_probe = None;
+            self.snd_nxt = self.snd_una;
+            self.probe_due = true;
+            let interval = self.rtt.rto().min(self.config.user_timeout / 2);
+            self.timers.set(Timer::Retransmit, now + interval);
+            return;
+        }
         self.stats.timeouts += 1;
         let flight = self.snd_max.distance_from(self.snd_una);
         if self.state.is_synchronized() && flight > 0 {
@@ -1001,8 +1016,12 @@ impl Connection {
 
         if window == 0 {
             // The peer answers while its window is closed, typically our zero-window probes:
-            // it is alive, so the probes must not run out the retries (RFC 9293 §3.8.6.1).
+            // it is alive, so the probes must not run out the retries nor the user timeout
+            // (RFC 9293 §3.8.6.1; RFC 1122 §4.2.2.17: the connection MUST stay open).
             self.retries = 0;
+            if self.timers.is_set(Timer::User) {
+                self.timers.set(Timer::User, now + self.config.user_timeout);
+            }
         }
         if ack.after(self.snd_una) {
             self.on_new_ack(now, seg, ack);
@@ -1010,8 +1029,11 @@ impl Connection {
             && seg.payload.is_empty()
             && seg.control == Control::None
             && self.snd_una != self.snd_max
+            && window > 0
             && (!window_changed || newly_sacked > 0)
         {
+            // A closed window answering a probe says nothing about loss: only ACKs that leave
+            // room for the outstanding data count as duplicates (RFC 5681 §2).
             self.on_duplicate_ack(newly_sacked);
         }
         self.fin_acknowledged_transitions(now);
