@@ -28,7 +28,7 @@ fetch URL *ARGS: build
 setup:
     setup/up
 
-# Remove what `setup` made (tun0 and the nftables table; ip_forward is left as it is)
+# Undo `setup`: tun0 and the nftables table go; ip_forward goes back off if setup turned it on
 teardown:
     setup/down
 
