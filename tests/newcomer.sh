@@ -9,6 +9,11 @@
 #   * then the remaining lines (`sudo just demo`, `sudo just test`) as root.
 # The throwaway user and its sudoers file are removed on exit, whatever happens.
 #
+# On a machine that ran it before, /usr/local/bin/just is there and setup/bootstrap only checks
+# (a second or two); on a new machine it builds just first (cargo install, one to three minutes).
+# The run proves the lines on the machine as it is; it never removes the installed just, which
+# other users of the machine may be running.
+#
 # usage: tests/newcomer.sh [--no-test]    (as root; --no-test skips lines that run `just test`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
