@@ -45,7 +45,7 @@ const USER: &str = "nobody";
 const USER_ID: u32 = 65534;
 const SERVER: &str = "192.0.2.80:8080";
 /// How long a forwarding probe waits for a TCP handshake before calling the path closed.
-const PROBE_LIMIT: Duration = Duration::from_secs(1);
+const PROBE_LIMIT: Duration = Duration::from_secs(2);
 const COMMAND_LIMIT: &str = "30";
 const FETCH_LIMIT: Duration = Duration::from_secs(60);
 const READY_LIMIT: Duration = Duration::from_secs(5);
