@@ -470,6 +470,8 @@ fn setup_fetch_teardown_on_a_host_that_did_not_forward() {
         USER_ID.to_string(),
         "tun0 is not owned by {USER}"
     );
+    // The stand-in node started 0600: without access to it the owner could not even open it.
+    assert!(first.contains("node mode 666"), "{first}");
 
     // A second `up` changes nothing, and in particular keeps the record that forwarding was off.
     host.setup_up();

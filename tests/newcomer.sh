@@ -11,23 +11,31 @@
 #
 # On a machine that ran it before, /usr/local/bin/just is there and setup/bootstrap only checks
 # (a second or two); on a new machine it builds just first (cargo install, one to three minutes).
-# The run proves the lines on the machine as it is; it never removes the installed just, which
-# other users of the machine may be running.
+# --fresh takes the new machine's path anyway: the whole run happens in a private mount namespace
+# whose /usr/local/bin is an overlay without just, so bootstrap builds and installs it there; the
+# machine's own /usr/local/bin, which others may be using, is never touched.
 #
-# usage: tests/newcomer.sh [--no-test]    (as root; --no-test skips lines that run `just test`)
+# usage: tests/newcomer.sh [--fresh] [--no-test]
+#        (as root; --no-test skips lines that run `just test`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 run_tests=yes
-case ${1:-} in
-    --no-test) run_tests=no ;;
-    "") ;;
-    *) echo "usage: tests/newcomer.sh [--no-test]" >&2; exit 2 ;;
-esac
+fresh=no
+for arg in "$@"; do
+    case ${arg} in
+        --no-test) run_tests=no ;;
+        --fresh) fresh=yes ;;
+        *) echo "usage: tests/newcomer.sh [--fresh] [--no-test]" >&2; exit 2 ;;
+    esac
+done
 if [[ $EUID -ne 0 ]]; then
     echo "newcomer: must run as root (it adds and removes a throwaway user)" >&2
     exit 1
+fi
+if [[ ${fresh} == yes && -z ${NEWCOMER_PRIVATE_MOUNTS:-} ]]; then
+    exec unshare --mount --propagation private env NEWCOMER_PRIVATE_MOUNTS=1 "$0" "$@"
 fi
 
 # The lines, without comments: the first fenced block between the markers.
@@ -54,12 +62,27 @@ fi
 fresh_home=$(mktemp -d /tmp/newcomer-home.XXXXXX)
 user=""
 sudoers=""
+overlay=""
 cleanup() {
     if [[ -n ${sudoers} ]]; then rm -f "${sudoers}"; fi
     if [[ -n ${user} ]] && id "${user}" >/dev/null 2>&1; then userdel --remove "${user}" 2>/dev/null || true; fi
     rm -rf "${fresh_home}"
+    if [[ -n ${overlay} ]]; then
+        umount /usr/local/bin "${overlay}" || true
+        rmdir "${overlay}" || true
+    fi
 }
 trap cleanup EXIT
+
+if [[ ${fresh} == yes ]]; then
+    overlay=$(mktemp -d /tmp/newcomer-overlay.XXXXXX)
+    mount -t tmpfs tmpfs "${overlay}"
+    mkdir "${overlay}/upper" "${overlay}/work"
+    mount -t overlay overlay \
+        -o "lowerdir=/usr/local/bin,upperdir=${overlay}/upper,workdir=${overlay}/work" /usr/local/bin
+    rm -f /usr/local/bin/just
+    echo "newcomer: --fresh: no just in /usr/local/bin (in this run's own mount namespace)"
+fi
 
 as_newcomer() {
     echo "newcomer\$ $1"
