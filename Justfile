@@ -3,16 +3,17 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 set positional-arguments := true
 
-# sudo's secure_path drops ~/.cargo/bin; put the current user's cargo back in front.
+# sudo's secure_path drops ~/.cargo/bin; put the current user's cargo back in front (under sudo that
+# is root's; setup/toolchain runs cargo as, or with the toolchain of, the user who ran sudo).
 export PATH := env("CARGO_HOME", env("HOME", "/root") / ".cargo") / "bin" + ":" + env("PATH", "/usr/bin:/bin")
 
 # List the recipes
 default:
     @just --list
 
-# Build the release binary (target/release/tunstack)
+# Build the release binary (target/release/tunstack); under sudo, as the user who ran sudo
 build:
-    cargo build --release
+    setup/toolchain cargo build --release
 
 # Download URL through tun0, creating tun0 with setup/up first if it is missing
 fetch URL *ARGS: build
@@ -28,7 +29,7 @@ fetch URL *ARGS: build
 setup:
     setup/up
 
-# Remove what `setup` made (tun0 and the nftables table; ip_forward is left as it is)
+# Undo `setup`: tun0 and the nftables table go; ip_forward goes back off if setup turned it on
 teardown:
     setup/down
 
@@ -91,10 +92,12 @@ demo: build
 test:
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo test --release -- --test-threads 2
+    # Under sudo the build is the invoking user's (setup/toolchain); only running the tests is root's.
+    setup/toolchain cargo test --release --no-run
+    setup/toolchain --as-root cargo test --release -- --test-threads 2
     # A short fuzz smoke of every target (`just fuzz` runs longer).
-    if cargo fuzz --version >/dev/null 2>&1 || cargo +nightly fuzz --version >/dev/null 2>&1; then
-        fuzz/run.sh 30
+    if setup/toolchain cargo fuzz --version >/dev/null 2>&1 || setup/toolchain cargo +nightly fuzz --version >/dev/null 2>&1; then
+        setup/toolchain fuzz/run.sh 30
     else
         echo "test: fuzz smoke skipped: cargo-fuzz is not installed (cargo install cargo-fuzz)"
     fi
