@@ -290,6 +290,10 @@ pub struct Connection {
     cc: Box<dyn CongestionControl>,
     scoreboard: Scoreboard,
     recovery: Option<Recovery>,
+    /// SND.MAX at the last retransmission timeout, until the cumulative ACK passes it: the
+    /// duplicate ACKs the old flight still brings back must not start a fast recovery
+    /// (RFC 6582 §3.2 steps 2 and 6, RFC 6675 §5.1).
+    rto_recover: Option<SeqNum>,
     dup_acks: u32,
     retries: u32,
     /// A zero-window probe is due.
@@ -412,6 +416,7 @@ impl Connection {
             cc: Box::new(NewReno::new(send_mss)),
             scoreboard: Scoreboard::default(),
             recovery: None,
+            rto_recover: None,
             dup_acks: 0,
             retries: 0,
             probe_due: false,
@@ -697,6 +702,9 @@ impl Connection {
         self.rtt_probe = None;
         self.timeout_ts = Some(self.ts_now(now));
         self.recovery = None;
+        if self.state.is_synchronized() {
+            self.rto_recover = Some(self.snd_max);
+        }
         self.dup_acks = 0;
         self.scoreboard.clear();
         // Go back N: everything from SND.UNA is sent again as the window allows.
@@ -1052,8 +1060,10 @@ impl Connection {
         }
         self.scoreboard.advance(ack);
         self.retries = 0;
-        self.rtt.on_progress();
         self.probe_due = false;
+        if self.rto_recover.is_some_and(|point| ack.after_eq(point)) {
+            self.rto_recover = None;
+        }
 
         let flight = self.snd_max.distance_from(self.snd_una);
         match self.recovery {
@@ -1098,6 +1108,14 @@ impl Connection {
         self.dup_acks += 1;
         self.stats.dup_acks_in += 1;
         if self.recovery.is_some() {
+            return;
+        }
+        if self
+            .rto_recover
+            .is_some_and(|point| self.snd_una.before(point))
+        {
+            // Echoes of the flight sent before the timeout: the go-back-N after it repairs
+            // those losses, at the slow-start rate.
             return;
         }
         let sack_says_lost = self.opts.sack
