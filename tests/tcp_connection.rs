@@ -3380,3 +3380,83 @@ fn rfc6298_5_backoff_is_kept_until_a_valid_rtt_sample() {
     );
     assert!(conn.rto() < rto * 2, "a valid sample collapses the backoff");
 }
+
+/// RFC 9293 §3.10.7.4: with our receive window closed no data is acceptable, but the ACK field
+/// of a segment at RCV.NXT is: what it acknowledges of ours is taken, and the text is dropped
+/// and answered with the closed window.
+#[test]
+fn rfc9293_3_10_7_4_a_zero_window_still_takes_the_ack_field() {
+    let t0 = Instant::now();
+    let mut conn = open(
+        t0,
+        TcpConfig {
+            recv_buffer: 2000,
+            ..config()
+        },
+        bare_peer(),
+    );
+    let theirs = stream(3000);
+    feed(&mut conn, t0 + ms(200), data_seg(0, &theirs[..2000]));
+    transmit(&mut conn, t0 + ms(200));
+    let ours = stream(500);
+    conn.send(&ours).unwrap();
+    assert_eq!(transmit(&mut conn, t0 + ms(210)).len(), 1);
+    assert_eq!(conn.send_queue(), 500);
+    // The peer probes our closed window with one byte, acknowledging our 500.
+    feed(
+        &mut conn,
+        t0 + ms(300),
+        TcpRepr {
+            seq: RCV + 2000,
+            ack: Some(SND + 500),
+            payload: &theirs[2000..2001],
+            ..PEER
+        },
+    );
+    assert_eq!(conn.send_queue(), 0, "the ACK field was taken");
+    assert_eq!(conn.recv_queue(), 2000, "the text was not");
+    expect(
+        &mut conn,
+        t0 + ms(300),
+        &[TcpRepr {
+            seq: SND + 500,
+            ack: Some(RCV + 2000),
+            window: 0,
+            ..OURS
+        }],
+    );
+}
+
+/// RFC 5961 §7 (ACK throttling), as Linux's tcp_oow_rate_limited: an unacceptable segment
+/// without data is answered at most once per 500 ms, so two stacks that disagree about the
+/// window cannot exchange ACKs in a loop; one carrying data is always answered.
+#[test]
+fn rfc5961_7_acks_to_unacceptable_pure_acks_are_rate_limited() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), bare_peer());
+    let outside = TcpRepr {
+        seq: RCV + 100_000,
+        ..PEER
+    };
+    let answer = [OURS];
+    feed(&mut conn, t0 + ms(200), outside);
+    expect(&mut conn, t0 + ms(200), &answer);
+    for i in 1..10 {
+        feed(&mut conn, t0 + ms(200 + i * 10), outside);
+        expect_nothing(&mut conn, t0 + ms(200 + i * 10));
+    }
+    feed(&mut conn, t0 + ms(700), outside);
+    expect(&mut conn, t0 + ms(700), &answer);
+    // Old data is always answered (the peer missed our ACK).
+    let data = stream(100);
+    feed(&mut conn, t0 + ms(710), data_seg(0, &data));
+    transmit(&mut conn, t0 + ms(760));
+    for i in 0..3 {
+        feed(&mut conn, t0 + ms(800 + i), data_seg(0, &data));
+        assert_eq!(
+            transmit(&mut conn, t0 + ms(800 + i)).len(),
+            1,
+            "duplicate {i}"
+        );
+    }
+}

@@ -304,6 +304,8 @@ pub struct Connection {
     /// connection is unaffected.
     stray_rst: Option<SeqNum>,
     challenge_window: (Instant, u32),
+    /// When we last answered an unacceptable segment without data (rate limit).
+    last_out_of_window_ack: Option<Instant>,
     /// The application hit a full send buffer and waits for `Writable`.
     writable_wanted: bool,
     readable_signalled: bool,
@@ -313,6 +315,10 @@ pub struct Connection {
     error: Option<ConnError>,
     stats: ConnStats,
 }
+
+/// Least time between two ACKs answering unacceptable segments without data (Linux's
+/// tcp_invalid_ratelimit default).
+const OUT_OF_WINDOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// RFC 5681 §3.2: fast retransmit after this many duplicate ACKs.
 const DUP_THRESH: u32 = 3;
@@ -423,6 +429,7 @@ impl Connection {
             rst_due: false,
             stray_rst: None,
             challenge_window: (now, 0),
+            last_out_of_window_ack: None,
             writable_wanted: false,
             readable_signalled: false,
             timers,
@@ -854,6 +861,23 @@ impl Connection {
             return;
         }
         if !self.acceptable(seg) {
+            if self.rcv_adv == self.rcv_nxt
+                && seg.seq == self.rcv_nxt
+                && matches!(seg.control, Control::None | Control::Psh | Control::Fin)
+            {
+                // RFC 9293 §3.10.7.4: with a zero receive window no data is acceptable, but
+                // its ACK field is: the peer may be acknowledging what we sent. The text is
+                // dropped (the peer probes again) and answered with our closed window.
+                self.stats.rejected_in += 1;
+                let header = TcpRepr {
+                    control: Control::None,
+                    payload: &[],
+                    ..*seg
+                };
+                self.handle_synchronized(now, &header);
+                self.ack = AckState::Now;
+                return;
+            }
             self.stats.rejected_in += 1;
             if seg.segment_len() > 0 && (seg.seq + seg.segment_len()).before_eq(self.rcv_nxt) {
                 // Entirely old: a retransmission or duplicate of what we already have.
@@ -862,7 +886,7 @@ impl Connection {
                     self.report_duplicate(seg.seq, seg.seq + seg.payload.len());
                 }
             }
-            if seg.control != Control::Rst {
+            if seg.control != Control::Rst && !self.out_of_window_ack_limited(now, seg) {
                 // RFC 9293 §3.10.7.4 first check: answer an unacceptable segment with an ACK.
                 self.ack = AckState::Now;
             }
@@ -946,6 +970,23 @@ impl Connection {
             _ => ConnError::Reset,
         };
         self.enter_closed(Some(err));
+    }
+
+    /// Whether the ACK owed to an unacceptable segment is skipped: segments without data (pure
+    /// ACKs) are answered at most once per `OUT_OF_WINDOW_ACK_INTERVAL`, so two stacks that
+    /// disagree about the window cannot ping-pong ACKs forever (RFC 5961 §7, as Linux's
+    /// tcp_oow_rate_limited); data segments are always answered, they are no loop.
+    fn out_of_window_ack_limited(&mut self, now: Instant, seg: &TcpRepr) -> bool {
+        if !seg.payload.is_empty() {
+            return false;
+        }
+        if let Some(last) = self.last_out_of_window_ack {
+            if now.saturating_duration_since(last) < OUT_OF_WINDOW_ACK_INTERVAL {
+                return true;
+            }
+        }
+        self.last_out_of_window_ack = Some(now);
+        false
     }
 
     fn challenge_ack(&mut self, now: Instant) {
