@@ -221,10 +221,12 @@ fn credentials_go_only_to_the_origin_they_were_given_for() {
         "hostb:8082:10.77.1.2",
     ];
     let mut args = resolve.to_vec();
-    args.extend(["-u", "alice:s3cret", "-o", "cross.txt"]);
+    args.extend(["-u", "alice:s3cret", "-H", "Cookie: k=v", "-o", "cross.txt"]);
     args.push("http://hosta:8082/goto?http://hostb:8082/echo");
     assert_exit(&lab.fetch(&args), 0);
     let cross = echoed(&lab, "cross.txt");
+    // Nor a cookie or authorization given with -H.
+    assert!(field(&fields(&cross), "Cookie").is_empty(), "{cross}");
     assert!(cross.contains("\r\nHost: hostb:8082\r\n"), "{cross}");
     assert!(
         field(&fields(&cross), "Authorization").is_empty(),
@@ -232,10 +234,11 @@ fn credentials_go_only_to_the_origin_they_were_given_for() {
     );
 
     let mut args = resolve.to_vec();
-    args.extend(["-u", "alice:s3cret", "-o", "same.txt"]);
+    args.extend(["-u", "alice:s3cret", "-H", "Cookie: k=v", "-o", "same.txt"]);
     args.push("http://hosta:8082/goto?/echo");
     assert_exit(&lab.fetch(&args), 0);
     let same = echoed(&lab, "same.txt");
+    assert_eq!(field(&fields(&same), "Cookie"), ["k=v"], "{same}");
     // base64("alice:s3cret")
     assert_eq!(
         field(&fields(&same), "Authorization"),

@@ -12,6 +12,7 @@ use super::transport::{TlsSettings, Transport};
 use super::{FetchError, Summary, TcpTotals};
 use crate::cli::ResolveEntry;
 use crate::http::encoding::ACCEPT_ENCODING;
+use crate::http::headers;
 use crate::http::{
     build_request, Credentials, HeaderEdit, Method, OutputTarget, RedirectChain, RequestOptions,
     ResumePlan,
@@ -81,6 +82,8 @@ pub struct Download {
     attempts: u32,
     /// `--retry`: when the next attempt starts (no exchange until then).
     retry_at: Option<Instant>,
+    /// A line for the user (a retry notice), printed by the engine above any progress bars.
+    notice: Option<String>,
 }
 
 /// What `pump` says about a download.
@@ -108,6 +111,7 @@ impl Download {
             retried: false,
             attempts: 0,
             retry_at: None,
+            notice: None,
         }
     }
 
@@ -184,12 +188,18 @@ impl Download {
             .map(ResumePlan::request_headers)
             .unwrap_or_default();
         // Credentials go only where the user sent them, as curl: a redirect to another
-        // scheme, host or port must not learn them.
+        // scheme, host or port must not learn them, nor -H Authorization or Cookie.
+        let same_origin = Origin::of(&url) == Origin::of(&self.url);
         let authorization = settings
             .credentials
             .as_ref()
-            .filter(|_| Origin::of(&url) == Origin::of(&self.url))
+            .filter(|_| same_origin)
             .map(Credentials::basic_authorization);
+        let edits = if same_origin {
+            settings.headers.clone()
+        } else {
+            headers::for_another_origin(&settings.headers)
+        };
         let options = RequestOptions {
             method: if settings.mode.head_only {
                 Method::Head
@@ -201,7 +211,7 @@ impl Download {
             user_agent: settings.user_agent.clone(),
             accept_encoding: settings.mode.decode.then(|| ACCEPT_ENCODING.to_owned()),
             authorization,
-            edits: settings.headers.clone(),
+            edits,
         };
         let request = build_request(&url, &options)?;
         let exchange = match idle {
@@ -254,6 +264,11 @@ impl Download {
         };
         self.exchange = Some(exchange);
         Ok(())
+    }
+
+    /// A line to show the user, if one is waiting (a retry notice).
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
     }
 
     /// Routes a stack event for this download's connection.
@@ -363,11 +378,11 @@ impl Download {
                     let wait = settings.retry.wait(self.attempts, asked);
                     if !settings.quiet {
                         let left = settings.retry.retries - self.attempts;
-                        eprintln!(
-                            "tunstack: {error}; retrying in {} ({left} {} left)",
+                        self.notice = Some(format!(
+                            "{error}; retrying in {} ({left} {} left)",
                             humantime::format_duration(wait),
                             if left == 1 { "retry" } else { "retries" }
-                        );
+                        ));
                     }
                     self.retry_at = Some(now + wait);
                     return Step::Running;

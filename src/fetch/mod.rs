@@ -282,9 +282,12 @@ impl Engine {
             let wall = lp.since_epoch();
             for i in self.active.clone() {
                 let keep_alive = self.more_for(&self.downloads[i].origin(), i);
-                if let Step::Finished(result, idle) =
-                    self.downloads[i].pump(lp.stack(), &self.settings, now, wall, keep_alive)
-                {
+                let step =
+                    self.downloads[i].pump(lp.stack(), &self.settings, now, wall, keep_alive);
+                if let Some(notice) = self.downloads[i].take_notice() {
+                    self.progress.println(&format!("tunstack: {notice}"));
+                }
+                if let Step::Finished(result, idle) = step {
                     self.active.retain(|&a| a != i);
                     if let Some((origin, conn)) = idle {
                         self.idle.entry(origin).or_default().push(conn);

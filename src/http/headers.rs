@@ -81,6 +81,20 @@ pub fn merge_headers(
     fields
 }
 
+/// The edits to apply on a request that a redirect sent to another origin: without the ones
+/// that set credentials (`Authorization`, `Proxy-Authorization`, `Cookie`), which curl too keeps
+/// for the host they were meant for.
+pub fn for_another_origin(edits: &[HeaderEdit]) -> Vec<HeaderEdit> {
+    const SECRET: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+    edits
+        .iter()
+        .filter(|edit| {
+            edit.value.is_none() || !SECRET.iter().any(|s| edit.name.eq_ignore_ascii_case(s))
+        })
+        .cloned()
+        .collect()
+}
+
 /// `-u USER:PASSWORD`: credentials for HTTP Basic authentication (RFC 7617).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -232,6 +246,18 @@ mod tests {
             &edits(&["a: x", "X: 1", "x: 2"]),
         );
         assert_eq!(merged, fields(&[("a", "x"), ("B", "2"), ("x", "2")]));
+    }
+
+    #[test]
+    fn credentials_in_edits_stay_with_their_origin() {
+        let all = edits(&[
+            "Authorization: Bearer x",
+            "cookie: a=1",
+            "X-Keep: 1",
+            "Accept:",
+        ]);
+        let elsewhere = for_another_origin(&all);
+        assert_eq!(elsewhere, edits(&["X-Keep: 1", "Accept:"]));
     }
 
     #[test]
