@@ -286,6 +286,28 @@ fn retry_waits_as_the_server_asks_and_then_succeeds() {
         outcome.elapsed
     );
 
+    // Retry-After as an HTTP-date, two seconds after the response's Date.
+    let outcome = lab.fetch(&[
+        "--retry",
+        "1",
+        "-o",
+        "date.bin",
+        &odd_url("/flaky/f.bin?fails=1&key=date&after=%2B2"),
+    ]);
+    assert_exit(&outcome, 0);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("date.bin")), sha);
+    assert_eq!(
+        tunstack_lines(&outcome)[0],
+        "HTTP 503 Service Unavailable; retrying in 2s (0 retries left)",
+        "{}",
+        outcome.describe()
+    );
+    assert!(
+        outcome.elapsed >= Duration::from_millis(1900),
+        "{:?}",
+        outcome.elapsed
+    );
+
     // Without Retry-After: 1 s, then 2 s.
     let outcome = lab.fetch(&[
         "--retry",

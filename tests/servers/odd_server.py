@@ -20,8 +20,8 @@ where NAME is a file in --root:
   /goto?URL        302 to URL (absolute or relative), e.g. to another host name
   /auth/NAME       the file with Basic credentials alice:s3cret, else 401
   /flaky/NAME?fails=N&key=K[&after=S]
-                   503 (with "Retry-After: S" when given) to the first N requests with key K,
-                   then the file
+                   503 (with "Retry-After: S" when given; after=+S sends a Date and an
+                   HTTP-date S seconds later) to the first N requests with key K, then the file
   /encoded/CODING/NAME
                    200 with "Content-Encoding: CODING" and the bytes of NAME.CODING (made by
                    the test) as they are
@@ -40,6 +40,7 @@ import struct
 import sys
 import threading
 import time
+from email.utils import formatdate
 from urllib.parse import parse_qs
 
 HEAD_LIMIT = 64 * 1024
@@ -134,8 +135,14 @@ class Handler(socketserver.BaseRequestHandler):
             if seen < fails:
                 body = b"try again later\n"
                 headers = [("Content-Length", str(len(body)))]
-                if "after" in params:
-                    headers.append(("Retry-After", params["after"][0]))
+                after = params.get("after", [None])[0]
+                if after and after.startswith("+"):
+                    # An HTTP-date N seconds after the response's own Date.
+                    now = int(time.time())
+                    headers.append(("Date", formatdate(now, usegmt=True)))
+                    headers.append(("Retry-After", formatdate(now + int(after[1:]), usegmt=True)))
+                elif after:
+                    headers.append(("Retry-After", after))
                 send_head(sock, "503 Service Unavailable", headers)
                 sock.sendall(body)
             else:
