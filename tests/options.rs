@@ -448,6 +448,7 @@ fn compressed_bodies_are_saved_decoded_and_corrupt_ones_not_at_all() {
         *byte ^= 0xa5;
     }
     fs::write(served.join("bad.gzip"), corrupt).unwrap();
+    fs::write(served.join("empty.gzip"), b"").unwrap();
     lab.start_odd();
 
     let outcome = lab.fetch(&["--compressed", "-o", "asked.txt", &odd_url("/echo")]);
@@ -469,6 +470,19 @@ fn compressed_bodies_are_saved_decoded_and_corrupt_ones_not_at_all() {
         let saved = format!("saved {} bytes to {name}", original.len());
         assert!(outcome.stderr.contains(&saved), "{}", outcome.describe());
     }
+
+    // An empty body labelled gzip holds no stream to decode: an empty file.
+    let outcome = lab.fetch(&[
+        "--compressed",
+        "-o",
+        "empty.txt",
+        &odd_url("/encoded/gzip/empty"),
+    ]);
+    assert_exit(&outcome, 0);
+    assert_eq!(
+        fs::metadata(lab.out_dir().join("empty.txt")).unwrap().len(),
+        0
+    );
 
     let before = e2e::files::list_dir(&lab.out_dir());
     let outcome = lab.fetch(&[
