@@ -12,6 +12,7 @@ mod e2e {
     pub mod files;
     pub mod lab;
     pub mod process;
+    pub mod tls;
 }
 
 use std::fs;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use e2e::files::{assert_dir_holds, seeded_bytes, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{can_run, tcp_counter, Lab, CLOSED_PORT, NGINX_PORT, ODD_PORT};
 use e2e::process::{Outcome, Running};
+use e2e::tls::{Pki, CERT_HOST};
 
 fn odd_url(path: &str) -> String {
     format!("http://10.77.1.2:{ODD_PORT}{path}")
@@ -638,6 +640,47 @@ fn limit_rate_slows_the_server_through_the_window() {
     }
     assert_eq!(retransmissions, 0, "tshark saw retransmissions");
     assert_eq!(retrans_after, retrans_before, "the server retransmitted");
+}
+
+#[test]
+fn limit_rate_holds_over_https_too() {
+    if !can_run() {
+        return;
+    }
+    // TLS adds rustls' own buffer between the window and the reader; the limit must still
+    // hold (and nothing may stall): 1 MiB at 256 KiB/s takes about 4 s.
+    let mut lab = Lab::new("opttls1");
+    let pki = Pki::create(&lab.scratch_dir().join("pki"));
+    let sha = lab.serve_file("tls.bin", MIB, 31);
+    let server = format!(
+        "server {{\n\
+         \x20       listen 10.77.1.2:8443 ssl;\n\
+         \x20       ssl_certificate {};\n\
+         \x20       ssl_certificate_key {};\n\
+         \x20       root {};\n\
+         \x20   }}\n",
+        pki.valid.cert.display(),
+        pki.valid.key.display(),
+        lab.served_dir().display()
+    );
+    lab.start_nginx_servers(&server, 8443);
+    let outcome = lab.fetch(&[
+        "--limit-rate",
+        "256k",
+        "--cacert",
+        pki.ca_cert.to_str().unwrap(),
+        "--resolve",
+        &format!("{CERT_HOST}:8443:10.77.1.2"),
+        &format!("https://{CERT_HOST}:8443/tls.bin"),
+    ]);
+    assert_exit(&outcome, 0);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("tls.bin")), sha);
+    let seconds = outcome.elapsed.as_secs_f64();
+    eprintln!("--limit-rate 256k over HTTPS: 1 MiB in {seconds:.2} s");
+    assert!(
+        (3.3..6.0).contains(&seconds),
+        "1 MiB at 256 KiB/s took {seconds:.2} s"
+    );
 }
 
 /// Whether the pcap (Ethernet link type, as tcpdump writes for a veth) already holds a FIN
