@@ -126,3 +126,9 @@ lint:
 # bench/results.md (needs root: `sudo just bench`, or `sudo just bench 256M` for a quick run)
 bench *ARGS:
     bench/run.sh "$@"
+
+# Download 8 MiB at 20% loss and 64 MiB at 10% loss each way, tunstack and curl alternating, 30
+# runs each, and write bench/soak-results.md (needs root: `sudo just soak`; SOAK_* knobs, see
+# bench/soak.sh)
+soak:
+    bench/soak.sh
