@@ -127,8 +127,8 @@ lint:
 bench *ARGS:
     bench/run.sh "$@"
 
-# Download 8 MiB at 20% loss and 64 MiB at 10% loss each way, tunstack and curl alternating, 30
-# runs each, and write bench/soak-results.md (needs root: `sudo just soak`; SOAK_* knobs, see
-# bench/soak.sh)
+# tunstack and the kernel's TCP (curl) alternating 30+30 times at 20% and at 10% loss each way:
+# median, p90, max into bench/soak-results.md (needs root; SOAK_* knobs in bench/soak.sh)
+# Heavy-loss soak against curl, to bench/soak-results.md (needs root: sudo just soak)
 soak:
     bench/soak.sh
