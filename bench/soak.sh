@@ -16,12 +16,13 @@
 #                counted as a failure at this time [120]
 #   SOAK_BUDGET  seconds for all the runs together: once spent, no new pair of runs is started
 #                and the report says how many ran [3600]
-#   SOAK_PCAP    on|off: capture TCP headers (tcpdump -s 128) on NAME-c during every run; the
-#                capture of a failed run is kept, the others are deleted [on]
+#   SOAK_PCAP    on|off: capture TCP headers (tcpdump -s 128) on NAME-c during every run [on]
+#   SOAK_KEEP_SLOWEST  besides every failed run, keep the captures, stderr and command lines of
+#                this many slowest successful runs per contender and case, for the tails [3]
 #   SOAK_TUNSTACK_ARGS  extra arguments for tunstack fetch, e.g. "-v" or "--pcap FILE" []
 #   SOAK_NAME    sandbox name (namespaces NAME-client, NAME-server) [tssoak]
 #   SOAK_OUT     the markdown report [bench/soak-results.md]
-#   SOAK_KEEP    where failed runs' captures, logs and command lines are kept
+#   SOAK_KEEP    where the kept runs' captures, logs and command lines go (and runs.txt)
 #                [target/soak/YYYYmmdd-HHMMSS]
 #
 # Where the loss is: one netdev `ingress` chain on each veth end, so each segment is judged
@@ -45,6 +46,7 @@ runs=${SOAK_RUNS:-30}
 limit=${SOAK_LIMIT:-120}
 budget=${SOAK_BUDGET:-3600}
 pcap=${SOAK_PCAP:-on}
+keep_slowest=${SOAK_KEEP_SLOWEST:-3}
 tunstack_extra=${SOAK_TUNSTACK_ARGS:-}
 name=${SOAK_NAME:-tssoak}
 out=${SOAK_OUT:-$here/soak-results.md}
@@ -79,6 +81,7 @@ to_bytes() {
 for value in runs limit budget; do
     [[ ${!value} =~ ^[1-9][0-9]*$ ]] || die "$value must be a positive integer, not '${!value}'"
 done
+[[ $keep_slowest =~ ^[0-9]+$ ]] || die "SOAK_KEEP_SLOWEST must be a number, not '$keep_slowest'"
 [[ $pcap == on || $pcap == off ]] || die "SOAK_PCAP is on or off, not '$pcap'"
 read -r -a cases <<< "$cases_arg"
 [[ ${#cases[@]} -gt 0 ]] || die "SOAK_CASES is empty"
@@ -143,7 +146,7 @@ else
     work=$(mktemp -d /tmp/tunstack-soak.XXXXXX)
 fi
 chmod 755 "$work"
-mkdir -m 755 "$work/www" "$work/nginx-temp" "$work/run"
+mkdir -m 755 "$work/www" "$work/nginx-temp" "$work/run" "$work/done"
 mkdir -p "$keep"
 
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 " " $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
@@ -286,7 +289,9 @@ stop_capture() {
 # --- one download -----------------------------------------------------------------------------
 
 runs_file=$work/runs.txt
+slow_file=$work/slow.txt
 : > "$runs_file"
+: > "$slow_file"
 failed_total=0
 
 # run_once CASE_INDEX RUN CONTENDER SIZE_TEXT RATE: one download, appended to $runs_file.
@@ -336,27 +341,31 @@ run_once() {
     else
         outcome=failed
     fi
-    local kept=-
+    # Every run's artefacts wait in $work/done/ID until the case is over; a failed run's are
+    # kept at once (so an interrupted soak still has them), the slowest ones after the case.
+    local id=case$case_index-$size_text@$rate-run$run-$contender kept=-
+    local saved=$work/done/$id
+    mkdir -p "$saved"
+    if [[ -f $err ]]; then mv "$err" "$saved/stderr.txt"; else : > "$saved/stderr.txt"; fi
+    [[ -f $capture ]] && mv "$capture" "$saved/capture.pcap"
+    {
+        echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): $contender, $size_text at $rate% loss each way, run $run: $outcome ($(cat "$result"))"
+        echo "# received $bytes bytes; loss counters of this run: $deltas"
+        echo "# The loss is nftables 'numgen random' (no seed: a replay repeats the conditions, not the"
+        echo "# drops). The same conditions, alone:"
+        echo "#   SOAK_CASES=$size_text@$rate SOAK_RUNS=1 bench/soak.sh"
+        echo "# The command, run inside $client_ns with nginx serving $size_text.bin on $server_ip:$port:"
+        printf '%q ' ip netns exec "$client_ns" "${cmd[@]/#$sink/BODY}"
+        [[ $contender == tunstack ]] && printf '> BODY'
+        echo
+    } > "$saved/command.txt"
     if [[ $outcome != ok ]]; then
         failed_total=$((failed_total + 1))
-        kept=$keep/case$case_index-$size_text@$rate-run$run-$contender
-        mkdir -p "$kept"
-        cp "$err" "$kept/stderr.txt"
-        [[ -f $capture ]] && cp "$capture" "$kept/capture.pcap"
-        {
-            echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'): $contender, $size_text at $rate% loss each way, run $run: $outcome ($(cat "$result"))"
-            echo "# received $bytes bytes; loss counters of this run: $deltas"
-            echo "# The loss is nftables 'numgen random' (no seed: a replay repeats the conditions, not the"
-            echo "# drops). The same conditions, alone:"
-            echo "#   SOAK_CASES=$size_text@$rate SOAK_RUNS=1 bench/soak.sh"
-            echo "# The command, run inside $client_ns with nginx serving $size_text.bin on $server_ip:$port:"
-            printf '%q ' ip netns exec "$client_ns" "${cmd[@]/#$sink/BODY}"
-            [[ $contender == tunstack ]] && printf '> BODY'
-            echo
-        } > "$kept/command.txt"
+        kept=$keep/$id
+        cp -r "$saved" "$kept"
         echo "soak: $contender $size_text@$rate% run $run: $outcome; kept in $kept" >&2
     fi
-    rm -f "$sink" "$capture"
+    rm -f "$sink"
     echo "case=$size_text@$rate contender=$contender run=$run outcome=$outcome bytes=$bytes $deltas kept=$kept $(cat "$result")" >> "$runs_file"
     last_wall=$(sed -nE 's/.*wall=([0-9.]+).*/\1/p' "$result")
     last_outcome=$outcome
@@ -388,6 +397,21 @@ for case in "${cases[@]}"; do
         done
         echo "$line"
     done
+    # The slowest successful runs of each contender, for their tails.
+    if [[ $keep_slowest -gt 0 ]]; then
+        for contender in tunstack curl; do
+            awk -v c="$case" -v who="$contender" '
+                { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
+                f["case"] == c && f["contender"] == who && f["outcome"] == "ok" { print f["wall"], f["run"] }' \
+                "$runs_file" | sort -rn | head -n "$keep_slowest" | while read -r wall slow_run; do
+                    id=case$case_index-$case-run$slow_run-$contender
+                    cp -r "$work/done/$id" "$keep/$id"
+                    echo "case=$case contender=$contender run=$slow_run wall=$wall kept=$keep/$id" >> "$slow_file"
+                done
+        done
+    fi
+    rm -rf "$work/done"
+    mkdir "$work/done"
     for contender in tunstack curl; do
         awk -v c="$case" -v who="$contender" '
             { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
@@ -418,6 +442,7 @@ soak_seconds=$(( $(date +%s) - soak_start ))
     echo "soak_seconds=$soak_seconds"
     echo "offloads=$offload_note"
     echo "pcap=$pcap"
+    echo "keep_slowest=$keep_slowest"
     echo "tunstack_args=$tunstack_extra"
     echo "keep=$keep"
     echo "tunstack=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
@@ -426,8 +451,9 @@ soak_seconds=$(( $(date +%s) - soak_start ))
     echo "nft=$(nft --version)"
 } > "$work/params.txt"
 cp "$runs_file" "$keep/runs.txt"
+cp "$slow_file" "$keep/slowest.txt"
 cp "$work/params.txt" "$keep/params.txt"
-"$python" "$here/soak_report.py" "$work/params.txt" "$runs_file" "$out"
+"$python" "$here/soak_report.py" "$work/params.txt" "$runs_file" "$out" "$slow_file"
 echo
 cat "$out"
 echo

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Turn the soak's raw runs into a markdown report.
 
-usage: soak_report.py PARAMS_FILE RUNS_FILE OUTPUT_MD
+usage: soak_report.py PARAMS_FILE RUNS_FILE OUTPUT_MD [SLOWEST_FILE]
 
 PARAMS_FILE has key=value lines (date, kernel, cpu, limit, ...); RUNS_FILE has one line per
 download as bench/soak.sh writes them: `case=8M@20 contender=C run=N outcome=ok|failed|limit|
 corrupt bytes=N data_seen=N data_drop=N ack_seen=N ack_drop=N kept=PATH exit=E wall=S ...`.
+SLOWEST_FILE lists the slowest successful runs whose artefacts were kept (`case= contender= run=
+wall= kept=`).
 
 A run that failed, hit the limit or delivered wrong bytes counts at the limit time in the median,
 p90 and max. p90 is the nearest-rank percentile (the ceil(0.9 n)-th smallest time). Target per
@@ -51,11 +53,12 @@ def case_label(case):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     params = read_params(sys.argv[1])
     runs = read_runs(sys.argv[2])
     output = sys.argv[3]
+    slowest = read_runs(sys.argv[4]) if len(sys.argv) == 5 else []
     limit = float(params["limit"])
 
     cases = []
@@ -89,8 +92,10 @@ def main():
         f"{params['tunstack']}"
         + (f" with `{params['tunstack_args']}`" if params["tunstack_args"] else "")
         + f" (offloads on the TUN, its default); {params['nft']}",
-        f"- captures (tcpdump -s 128 on the client's veth end, every run, both contenders): "
-        f"{params['pcap']}; failed runs are kept in `{params['keep']}`",
+        f"- captures (tcpdump -s 128 on the client's veth end, every run, both contenders; "
+        f"they show each segment before the loss rules judge it): {params['pcap']}; failed runs "
+        f"and the {params['keep_slowest']} slowest successful ones per contender and case are "
+        f"kept (command line, stderr, capture) in `{params['keep']}`",
         "",
         "A run that failed or hit the limit counts at the limit time. p90 is nearest-rank.",
         "",
@@ -180,6 +185,13 @@ def main():
             f"(command.txt, stderr.txt, capture.pcap)"
         )
     out.append("")
+    if slowest:
+        out += ["## Slowest successful runs, kept for their tails", ""]
+        for r in slowest:
+            out.append(
+                f"- {r['case']} {r['contender']} run {r['run']}: {float(r['wall']):.2f} s: `{r['kept']}`"
+            )
+        out.append("")
     if verdicts:
         out.append(
             "Verdict: "
