@@ -3460,3 +3460,44 @@ fn rfc5961_7_acks_to_unacceptable_pure_acks_are_rate_limited() {
         );
     }
 }
+
+/// RFC 7323 §4 (RTTM) with Karn's rule: after a lost SYN, a SYN-ACK whose TSecr echoes the
+/// retransmitted SYN's TSval is an unambiguous RTT sample, so data starts with an RTO from the
+/// path (as Linux does), not the handshake's backed-off timer.
+#[test]
+fn rfc7323_4_syn_ack_echoing_the_retransmitted_syn_gives_a_sample() {
+    let t0 = Instant::now();
+    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    expect(&mut conn, t0, &[our_syn(TS_OFFSET)]);
+    conn.handle_timeout(t0 + ms(1000));
+    expect(&mut conn, t0 + ms(1000), &[our_syn(TS_OFFSET + 1000)]);
+    feed(
+        &mut conn,
+        t0 + ms(1100),
+        syn_ack(TcpOptions {
+            mss: Some(1460),
+            sack_permitted: true,
+            ..ts(PEER_TS, TS_OFFSET + 1000)
+        }),
+    );
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(conn.stats().srtt, Some(ms(100)));
+    assert_eq!(conn.rto(), ms(300));
+}
+
+/// RFC 6298 §5.7: when a SYN timed out and the handshake gave no RTT sample (no timestamps),
+/// data transmission starts with the RTO re-initialised to 3 s, not the doubled SYN timer.
+#[test]
+fn rfc6298_5_7_rto_is_three_seconds_after_a_lost_syn_without_a_sample() {
+    let t0 = Instant::now();
+    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    transmit(&mut conn, t0);
+    conn.handle_timeout(t0 + ms(1000));
+    transmit(&mut conn, t0 + ms(1000));
+    conn.handle_timeout(t0 + ms(3000));
+    transmit(&mut conn, t0 + ms(3000));
+    feed(&mut conn, t0 + ms(3100), syn_ack(bare_peer()));
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(conn.stats().srtt, None, "Karn: no sample");
+    assert_eq!(conn.rto(), ms(3000));
+}

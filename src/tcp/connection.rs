@@ -761,8 +761,17 @@ impl Connection {
         match seg.ack {
             Some(ack) => {
                 self.snd_wl2 = ack;
-                if self.snd_una == self.iss && self.rtt.backoffs() == 0 && self.retries == 0 {
+                // Karn: after a lost SYN only a timestamp echo says which SYN this answers
+                // (the sampler refuses an echo from before the timeout).
+                let unambiguous =
+                    self.opts.timestamps || (self.rtt.backoffs() == 0 && self.retries == 0);
+                if self.snd_una == self.iss && unambiguous {
                     self.sample_rtt_from(now, seg, Some(self.iss));
+                }
+                if self.rtt.backoffs() > 0 {
+                    // RFC 6298 §5.7: no sample after a SYN timed out; data starts with a fresh
+                    // 3 s RTO, not the handshake's backoff doubled again.
+                    self.rtt.restart_after_syn_loss();
                 }
                 self.rtt_probe = None;
                 self.snd_una = ack;

@@ -24,6 +24,9 @@ impl Default for RtoBounds {
     }
 }
 
+/// RFC 6298 §5.7: the RTO for data after a SYN was lost and the handshake gave no sample.
+const SYN_LOSS_RTO: Duration = Duration::from_secs(3);
+
 /// The RFC 6298 estimator: SRTT, RTTVAR and RTO, plus exponential backoff.
 #[derive(Debug, Clone)]
 pub struct RttEstimator {
@@ -92,6 +95,16 @@ impl RttEstimator {
     }
 
     /// How many consecutive timeouts have backed the timer off.
+    /// RFC 6298 §5.7: the SYN timed out and no RTT sample came from the handshake, so data
+    /// transmission starts with the RTO re-initialised to 3 seconds (no backoff).
+    pub fn restart_after_syn_loss(&mut self) {
+        self.backoffs = 0;
+        self.base_rto = self
+            .base_rto
+            .max(SYN_LOSS_RTO)
+            .clamp(self.bounds.min, self.bounds.max);
+    }
+
     pub fn backoffs(&self) -> u32 {
         self.backoffs
     }
