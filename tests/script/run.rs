@@ -454,6 +454,10 @@ impl<'a> Runner<'a> {
                 data,
             });
         }
+        // An IPv4 datagram holds at most 65535 bytes: 40 of headers, options and the payload.
+        if spec.len as usize + 40 + 40 > usize::from(u16::MAX) {
+            return Err(self.setup(line, format!("{} bytes do not fit in one datagram", spec.len)));
+        }
         let syn = u64::from(spec.flags & flag::SYN != 0);
         let offset = (u64::from(spec.start) + syn).saturating_sub(1);
         Ok(Wire {
