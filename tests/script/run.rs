@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use tunstack::stack::{ConnId, Event, Stack, StackConfig};
+use tunstack::stack::{ConnId, Event, Stack};
 use tunstack::tcp::{ConnError, Connection, State};
 
+use super::config::stack_config;
 use super::format::{self, Dir, Numbering};
 use super::parse::{flag, Action, Field, Line, OptSpec, Script, SegmentSpec};
 use super::wire::{self, RawOpt, Wire};
@@ -128,7 +129,8 @@ impl<'a> Runner<'a> {
                 _ => break,
             }
         }
-        if !(stop_on_send && !self.pending.is_empty()) {
+        // Stopped at a send: the clock stays at that send's instant.
+        if !stop_on_send || self.pending.is_empty() {
             self.now = self.now.max(target);
         }
     }
@@ -296,7 +298,7 @@ impl<'a> Runner<'a> {
                 Some(sent),
             ));
         }
-        self.now = self.now.max(line.time.min(at.max(line.time)));
+        self.now = self.now.max(line.time);
         Ok(())
     }
 
@@ -456,7 +458,10 @@ impl<'a> Runner<'a> {
         }
         // An IPv4 datagram holds at most 65535 bytes: 40 of headers, options and the payload.
         if spec.len as usize + 40 + 40 > usize::from(u16::MAX) {
-            return Err(self.setup(line, format!("{} bytes do not fit in one datagram", spec.len)));
+            return Err(self.setup(
+                line,
+                format!("{} bytes do not fit in one datagram", spec.len),
+            ));
         }
         let syn = u64::from(spec.flags & flag::SYN != 0);
         let offset = (u64::from(spec.start) + syn).saturating_sub(1);
@@ -681,67 +686,4 @@ fn state_name(s: State) -> &'static str {
         State::TimeWait => "TIME_WAIT",
         State::Closed => "CLOSED",
     }
-}
-
-/// The stack configuration from `config` lines, plus the runner's own knobs.
-fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duration, u32), Failure> {
-    let bad = |line: usize, msg: String| Failure::Setup(format!("{path}:{line}: {msg}"));
-    let mtu = match script.config.iter().find(|(_, k, _)| k == "mtu") {
-        Some((line, _, v)) => v
-            .parse()
-            .map_err(|_| bad(*line, format!("bad mtu `{v}`")))?,
-        None => 1500,
-    };
-    // Fixed secret and seed: the ISN, port and timestamp offset are the same every run.
-    let mut config = StackConfig::new(LOCAL_IP, mtu, [7; 16], 1);
-    let mut tolerance = Duration::ZERO;
-    let mut peer_isn = PEER_ISN;
-    for (line, key, value) in &script.config {
-        let line = *line;
-        let num = || -> Result<usize, Failure> {
-            value
-                .parse()
-                .map_err(|_| bad(line, format!("`{key}` needs a number, got `{value}`")))
-        };
-        let dur = || -> Result<Duration, Failure> {
-            humantime::parse_duration(value).map_err(|_| {
-                bad(
-                    line,
-                    format!("`{key}` needs a duration like 40ms, got `{value}`"),
-                )
-            })
-        };
-        let on = || -> Result<bool, Failure> {
-            match value.as_str() {
-                "on" => Ok(true),
-                "off" => Ok(false),
-                _ => Err(bad(line, format!("`{key}` is on or off, got `{value}`"))),
-            }
-        };
-        let tcp = &mut config.tcp;
-        match key.as_str() {
-            "mtu" => {}
-            "mss" => tcp.mss = num()? as u16,
-            "recv_buffer" => tcp.recv_buffer = num()?,
-            "send_buffer" => tcp.send_buffer = num()?,
-            "window_scale" | "window_scaling" => tcp.window_scaling = on()?,
-            "timestamps" => tcp.timestamps = on()?,
-            "sack" => tcp.sack = on()?,
-            "nagle" => tcp.nagle = on()?,
-            "delayed_ack" => tcp.delayed_ack = dur()?,
-            "ack_stretch" => tcp.ack_stretch = num()? as u32,
-            "rto_initial" => tcp.rto.initial = dur()?,
-            "rto_min" => tcp.rto.min = dur()?,
-            "rto_max" => tcp.rto.max = dur()?,
-            "time_wait" => tcp.time_wait = dur()?,
-            "user_timeout" => tcp.user_timeout = dur()?,
-            "syn_retries" => tcp.syn_retries = num()? as u32,
-            "data_retries" => tcp.data_retries = num()? as u32,
-            "challenge_acks_per_second" => tcp.challenge_acks_per_second = num()? as u32,
-            "tolerance" => tolerance = dur()?,
-            "peer_isn" => peer_isn = num()? as u32,
-            _ => return Err(bad(line, format!("unknown config key `{key}`"))),
-        }
-    }
-    Ok((config, tolerance, peer_isn))
 }
