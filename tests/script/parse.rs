@@ -234,6 +234,7 @@ fn parse_action(rest: &str, time: Duration) -> Res<Action> {
         "close" => Action::Close,
         "abort" => Action::Abort,
         "expect" => parse_expect(args, time)?,
+        "" => return Err("a time with nothing after it".into()),
         _ => return Err(format!("unknown verb `{verb}`")),
     })
 }
