@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::device::fault::ImpairSpec;
+use crate::http::{Credentials, HeaderEdit};
 
 /// Address the stack uses on the TUN subnet unless told otherwise (the kernel side is 10.77.0.1).
 pub const DEFAULT_LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -29,7 +30,7 @@ pub struct Cli {
 /// The subcommands `tunstack` offers.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Download one URL over HTTP/1.1 through the userspace TCP stack.
+    /// Download URLs over HTTP/1.1 and HTTPS through the userspace TCP stack.
     Fetch(FetchArgs),
 }
 
@@ -98,6 +99,45 @@ pub struct FetchArgs {
     /// Accept any server certificate (like curl -k): encrypts, but does not authenticate.
     #[arg(short = 'k', long)]
     pub insecure: bool,
+
+    /// Add a request header, or replace the default one of that name (case-insensitively);
+    /// 'Name:' with no value removes it (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<HeaderEdit>,
+
+    /// Send this User-Agent instead of tunstack/VERSION (a -H User-Agent wins over it).
+    #[arg(short = 'A', long, value_name = "NAME", value_parser = parse_user_agent)]
+    pub user_agent: Option<String>,
+
+    /// Send HEAD and print the response head (status line and headers) to standard output;
+    /// save nothing.
+    #[arg(short = 'I', long, conflicts_with_all = ["resume", "output"])]
+    pub head: bool,
+
+    /// HTTP Basic authentication; sent only to the scheme, host and port of the URL given,
+    /// never to another one after a redirect.
+    #[arg(short = 'u', long, value_name = "USER:PASSWORD")]
+    pub user: Option<Credentials>,
+
+    /// Try again up to N times after a transient failure (refused, reset or timed-out
+    /// connection; HTTP 408, 429, 500, 502, 503, 504), waiting 1 s, 2 s, 4 s... (at most 10
+    /// minutes) or what the server's Retry-After asks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
+    /// Wait this long between retries instead of backing off exponentially (Retry-After from
+    /// the server still wins).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub retry_delay: Option<Duration>,
+
+    /// Ask for a compressed body (gzip, deflate, br) and save it decoded.
+    #[arg(long, conflicts_with = "resume")]
+    pub compressed: bool,
+
+    /// Receive at most RATE bytes per second per download (k = 1024, m = 1024k, g = 1024m), by
+    /// advertising a TCP window only as large as what has been read, so the server slows down.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
 
     /// The http:// or https:// URLs to download.
     #[arg(value_name = "URL", required_unless_present = "input_file")]
@@ -179,6 +219,39 @@ fn parse_output(text: &str) -> Result<Output, String> {
         "" => Err("the output path is empty".to_owned()),
         "-" => Ok(Output::Stdout),
         path => Ok(Output::File(PathBuf::from(path))),
+    }
+}
+
+fn parse_user_agent(text: &str) -> Result<String, String> {
+    if !crate::http::headers::is_valid_header_value(text) {
+        return Err("the user agent holds a control character (CR, LF, NUL...)".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// Parses a `--limit-rate` value like curl: bytes per second, with an optional `k`, `m` or `g`
+/// suffix (either case) meaning 1024, 1024² or 1024³.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let (digits, multiplier) = match trimmed.char_indices().last() {
+        Some((at, unit)) if unit.is_ascii_alphabetic() => {
+            let multiplier = match unit.to_ascii_lowercase() {
+                'k' => 1u64 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                _ => return Err(format!("unknown unit '{unit}' (use k, m or g, e.g. 500k)")),
+            };
+            (&trimmed[..at], multiplier)
+        }
+        _ => (trimmed, 1),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a rate (bytes per second, e.g. 500k or 2m)"))?;
+    match number.checked_mul(multiplier) {
+        Some(0) => Err("the rate must be more than zero".to_owned()),
+        Some(rate) => Ok(rate),
+        None => Err(format!("'{text}' is too large")),
     }
 }
 
@@ -439,8 +512,105 @@ mod tests {
             assert!(text.contains(option), "help lacks {option}:\n{text}");
         }
         assert!(text.contains("first SYN"));
+        for option in [
+            "--header",
+            "--user-agent",
+            "--head",
+            "--user",
+            "--retry",
+            "--retry-delay",
+            "--compressed",
+            "--limit-rate",
+        ] {
+            assert!(text.contains(option), "help lacks {option}:\n{text}");
+        }
+        let fetch_help = Cli::try_parse_from(["tunstack", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(fetch_help.contains("Download URLs"), "{fetch_help}");
         let version = Cli::try_parse_from(["tunstack", "--version"]).unwrap_err();
         assert_eq!(version.kind(), ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn request_options_are_parsed() {
+        let args = fetch(&[
+            "-H",
+            "X-A: 1",
+            "--header",
+            "Accept:",
+            "-A",
+            "probe/1",
+            "-u",
+            "alice:pa:ss",
+            "--retry",
+            "3",
+            "--retry-delay",
+            "250ms",
+            "--compressed",
+            "--limit-rate",
+            "500k",
+            "http://h/",
+        ])
+        .unwrap();
+        assert_eq!(args.headers.len(), 2);
+        assert_eq!(args.headers[0].value.as_deref(), Some("1"));
+        assert_eq!(args.headers[1].value, None);
+        assert_eq!(args.user_agent.as_deref(), Some("probe/1"));
+        let user = args.user.unwrap();
+        assert_eq!(
+            (user.user.as_str(), user.password.as_str()),
+            ("alice", "pa:ss")
+        );
+        assert_eq!(args.retry, 3);
+        assert_eq!(args.retry_delay, Some(Duration::from_millis(250)));
+        assert!(args.compressed && !args.head);
+        assert_eq!(args.limit_rate, Some(500 * 1024));
+        assert!(fetch(&["-I", "http://h/"]).unwrap().head);
+        let defaults = fetch(&["http://h/"]).unwrap();
+        assert_eq!(defaults.retry, 0);
+        assert!(defaults.limit_rate.is_none() && defaults.user.is_none());
+    }
+
+    #[test]
+    fn bad_request_options_are_usage_errors() {
+        for args in [
+            &["-H", "Bad Name: x", "http://h/"][..],
+            &["-H", "X: a\r\nY: b", "http://h/"],
+            &["-H", "nocolon", "http://h/"],
+            &["-A", "a\nb", "http://h/"],
+            &["-u", "alice", "http://h/"],
+            &["--limit-rate", "fast", "http://h/"],
+            &["-I", "-c", "http://h/"],
+            &["-I", "-o", "x", "http://h/"],
+            &["--compressed", "-c", "http://h/"],
+            &["--retry-delay", "0s", "http://h/"],
+        ] {
+            let error = fetch(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn rates_are_bytes_per_second_with_binary_units() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("500k"), Ok(512_000));
+        assert_eq!(parse_rate("500K"), Ok(512_000));
+        assert_eq!(parse_rate("2m"), Ok(2 << 20));
+        assert_eq!(parse_rate("1G"), Ok(1 << 30));
+        for bad in [
+            "",
+            "k",
+            "0",
+            "0k",
+            "-1k",
+            "1.5m",
+            "5x",
+            "12 kb",
+            "99999999999999999999g",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -73,6 +73,14 @@ impl EventLoop {
         Instant::now()
     }
 
+    /// The wall clock as time since the Unix epoch, for dates in protocols (Retry-After); zero
+    /// if the clock is set before 1970.
+    pub fn since_epoch(&self) -> Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
+
     /// The stack, for application calls (connect, send, recv, close) and events.
     pub fn stack(&mut self) -> &mut Stack {
         &mut self.stack

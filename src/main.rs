@@ -96,7 +96,8 @@ fn plan(args: &FetchArgs) -> Result<Vec<Job>, String> {
             Some(cli::Output::File(path)) => OutputTarget::Path(path.clone()),
             None => OutputTarget::from_url(&url),
         };
-        if let OutputTarget::Path(path) = &target {
+        // -I saves nothing, so names cannot collide.
+        if let (OutputTarget::Path(path), false) = (&target, args.head) {
             if !targets.insert(path.clone()) {
                 return Err(format!(
                     "two URLs would be saved as {}; download them separately with -o",

@@ -1159,7 +1159,8 @@ fn retransmission_after_exactly_one_rto_then_twice_that() {
     assert_eq!(stats.cwnd, 1000);
     assert_eq!(stats.ssthresh, 2000);
 
-    // Karn: the ACK of a retransmitted segment gives no sample, but the backoff ends.
+    // Karn: the ACK of a retransmitted segment gives no sample, and the backed-off RTO stays
+    // until one (RFC 6298 §5; see rfc6298_5_backoff_is_kept_until_a_valid_rtt_sample).
     feed(
         &mut conn,
         t0 + ms(1150),
@@ -1169,7 +1170,7 @@ fn retransmission_after_exactly_one_rto_then_twice_that() {
         },
     );
     assert_eq!(conn.stats().srtt, Some(ms(100)));
-    assert_eq!(conn.rto(), ms(300));
+    assert_eq!(conn.rto(), ms(1200));
     conn.handle_timeout(t0 + ms(2300));
     expect_nothing(&mut conn, t0 + ms(2300));
 }
@@ -3291,4 +3292,171 @@ fn rfc1122_4_2_2_17_answered_probes_keep_the_connection_and_the_congestion_state
         after.timeouts, before.timeouts,
         "probes are not retransmission timeouts"
     );
+}
+
+/// RFC 6582 §3.2 (steps 1, 2 and 6) and RFC 6675 §5.1: after a retransmission timeout, the
+/// duplicate ACKs that the flight sent before it still brings back are not a new loss: no fast
+/// recovery starts until the cumulative ACK passes what was outstanding at the timeout, so cwnd
+/// stays at one segment instead of jumping to half the old flight and bursting.
+#[test]
+fn rfc6582_3_2_no_second_recovery_on_stale_duplicate_acks_after_rto() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), bare_peer());
+    grow_window_and_send_eight(&mut conn, t0);
+    // Nothing comes back: the RTO fires and the first unacknowledged segment goes again.
+    let rto_at = conn.poll_timeout().expect("the retransmission timer runs");
+    conn.handle_timeout(rto_at);
+    let resent = transmit(&mut conn, rto_at);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(parse_ours(&resent[0]).seq, SND + 4000);
+    assert_eq!(conn.stats().cwnd, 1000);
+    // Late duplicate ACKs from the old flight (segments 2..8 arrived, the first did not).
+    let stale = TcpRepr {
+        ack: Some(SND + 4000),
+        ..PEER
+    };
+    for i in 0..7u64 {
+        feed(&mut conn, rto_at + ms(1 + i), stale);
+        expect_nothing(&mut conn, rto_at + ms(1 + i));
+    }
+    let stats = conn.stats();
+    assert_eq!(
+        stats.recoveries, 0,
+        "no fast recovery on stale duplicate ACKs"
+    );
+    assert_eq!(
+        stats.cwnd, 1000,
+        "cwnd stays at one segment after the timeout"
+    );
+    // The retransmission arrives; slow start resumes from there.
+    feed(
+        &mut conn,
+        rto_at + ms(100),
+        TcpRepr {
+            ack: Some(SND + 12_000),
+            ..PEER
+        },
+    );
+    assert_eq!(conn.stats().recoveries, 0);
+}
+
+/// RFC 6298 §5 with Karn's algorithm (§3): an ACK for a retransmitted segment gives no RTT
+/// sample, so the backed-off RTO stays until a segment sent once is acknowledged; only a valid
+/// sample collapses the backoff (as Linux's tcp_ack_update_rtt does).
+#[test]
+fn rfc6298_5_backoff_is_kept_until_a_valid_rtt_sample() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), bare_peer());
+    let data = stream(2000);
+    conn.send(&data).unwrap();
+    assert_eq!(transmit(&mut conn, t0 + ms(200)).len(), 2);
+    let rto = conn.rto();
+    assert_eq!(conn.poll_timeout(), Some(t0 + ms(200) + rto));
+    conn.handle_timeout(t0 + ms(200) + rto);
+    let at = t0 + ms(200) + rto;
+    assert_eq!(transmit(&mut conn, at).len(), 1, "the first segment again");
+    // Its ACK is ambiguous (Karn): no sample, so the timer for the rest keeps the backoff.
+    feed(
+        &mut conn,
+        at + ms(100),
+        TcpRepr {
+            ack: Some(SND + 1000),
+            ..PEER
+        },
+    );
+    transmit(&mut conn, at + ms(100));
+    assert_eq!(conn.rto(), rto * 2, "backoff kept without a sample");
+    // A segment sent once and acknowledged is a valid sample: the backoff ends.
+    conn.send(&data[..500]).unwrap();
+    let sent_at = at + ms(150);
+    transmit(&mut conn, sent_at);
+    feed(
+        &mut conn,
+        sent_at + ms(100),
+        TcpRepr {
+            ack: Some(SND + 2500),
+            ..PEER
+        },
+    );
+    assert!(conn.rto() < rto * 2, "a valid sample collapses the backoff");
+}
+
+/// RFC 9293 §3.10.7.4: with our receive window closed no data is acceptable, but the ACK field
+/// of a segment at RCV.NXT is: what it acknowledges of ours is taken, and the text is dropped
+/// and answered with the closed window.
+#[test]
+fn rfc9293_3_10_7_4_a_zero_window_still_takes_the_ack_field() {
+    let t0 = Instant::now();
+    let mut conn = open(
+        t0,
+        TcpConfig {
+            recv_buffer: 2000,
+            ..config()
+        },
+        bare_peer(),
+    );
+    let theirs = stream(3000);
+    feed(&mut conn, t0 + ms(200), data_seg(0, &theirs[..2000]));
+    transmit(&mut conn, t0 + ms(200));
+    let ours = stream(500);
+    conn.send(&ours).unwrap();
+    assert_eq!(transmit(&mut conn, t0 + ms(210)).len(), 1);
+    assert_eq!(conn.send_queue(), 500);
+    // The peer probes our closed window with one byte, acknowledging our 500.
+    feed(
+        &mut conn,
+        t0 + ms(300),
+        TcpRepr {
+            seq: RCV + 2000,
+            ack: Some(SND + 500),
+            payload: &theirs[2000..2001],
+            ..PEER
+        },
+    );
+    assert_eq!(conn.send_queue(), 0, "the ACK field was taken");
+    assert_eq!(conn.recv_queue(), 2000, "the text was not");
+    expect(
+        &mut conn,
+        t0 + ms(300),
+        &[TcpRepr {
+            seq: SND + 500,
+            ack: Some(RCV + 2000),
+            window: 0,
+            ..OURS
+        }],
+    );
+}
+
+/// RFC 5961 §7 (ACK throttling), as Linux's tcp_oow_rate_limited: an unacceptable segment
+/// without data is answered at most once per 500 ms, so two stacks that disagree about the
+/// window cannot exchange ACKs in a loop; one carrying data is always answered.
+#[test]
+fn rfc5961_7_acks_to_unacceptable_pure_acks_are_rate_limited() {
+    let t0 = Instant::now();
+    let mut conn = open(t0, config(), bare_peer());
+    let outside = TcpRepr {
+        seq: RCV + 100_000,
+        ..PEER
+    };
+    let answer = [OURS];
+    feed(&mut conn, t0 + ms(200), outside);
+    expect(&mut conn, t0 + ms(200), &answer);
+    for i in 1..10 {
+        feed(&mut conn, t0 + ms(200 + i * 10), outside);
+        expect_nothing(&mut conn, t0 + ms(200 + i * 10));
+    }
+    feed(&mut conn, t0 + ms(700), outside);
+    expect(&mut conn, t0 + ms(700), &answer);
+    // Old data is always answered (the peer missed our ACK).
+    let data = stream(100);
+    feed(&mut conn, t0 + ms(710), data_seg(0, &data));
+    transmit(&mut conn, t0 + ms(760));
+    for i in 0..3 {
+        feed(&mut conn, t0 + ms(800 + i), data_seg(0, &data));
+        assert_eq!(
+            transmit(&mut conn, t0 + ms(800 + i)).len(),
+            1,
+            "duplicate {i}"
+        );
+    }
 }

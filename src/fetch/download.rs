@@ -2,15 +2,21 @@
 //! counters that end up in its summary line.
 
 use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::exchange::{BodyProgress, Exchange, Limits, Outcome};
+use super::exchange::{BodyProgress, Exchange, Limits, Mode, Outcome};
+use super::retry::{self, RetryPolicy};
 use super::transport::{TlsSettings, Transport};
 use super::{FetchError, Summary, TcpTotals};
 use crate::cli::ResolveEntry;
-use crate::http::{build_request, OutputTarget, RedirectChain, RequestOptions, ResumePlan};
+use crate::http::encoding::ACCEPT_ENCODING;
+use crate::http::headers;
+use crate::http::{
+    build_request, Credentials, HeaderEdit, Method, OutputTarget, RedirectChain, RequestOptions,
+    ResumePlan,
+};
 use crate::stack::{ConnId, Event, Stack};
 
 /// Everything the downloads share: settings from the command line.
@@ -22,6 +28,18 @@ pub struct Settings {
     pub max_redirects: usize,
     /// `-c`: continue partial files.
     pub resume: bool,
+    /// `-A`: the User-Agent to send instead of ours.
+    pub user_agent: Option<String>,
+    /// `-H`: the user's header edits.
+    pub headers: Vec<HeaderEdit>,
+    /// `-u`: Basic credentials, sent only to the origin of the URL they came with.
+    pub credentials: Option<Credentials>,
+    /// `-I`, `--compressed`, `--limit-rate`.
+    pub mode: Mode,
+    /// `--retry`, `--retry-delay`.
+    pub retry: RetryPolicy,
+    /// `-q`: no retry notices.
+    pub quiet: bool,
 }
 
 /// Where a connection goes: scheme, host and port (what keep-alive may share).
@@ -60,6 +78,12 @@ pub struct Download {
     started: Option<Instant>,
     /// A reused connection failed before answering: retried once on a fresh one.
     retried: bool,
+    /// `--retry`: retries used so far.
+    attempts: u32,
+    /// `--retry`: when the next attempt starts (no exchange until then).
+    retry_at: Option<Instant>,
+    /// A line for the user (a retry notice), printed by the engine above any progress bars.
+    notice: Option<String>,
 }
 
 /// What `pump` says about a download.
@@ -85,6 +109,9 @@ impl Download {
             tcp: TcpTotals::default(),
             started: None,
             retried: false,
+            attempts: 0,
+            retry_at: None,
+            notice: None,
         }
     }
 
@@ -160,10 +187,31 @@ impl Download {
             .as_ref()
             .map(ResumePlan::request_headers)
             .unwrap_or_default();
+        // Credentials go only where the user sent them, as curl: a redirect to another
+        // scheme, host or port must not learn them, nor -H Authorization or Cookie.
+        let same_origin = Origin::of(&url) == Origin::of(&self.url);
+        let authorization = settings
+            .credentials
+            .as_ref()
+            .filter(|_| same_origin)
+            .map(Credentials::basic_authorization);
+        let edits = if same_origin {
+            settings.headers.clone()
+        } else {
+            headers::for_another_origin(&settings.headers)
+        };
         let options = RequestOptions {
+            method: if settings.mode.head_only {
+                Method::Head
+            } else {
+                Method::Get
+            },
             keep_alive,
             extra_headers,
-            ..RequestOptions::default()
+            user_agent: settings.user_agent.clone(),
+            accept_encoding: settings.mode.decode.then(|| ACCEPT_ENCODING.to_owned()),
+            authorization,
+            edits,
         };
         let request = build_request(&url, &options)?;
         let exchange = match idle {
@@ -181,6 +229,7 @@ impl Download {
                     self.target.clone(),
                     resume,
                     true,
+                    settings.mode,
                 )
             }
             None => {
@@ -209,11 +258,17 @@ impl Download {
                     self.target.clone(),
                     resume,
                     false,
+                    settings.mode,
                 )
             }
         };
         self.exchange = Some(exchange);
         Ok(())
+    }
+
+    /// A line to show the user, if one is waiting (a retry notice).
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
     }
 
     /// Routes a stack event for this download's connection.
@@ -225,18 +280,30 @@ impl Download {
 
     /// The next moment a timeout could fire.
     pub fn deadline(&self, limits: &Limits) -> Option<Instant> {
-        self.exchange.as_ref().map(|e| e.deadline(limits))
+        match &self.exchange {
+            Some(exchange) => Some(exchange.deadline(limits)),
+            None => self.retry_at,
+        }
     }
 
-    /// Advances the download; follows redirects and retries a dead reused connection.
+    /// Advances the download; follows redirects, retries a dead reused connection, and under
+    /// `--retry` starts again after a transient failure once its wait is over. `wall` is the
+    /// time since the Unix epoch, for a Retry-After date when the response had no Date.
     pub fn pump(
         &mut self,
         stack: &mut Stack,
         settings: &Settings,
         now: Instant,
+        wall: Duration,
         keep_alive: bool,
     ) -> Step {
         let Some(exchange) = &mut self.exchange else {
+            if self.retry_at.is_some_and(|at| at <= now) {
+                self.retry_at = None;
+                if let Err(e) = self.start(stack, settings, now, None, keep_alive) {
+                    return self.finish(Err(e), None);
+                }
+            }
             return Step::Running;
         };
         let outcome = exchange.pump(stack, now, &settings.limits);
@@ -286,6 +353,7 @@ impl Download {
                     tcp: self.tcp.clone(),
                     destination: self.destination(),
                     already_complete,
+                    head_only: settings.mode.head_only,
                 };
                 self.finish(Ok(summary), idle)
             }
@@ -299,6 +367,24 @@ impl Download {
                     if let Err(e) = self.start(stack, settings, now, None, keep_alive) {
                         return self.finish(Err(e), None);
                     }
+                    return Step::Running;
+                }
+                if retry::is_transient(&error) && self.attempts < settings.retry.retries {
+                    self.attempts += 1;
+                    let asked = exchange
+                        .error_head
+                        .as_ref()
+                        .and_then(|head| retry::retry_after(head, wall));
+                    let wait = settings.retry.wait(self.attempts, asked);
+                    if !settings.quiet {
+                        let left = settings.retry.retries - self.attempts;
+                        self.notice = Some(format!(
+                            "{error}; retrying in {} ({left} {} left)",
+                            humantime::format_duration(wait),
+                            if left == 1 { "retry" } else { "retries" }
+                        ));
+                    }
+                    self.retry_at = Some(now + wait);
                     return Step::Running;
                 }
                 self.finish(Err(error), None)

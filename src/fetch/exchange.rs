@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use super::rate::TokenBucket;
 use super::transport::{Received, Transport, TransportError};
 use super::FetchError;
+use crate::http::encoding::{Coding, Counted, Decoder};
 use crate::http::{
     content_range, redirect_target, ContentRange, HttpError, Output, OutputTarget, Progress,
     ResponseHead, ResponseReader, ResumePlan,
@@ -33,6 +35,24 @@ pub enum Outcome {
     Done { bytes: u64, reusable: bool },
     /// `-c` found the file already complete (416 with the size we have).
     AlreadyComplete,
+}
+
+/// What the user asked of every exchange beyond the request itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mode {
+    /// `-I`: the request is HEAD; print the response head to stdout and save nothing.
+    pub head_only: bool,
+    /// `--compressed`: undo the response's Content-Encoding before saving.
+    pub decode: bool,
+    /// `--limit-rate`: bytes per second this exchange may read from its connection.
+    pub rate: Option<u64>,
+}
+
+/// The body's way to the output: decoded (or passed through), counted, then written.
+type Body = Decoder<Counted<Output>>;
+
+fn plain(output: Output) -> Body {
+    Decoder::new(Coding::Identity, Counted::new(output))
 }
 
 /// What the body looks like so far, for progress reports.
@@ -60,7 +80,14 @@ pub struct Exchange {
     target: OutputTarget,
     /// `-c`: where the partial file is and how much of it there is.
     resume: Option<ResumePlan>,
-    output: Option<Output>,
+    output: Option<Body>,
+    mode: Mode,
+    /// The body's Content-Encoding, once the head arrived (identity unless `--compressed`).
+    coding: Coding,
+    /// `--limit-rate`: how many received bytes may be taken now.
+    rate: Option<TokenBucket>,
+    /// The head of a response refused for its status, for `--retry` (Retry-After).
+    pub error_head: Option<ResponseHead>,
     started: Instant,
     last_heard: Instant,
     segments_seen: u64,
@@ -82,6 +109,7 @@ impl Exchange {
         target: OutputTarget,
         resume: Option<ResumePlan>,
         reused: bool,
+        mode: Mode,
     ) -> Self {
         Exchange {
             conn,
@@ -92,12 +120,16 @@ impl Exchange {
             sent: 0,
             connected: reused,
             reused,
-            reader: ResponseReader::new(false),
+            reader: ResponseReader::new(mode.head_only),
             head: None,
             got_head: false,
             target,
             resume,
             output: None,
+            mode,
+            coding: Coding::Identity,
+            rate: mode.rate.map(|rate| TokenBucket::new(rate, now)),
+            error_head: None,
             started: now,
             last_heard: now,
             segments_seen: 0,
@@ -155,6 +187,10 @@ impl Exchange {
         if let (false, Some(connect)) = (self.handshake_done(), limits.connect) {
             at = at.min(self.started + connect);
         }
+        // Wake when the rate limit lets us read again: unread bytes wait in the receive buffer.
+        if let Some(refill) = self.rate.as_ref().and_then(TokenBucket::deadline) {
+            at = at.min(refill);
+        }
         at
     }
 
@@ -181,7 +217,7 @@ impl Exchange {
         }
         if self.connected {
             self.send_request(stack)?;
-            if let Some(outcome) = self.receive(stack)? {
+            if let Some(outcome) = self.receive(stack, now)? {
                 return Ok(Some(outcome));
             }
         }
@@ -229,15 +265,28 @@ impl Exchange {
     }
 
     /// Feeds received bytes through the reader; returns the outcome once there is one.
-    fn receive(&mut self, stack: &mut Stack) -> Result<Option<Outcome>, FetchError> {
+    ///
+    /// Under `--limit-rate` it takes only what the token bucket allows; the rest stays in the
+    /// TCP receive buffer, which keeps the advertised window closed until it is read.
+    fn receive(&mut self, stack: &mut Stack, now: Instant) -> Result<Option<Outcome>, FetchError> {
         loop {
+            let budget = self.rate.as_mut().map_or(usize::MAX, |b| b.available(now));
+            if budget == 0 {
+                return Ok(None);
+            }
+            let mut used = 0;
             let mut found: Result<Option<Found>, FetchError> = Ok(None);
             let reader = &mut self.reader;
             let output = &mut self.output;
             let mut consume = |input: &[u8]| -> (usize, bool) {
+                let input = &input[..input.len().min(budget - used)];
                 match feed(reader, output, input) {
-                    Ok((taken, None)) => (taken, false),
+                    Ok((taken, None)) => {
+                        used += taken;
+                        (taken, false)
+                    }
                     Ok((taken, Some(hit))) => {
+                        used += taken;
                         found = Ok(Some(hit));
                         (taken, true)
                     }
@@ -248,7 +297,10 @@ impl Exchange {
                 }
             };
             let received = self.transport.receive(stack, self.conn, &mut consume);
-            match found? {
+            if let Some(bucket) = &mut self.rate {
+                bucket.take(used);
+            }
+            match found.map_err(|e| self.sink_error(e))? {
                 Some(Found::Head(head)) => {
                     if let Some(outcome) = self.on_head(head)? {
                         return Ok(Some(outcome));
@@ -269,10 +321,37 @@ impl Exchange {
         }
     }
 
+    /// A decoder's complaint about the body as the one-line error the user sees.
+    fn sink_error(&self, error: FetchError) -> FetchError {
+        match error {
+            FetchError::Http(HttpError::Sink(e))
+                // Decoders report bad input as InvalidData (brotli, ours) or InvalidInput
+                // (flate2); a failing disk reports anything else.
+                if self.coding != Coding::Identity
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                    ) =>
+            {
+                FetchError::Decode {
+                    coding: self.coding.name(),
+                    reason: e.to_string(),
+                }
+            }
+            error => error,
+        }
+    }
+
     fn on_head(&mut self, head: ResponseHead) -> Result<Option<Outcome>, FetchError> {
         self.got_head = true;
         if let Some(next) = redirect_target(&self.url, &head)? {
             return Ok(Some(Outcome::Redirect(next)));
+        }
+        if !head.is_success() {
+            self.error_head = Some(head.clone());
+        }
+        if self.mode.head_only {
+            return self.print_head(head);
         }
         if let Some(plan) = self.resume.clone() {
             return self.on_resumed_head(head, &plan);
@@ -280,9 +359,42 @@ impl Exchange {
         if !head.is_success() {
             return Err(head.status_error().into());
         }
-        self.output = Some(Output::create(&self.target)?);
+        // An empty body holds no coded stream to check (some servers label one anyway).
+        if self.mode.decode && self.reader.expected_body_len() != Some(0) {
+            self.coding = Coding::from_header(head.header_str("content-encoding"))?;
+        }
+        let output = Output::create(&self.target)?;
+        self.output = Some(Decoder::new(self.coding, Counted::new(output)));
         self.head = Some(head);
         Ok(None)
+    }
+
+    /// `-I`: the head goes to standard output as it came (status line and fields), whatever
+    /// the status; only a 2xx counts as success.
+    fn print_head(&mut self, head: ResponseHead) -> Result<Option<Outcome>, FetchError> {
+        let mut text = format!("HTTP/1.{} {}", head.minor_version, head.status).into_bytes();
+        if !head.reason.is_empty() {
+            text.push(b' ');
+            text.extend_from_slice(head.reason.as_bytes());
+        }
+        text.extend_from_slice(b"\r\n");
+        for (name, value) in &head.headers {
+            text.extend_from_slice(name.as_bytes());
+            text.extend_from_slice(b": ");
+            text.extend_from_slice(value);
+            text.extend_from_slice(b"\r\n");
+        }
+        text.extend_from_slice(b"\r\n");
+        let mut stdout = std::io::stdout().lock();
+        std::io::Write::write_all(&mut stdout, &text)?;
+        std::io::Write::flush(&mut stdout)?;
+        if !head.is_success() {
+            return Err(head.status_error().into());
+        }
+        Ok(Some(Outcome::Done {
+            bytes: 0,
+            reusable: head.keeps_connection_open(),
+        }))
     }
 
     /// `-c`: 206 appends to the partial file, 416 means it is already complete, any other
@@ -306,7 +418,7 @@ impl Exchange {
                         )))
                     }
                 }
-                self.output = Some(Output::resume(&plan.working, &plan.target)?);
+                self.output = Some(plain(Output::resume(&plan.working, &plan.target)?));
             }
             416 => {
                 return match content_range(&head) {
@@ -320,9 +432,9 @@ impl Exchange {
             _ if head.is_success() && plan.working != plan.target => {
                 // The partial bytes are of no use: the new entity starts from zero.
                 let _ = std::fs::remove_file(&plan.working);
-                self.output = Some(Output::resume(&plan.working, &plan.target)?);
+                self.output = Some(plain(Output::resume(&plan.working, &plan.target)?));
             }
-            _ if head.is_success() => self.output = Some(Output::create(&self.target)?),
+            _ if head.is_success() => self.output = Some(plain(Output::create(&self.target)?)),
             _ => return Err(head.status_error().into()),
         }
         plan.store_validator(&head);
@@ -331,21 +443,22 @@ impl Exchange {
     }
 
     fn complete(&mut self) -> Result<Outcome, FetchError> {
-        let output = match self.output.take() {
-            Some(output) => output,
+        let body = match self.output.take() {
+            Some(body) => body,
             // A 2xx whose empty body completed with the head (204, Content-Length: 0).
-            None => Output::create(&self.target)?,
+            None => plain(Output::create(&self.target)?),
         };
-        output.commit()?;
+        let decoded = body
+            .finish()
+            .map_err(|e| self.sink_error(FetchError::Http(HttpError::Sink(e))))?;
+        let bytes = decoded.count;
+        decoded.inner.commit()?;
         // Reusable when the server keeps it open and the body had its own framing (so the
         // stream is positioned at the next response).
         let reusable = self.head.as_ref().is_some_and(|head| {
             head.keeps_connection_open() && self.reader.expected_body_len().is_some()
         });
-        Ok(Outcome::Done {
-            bytes: self.reader.body_received(),
-            reusable,
-        })
+        Ok(Outcome::Done { bytes, reusable })
     }
 
     /// The temporary file being written, if any (for the interrupt path).
@@ -363,7 +476,7 @@ enum Found {
 /// and what was reached, if anything.
 fn feed(
     reader: &mut ResponseReader,
-    output: &mut Option<Output>,
+    output: &mut Option<Body>,
     input: &[u8],
 ) -> Result<(usize, Option<Found>), FetchError> {
     let mut sink = |bytes: &[u8]| -> std::io::Result<()> {

@@ -9,6 +9,8 @@
 mod download;
 mod exchange;
 mod progress;
+mod rate;
+mod retry;
 mod tls_error;
 pub mod transport;
 mod trust;
@@ -31,8 +33,9 @@ use crate::http::{HttpError, OutputError, OutputTarget};
 use crate::stack::{Event, Stack, StackConfig, StackError};
 use crate::tcp::{ConnError, ConnStats};
 use download::{Download, IdleConnection, Origin, Settings, Step};
-use exchange::Limits;
+use exchange::{Limits, Mode};
 use progress::{Progress, Snapshot};
+use retry::RetryPolicy;
 use transport::{TlsError, TlsSettings};
 
 /// Everything that can end a download early; each Display is the one line the user sees.
@@ -65,6 +68,13 @@ pub enum FetchError {
     Stack(#[from] StackError),
     #[error("{0}")]
     Capture(String),
+    #[error("corrupt {coding} body: {reason}")]
+    Decode {
+        coding: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    UnsupportedCoding(#[from] crate::http::encoding::UnsupportedCoding),
     #[error("cannot resume: {0}")]
     Resume(String),
     #[error("I/O error on the device: {0}")]
@@ -89,12 +99,17 @@ pub struct Summary {
     pub destination: String,
     /// `-c` found nothing left to download.
     pub already_complete: bool,
+    /// `-I`: only the head was asked for (and printed).
+    pub head_only: bool,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.already_complete {
             return write!(f, "{} is already complete", self.destination);
+        }
+        if self.head_only {
+            return write!(f, "printed the response head of {}", self.url);
         }
         let secs = self.elapsed.as_secs_f64().max(1e-6);
         let mbit = self.bytes as f64 * 8.0 / secs / 1e6;
@@ -182,7 +197,13 @@ pub fn run(
     let device = build_device(tun, &args.device, args.quiet)?;
     let mut secret = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
-    let config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
+    let mut config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
+    if let Some(rate) = args.limit_rate {
+        // The window can never invite more than a fraction of a second at the rate.
+        let default = config.tcp.recv_buffer;
+        config.tcp.recv_buffer =
+            rate::receive_buffer_for(rate, usize::from(config.tcp.mss), default);
+    }
     let mut lp = EventLoop::new(device, |now| Stack::new(now, config), args.verbose)?;
     let settings = Settings {
         limits: Limits {
@@ -194,6 +215,19 @@ pub fn run(
         verbose: args.verbose,
         max_redirects: args.max_redirects as usize,
         resume: args.resume,
+        user_agent: args.user_agent.clone(),
+        headers: args.headers.clone(),
+        credentials: args.user.clone(),
+        mode: Mode {
+            head_only: args.head,
+            decode: args.compressed,
+            rate: args.limit_rate,
+        },
+        retry: RetryPolicy {
+            retries: args.retry,
+            fixed_delay: args.retry_delay,
+        },
+        quiet: args.quiet,
     };
     let mut engine = Engine {
         downloads: jobs
@@ -247,11 +281,15 @@ impl Engine {
             }
             self.route_events(lp);
             let now = lp.now();
+            let wall = lp.since_epoch();
             for i in self.active.clone() {
                 let keep_alive = self.more_for(&self.downloads[i].origin(), i);
-                if let Step::Finished(result, idle) =
-                    self.downloads[i].pump(lp.stack(), &self.settings, now, keep_alive)
-                {
+                let step =
+                    self.downloads[i].pump(lp.stack(), &self.settings, now, wall, keep_alive);
+                if let Some(notice) = self.downloads[i].take_notice() {
+                    self.progress.println(&format!("tunstack: {notice}"));
+                }
+                if let Step::Finished(result, idle) = step {
                     self.active.retain(|&a| a != i);
                     if let Some((origin, conn)) = idle {
                         self.idle.entry(origin).or_default().push(conn);

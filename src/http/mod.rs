@@ -7,12 +7,15 @@
 //! file on disk so that a failed download never leaves a partial or clobbered file behind.
 
 mod chunked;
+pub mod encoding;
+pub mod headers;
 pub mod output;
 pub mod redirect;
 pub mod request;
 pub mod response;
 pub mod resume;
 
+pub use headers::{Credentials, HeaderEdit};
 pub use output::{file_name_from_url, Output, OutputError, OutputTarget};
 pub use redirect::{redirect_target, RedirectChain, DEFAULT_MAX_REDIRECTS};
 pub use request::{build_request, Method, RequestOptions};

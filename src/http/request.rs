@@ -2,10 +2,10 @@
 
 use url::{Position, Url};
 
+use super::headers::{is_valid_header_name, is_valid_header_value, merge_headers, HeaderEdit};
 use super::HttpError;
 
-/// The request methods we send: a download is a `GET`; `HEAD` exists so the response reader's
-/// no-body rule for HEAD can be exercised end to end.
+/// The request methods we send: a download is a `GET`; `-I` sends `HEAD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
     /// Fetch the representation.
@@ -35,44 +35,69 @@ pub struct RequestOptions {
     /// Ask to keep the connection open for another request to the same server (HTTP/1.1's
     /// default); otherwise `Connection: close`.
     pub keep_alive: bool,
+    /// `-A`: the `User-Agent` value instead of `tunstack/VERSION`.
+    pub user_agent: Option<String>,
+    /// `--compressed`: the `Accept-Encoding` value to offer.
+    pub accept_encoding: Option<String>,
+    /// `-u`: the `Authorization` value, only for the origin the credentials were given for.
+    pub authorization: Option<String>,
+    /// `-H`: the user's edits, applied last over every field above.
+    pub edits: Vec<HeaderEdit>,
 }
 
-/// Builds the complete request bytes for `url`: request line, `Host`, `User-Agent`, `Accept`,
-/// `Connection: close` unless `keep_alive` (a later download reuses the connection),
-/// the caller's extra headers and the terminating blank line.
+/// Builds the complete request bytes for `url`: request line, then `Host`, `User-Agent`,
+/// `Accept`, `Accept-Encoding` and `Authorization` when asked for, `Connection: close` unless
+/// `keep_alive` (a later download reuses the connection), the caller's extra headers, the
+/// user's `-H` edits merged over all of them ([`merge_headers`]) and the terminating blank line.
 ///
-/// The fragment is never sent, nor is any userinfo. Fails when the URL has no host or an extra
-/// header could break the framing of the request.
+/// The fragment is never sent, nor is any userinfo. Fails when the URL has no host or a header
+/// could break the framing of the request.
 pub fn build_request(url: &Url, options: &RequestOptions) -> Result<Vec<u8>, HttpError> {
     let host = match url.host_str() {
         Some(host) if !host.is_empty() => host,
         _ => return Err(HttpError::MissingHost(url.clone())),
     };
-    for (name, value) in &options.extra_headers {
+    let target = &url[Position::BeforePath..Position::AfterQuery];
+    let target = if target.is_empty() { "/" } else { target };
+    let host = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let user_agent = options
+        .user_agent
+        .clone()
+        .unwrap_or_else(|| concat!("tunstack/", env!("CARGO_PKG_VERSION")).to_owned());
+    let mut fields = vec![
+        ("Host".to_owned(), host),
+        ("User-Agent".to_owned(), user_agent),
+        ("Accept".to_owned(), "*/*".to_owned()),
+    ];
+    let optional = [
+        ("Accept-Encoding", &options.accept_encoding),
+        ("Authorization", &options.authorization),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            fields.push((name.to_owned(), value.clone()));
+        }
+    }
+    if !options.keep_alive {
+        fields.push(("Connection".to_owned(), "close".to_owned()));
+    }
+    fields.extend(options.extra_headers.iter().cloned());
+    let fields = merge_headers(fields, &options.edits);
+    for (name, value) in &fields {
         if !is_valid_header_name(name) || !is_valid_header_value(value) {
             return Err(HttpError::InvalidRequestHeader { name: name.clone() });
         }
     }
-    let target = &url[Position::BeforePath..Position::AfterQuery];
-    let target = if target.is_empty() { "/" } else { target };
 
     let mut request = String::with_capacity(128 + target.len());
     request.push_str(options.method.as_str());
     request.push(' ');
     request.push_str(target);
-    request.push_str(" HTTP/1.1\r\nHost: ");
-    request.push_str(host);
-    if let Some(port) = url.port() {
-        request.push(':');
-        request.push_str(&port.to_string());
-    }
-    request.push_str("\r\nUser-Agent: tunstack/");
-    request.push_str(env!("CARGO_PKG_VERSION"));
-    request.push_str("\r\nAccept: */*\r\n");
-    if !options.keep_alive {
-        request.push_str("Connection: close\r\n");
-    }
-    for (name, value) in &options.extra_headers {
+    request.push_str(" HTTP/1.1\r\n");
+    for (name, value) in &fields {
         request.push_str(name);
         request.push_str(": ");
         request.push_str(value);
@@ -80,21 +105,6 @@ pub fn build_request(url: &Url, options: &RequestOptions) -> Result<Vec<u8>, Htt
     }
     request.push_str("\r\n");
     Ok(request.into_bytes())
-}
-
-/// RFC 9110 §5.1: a field name is a non-empty token.
-fn is_valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// RFC 9110 §5.5: visible characters, spaces and tabs; no CR, LF or NUL that could end the line.
-fn is_valid_header_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]
@@ -172,7 +182,7 @@ mod tests {
                 ("Range".into(), "bytes=100-".into()),
                 ("If-Range".into(), "\"etag\"".into()),
             ],
-            keep_alive: false,
+            ..RequestOptions::default()
         };
         let text = request_text("http://example.org/f", &options);
         assert!(
@@ -214,7 +224,7 @@ mod tests {
             let options = RequestOptions {
                 method: Method::Get,
                 extra_headers: vec![(name.into(), value.into())],
-                keep_alive: false,
+                ..RequestOptions::default()
             };
             let err = build_request(&url, &options).unwrap_err();
             assert!(
@@ -222,6 +232,41 @@ mod tests {
                 "{name:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn user_agent_encoding_and_authorization_take_their_places() {
+        let options = RequestOptions {
+            user_agent: Some("curl/8".into()),
+            accept_encoding: Some("gzip, deflate, br".into()),
+            authorization: Some("Basic dTpw".into()),
+            ..RequestOptions::default()
+        };
+        let text = request_text("http://example.org/f", &options);
+        assert_eq!(
+            text,
+            "GET /f HTTP/1.1\r\nHost: example.org\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\
+             Accept-Encoding: gzip, deflate, br\r\nAuthorization: Basic dTpw\r\n\
+             Connection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn user_edits_replace_remove_and_add() {
+        let options = RequestOptions {
+            edits: vec![
+                "accept: text/plain".parse().unwrap(),
+                "User-Agent:".parse().unwrap(),
+                "X-Extra: yes".parse().unwrap(),
+            ],
+            ..RequestOptions::default()
+        };
+        let text = request_text("http://example.org/f", &options);
+        assert_eq!(
+            text,
+            "GET /f HTTP/1.1\r\nHost: example.org\r\naccept: text/plain\r\n\
+             Connection: close\r\nX-Extra: yes\r\n\r\n"
+        );
     }
 
     #[test]

@@ -290,6 +290,10 @@ pub struct Connection {
     cc: Box<dyn CongestionControl>,
     scoreboard: Scoreboard,
     recovery: Option<Recovery>,
+    /// SND.MAX at the last retransmission timeout, until the cumulative ACK passes it: the
+    /// duplicate ACKs the old flight still brings back must not start a fast recovery
+    /// (RFC 6582 §3.2 steps 2 and 6, RFC 6675 §5.1).
+    rto_recover: Option<SeqNum>,
     dup_acks: u32,
     retries: u32,
     /// A zero-window probe is due.
@@ -300,6 +304,8 @@ pub struct Connection {
     /// connection is unaffected.
     stray_rst: Option<SeqNum>,
     challenge_window: (Instant, u32),
+    /// When we last answered an unacceptable segment without data (rate limit).
+    last_out_of_window_ack: Option<Instant>,
     /// The application hit a full send buffer and waits for `Writable`.
     writable_wanted: bool,
     readable_signalled: bool,
@@ -309,6 +315,10 @@ pub struct Connection {
     error: Option<ConnError>,
     stats: ConnStats,
 }
+
+/// Least time between two ACKs answering unacceptable segments without data (Linux's
+/// tcp_invalid_ratelimit default).
+const OUT_OF_WINDOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// RFC 5681 §3.2: fast retransmit after this many duplicate ACKs.
 const DUP_THRESH: u32 = 3;
@@ -412,12 +422,14 @@ impl Connection {
             cc: Box::new(NewReno::new(send_mss)),
             scoreboard: Scoreboard::default(),
             recovery: None,
+            rto_recover: None,
             dup_acks: 0,
             retries: 0,
             probe_due: false,
             rst_due: false,
             stray_rst: None,
             challenge_window: (now, 0),
+            last_out_of_window_ack: None,
             writable_wanted: false,
             readable_signalled: false,
             timers,
@@ -697,6 +709,9 @@ impl Connection {
         self.rtt_probe = None;
         self.timeout_ts = Some(self.ts_now(now));
         self.recovery = None;
+        if self.state.is_synchronized() {
+            self.rto_recover = Some(self.snd_max);
+        }
         self.dup_acks = 0;
         self.scoreboard.clear();
         // Go back N: everything from SND.UNA is sent again as the window allows.
@@ -846,6 +861,23 @@ impl Connection {
             return;
         }
         if !self.acceptable(seg) {
+            if self.rcv_adv == self.rcv_nxt
+                && seg.seq == self.rcv_nxt
+                && matches!(seg.control, Control::None | Control::Psh | Control::Fin)
+            {
+                // RFC 9293 §3.10.7.4: with a zero receive window no data is acceptable, but
+                // its ACK field is: the peer may be acknowledging what we sent. The text is
+                // dropped (the peer probes again) and answered with our closed window.
+                self.stats.rejected_in += 1;
+                let header = TcpRepr {
+                    control: Control::None,
+                    payload: &[],
+                    ..*seg
+                };
+                self.handle_synchronized(now, &header);
+                self.ack = AckState::Now;
+                return;
+            }
             self.stats.rejected_in += 1;
             if seg.segment_len() > 0 && (seg.seq + seg.segment_len()).before_eq(self.rcv_nxt) {
                 // Entirely old: a retransmission or duplicate of what we already have.
@@ -854,7 +886,7 @@ impl Connection {
                     self.report_duplicate(seg.seq, seg.seq + seg.payload.len());
                 }
             }
-            if seg.control != Control::Rst {
+            if seg.control != Control::Rst && !self.out_of_window_ack_limited(now, seg) {
                 // RFC 9293 §3.10.7.4 first check: answer an unacceptable segment with an ACK.
                 self.ack = AckState::Now;
             }
@@ -938,6 +970,23 @@ impl Connection {
             _ => ConnError::Reset,
         };
         self.enter_closed(Some(err));
+    }
+
+    /// Whether the ACK owed to an unacceptable segment is skipped: segments without data (pure
+    /// ACKs) are answered at most once per `OUT_OF_WINDOW_ACK_INTERVAL`, so two stacks that
+    /// disagree about the window cannot ping-pong ACKs forever (RFC 5961 §7, as Linux's
+    /// tcp_oow_rate_limited); data segments are always answered, they are no loop.
+    fn out_of_window_ack_limited(&mut self, now: Instant, seg: &TcpRepr) -> bool {
+        if !seg.payload.is_empty() {
+            return false;
+        }
+        if let Some(last) = self.last_out_of_window_ack {
+            if now.saturating_duration_since(last) < OUT_OF_WINDOW_ACK_INTERVAL {
+                return true;
+            }
+        }
+        self.last_out_of_window_ack = Some(now);
+        false
     }
 
     fn challenge_ack(&mut self, now: Instant) {
@@ -1052,8 +1101,10 @@ impl Connection {
         }
         self.scoreboard.advance(ack);
         self.retries = 0;
-        self.rtt.on_progress();
         self.probe_due = false;
+        if self.rto_recover.is_some_and(|point| ack.after_eq(point)) {
+            self.rto_recover = None;
+        }
 
         let flight = self.snd_max.distance_from(self.snd_una);
         match self.recovery {
@@ -1098,6 +1149,14 @@ impl Connection {
         self.dup_acks += 1;
         self.stats.dup_acks_in += 1;
         if self.recovery.is_some() {
+            return;
+        }
+        if self
+            .rto_recover
+            .is_some_and(|point| self.snd_una.before(point))
+        {
+            // Echoes of the flight sent before the timeout: the go-back-N after it repairs
+            // those losses, at the slow-start rate.
             return;
         }
         let sack_says_lost = self.opts.sack

@@ -80,12 +80,6 @@ impl RttEstimator {
         self.backoffs = self.backoffs.saturating_add(1);
     }
 
-    /// Acknowledgement of new data without a usable sample still ends the backoff once the
-    /// retransmission got through (as Linux does), keeping the estimate itself.
-    pub fn on_progress(&mut self) {
-        self.backoffs = 0;
-    }
-
     /// The retransmission timeout to arm now, backoff included.
     pub fn rto(&self) -> Duration {
         let factor = 1u32 << self.backoffs.min(16);

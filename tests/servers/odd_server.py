@@ -16,19 +16,32 @@ where NAME is a file in --root:
   /nocontent       204 No Content
   /slow/NAME       200 with the file, 64 KiB at once, then 1 KiB every 50 ms (at most --slow
                    seconds in all)
+  /echo            200 text/plain whose body is the request head exactly as received
+  /goto?URL        302 to URL (absolute or relative), e.g. to another host name
+  /auth/NAME       the file with Basic credentials alice:s3cret, else 401
+  /flaky/NAME?fails=N&key=K[&after=S]
+                   503 (with "Retry-After: S" when given; after=+S sends a Date and an
+                   HTTP-date S seconds later) to the first N requests with key K, then the file
+  /encoded/CODING/NAME
+                   200 with "Content-Encoding: CODING" and the bytes of NAME.CODING (made by
+                   the test) as they are
   anything else    404 Not Found
 
 It prints "ready" on stdout once it listens, and logs one line per request on stderr.
 """
 
 import argparse
+import base64
 import hashlib
 import os
 import socket
 import socketserver
 import struct
 import sys
+import threading
 import time
+from email.utils import formatdate
+from urllib.parse import parse_qs
 
 HEAD_LIMIT = 64 * 1024
 CHUNK_SIZES = [1, 7, 4096, 65536, 13, 1000, 32768, 2]
@@ -41,20 +54,38 @@ class Handler(socketserver.BaseRequestHandler):
         sock = self.request
         sock.settimeout(10)
         try:
-            path = self.read_request_path(sock)
+            path, self.head = self.read_request_path(sock)
         except (OSError, ValueError) as err:
             log(f"bad request: {err}")
             return
-        log(f"GET {path}")
+        log(f"{self.head.split(b' ', 1)[0].decode()} {path}")
+        path, _, query = path.partition("?")
+        self.query = query
         route, _, name = path.lstrip("/").partition("/")
+        if route == "encoded":
+            coding, _, plain_name = name.partition("/")
+            name = f"{plain_name}.{coding}" if coding and plain_name else ""
         body_path = self.server_file(name) if name else None
         try:
             self.dispatch(sock, route, name, body_path)
         except OSError as err:
             log(f"{path}: client went away: {err}")
 
+    def header(self, wanted):
+        """The value of request header `wanted` (case-insensitive), or None."""
+        for line in self.head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == wanted.lower():
+                return value.strip()
+        return None
+
     def dispatch(self, sock, route, name, body_path):
-        if route == "nocontent" and not name:
+        if route == "echo" and not name:
+            send_head(sock, "200 OK", [("Content-Length", str(len(self.head))), ("Content-Type", "text/plain")])
+            sock.sendall(self.head)
+        elif route == "goto" and not name:
+            redirect(sock, self.query)
+        elif route == "nocontent" and not name:
             send_head(sock, "204 No Content", [])
         elif route == "silence" and not name:
             send_head(sock, "200 OK", [("Content-Length", "1000"), ("Content-Type", "text/plain")])
@@ -86,6 +117,41 @@ class Handler(socketserver.BaseRequestHandler):
             sock.shutdown(socket.SHUT_WR)
         elif route == "slow":
             send_slowly(sock, read_file(body_path), self.server.slow_seconds)
+        elif route == "auth":
+            expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+            if self.header("Authorization") == expected:
+                send_file(sock, read_file(body_path))
+            else:
+                body = b"who are you?\n"
+                send_head(sock, "401 Unauthorized", [("WWW-Authenticate", 'Basic realm="odd"'), ("Content-Length", str(len(body)))])
+                sock.sendall(body)
+        elif route == "flaky":
+            params = parse_qs(self.query)
+            fails = int(params.get("fails", ["0"])[0])
+            key = params.get("key", [name])[0]
+            with self.server.lock:
+                seen = self.server.flaky_counts.get(key, 0)
+                self.server.flaky_counts[key] = seen + 1
+            if seen < fails:
+                body = b"try again later\n"
+                headers = [("Content-Length", str(len(body)))]
+                after = params.get("after", [None])[0]
+                if after and after.startswith("+"):
+                    # An HTTP-date N seconds after the response's own Date.
+                    now = int(time.time())
+                    headers.append(("Date", formatdate(now, usegmt=True)))
+                    headers.append(("Retry-After", formatdate(now + int(after[1:]), usegmt=True)))
+                elif after:
+                    headers.append(("Retry-After", after))
+                send_head(sock, "503 Service Unavailable", headers)
+                sock.sendall(body)
+            else:
+                send_file(sock, read_file(body_path))
+        elif route == "encoded":
+            body = read_file(body_path)
+            coding = name.rsplit(".", 1)[1]
+            send_head(sock, "200 OK", length_headers(len(body)) + [("Content-Encoding", coding)])
+            sock.sendall(body)
         else:
             not_found(sock)
 
@@ -98,11 +164,12 @@ class Handler(socketserver.BaseRequestHandler):
             head += data
             if len(head) > HEAD_LIMIT:
                 raise ValueError("request head too long")
+        head = head[: head.index(b"\r\n\r\n") + 4]
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = request_line.split(" ")
         if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
             raise ValueError(f"unexpected request line {request_line!r}")
-        return parts[1]
+        return parts[1], head
 
     def server_file(self, name):
         if "/" in name or name in ("", ".", ".."):
@@ -211,6 +278,8 @@ def main():
     server.root = args.root
     server.silence_seconds = args.silence
     server.slow_seconds = args.slow
+    server.lock = threading.Lock()
+    server.flaky_counts = {}
     print("ready", flush=True)
     try:
         server.serve_forever()
