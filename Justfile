@@ -129,3 +129,9 @@ lint:
 # bench/results.md (needs root: `sudo just bench`, or `sudo just bench 256M` for a quick run)
 bench *ARGS:
     bench/run.sh "$@"
+
+# tunstack and the kernel's TCP (curl) alternating 30+30 times at 20% and at 10% loss each way:
+# median, p90, max into bench/soak-results.md (needs root; SOAK_* knobs in bench/soak.sh)
+# Heavy-loss soak against curl, to bench/soak-results.md (needs root: sudo just soak)
+soak:
+    bench/soak.sh
