@@ -891,6 +891,11 @@ impl Connection {
             if seg.segment_len() > 0 && (seg.seq + seg.segment_len()).before_eq(self.rcv_nxt) {
                 // Entirely old: a retransmission or duplicate of what we already have.
                 self.stats.duplicate_segments_in += 1;
+                if self.state == State::TimeWait && seg.control == Control::Fin {
+                    // RFC 9293 §3.10.7.4: a retransmitted FIN in TIME-WAIT is acknowledged
+                    // and restarts the 2 MSL timeout (our ACK of it was lost).
+                    self.enter_time_wait(now);
+                }
                 if !seg.payload.is_empty() {
                     self.report_duplicate(seg.seq, seg.seq + seg.payload.len());
                 }
@@ -1407,7 +1412,8 @@ impl Connection {
         let max = MAX_WINDOW_FIELD << shift;
         let free = self.recv.window().min(max);
         let promised = self.rcv_adv.distance_from(self.rcv_nxt);
-        let step = (self.recv.capacity() / 2).min(usize::from(self.config.mss));
+        // Eff.snd.MSS: the connection's effective send MSS (RFC 1122 §4.2.3.3).
+        let step = (self.recv.capacity() / 2).min(self.send_mss);
         let wanted = if free < promised + step {
             promised
         } else {
