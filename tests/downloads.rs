@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use e2e::files::{assert_dir_holds, seeded_bytes, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{can_run, tunstack_bin, Lab, NGINX_PORT, PYTHON_PORT};
-use e2e::process::{Outcome, Running};
+use e2e::process::{assert_exit, tunstack_lines, Outcome, Running};
 use e2e::terminal::{have_tmux, Terminal};
 use e2e::tls::{Pki, CERT_HOST};
 
@@ -47,24 +47,6 @@ fn https_url(host: &str, port: u16, path: &str) -> String {
 /// `--resolve` for a host name on one of the HTTPS ports.
 fn resolve(host: &str, port: u16) -> String {
     format!("{host}:{port}:10.77.1.2")
-}
-
-fn assert_exit(outcome: &Outcome, code: i32) {
-    assert_eq!(
-        outcome.code(),
-        Some(code),
-        "wrong exit status\n{}",
-        outcome.describe()
-    );
-}
-
-/// The stderr lines that start with `tunstack: `, without it.
-fn tunstack_lines(outcome: &Outcome) -> Vec<&str> {
-    outcome
-        .stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("tunstack: "))
-        .collect()
 }
 
 /// The bytes a summary line reports for `name` ("saved N bytes to NAME in ..."), if there is one.

@@ -31,14 +31,13 @@ mod e2e {
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use e2e::files::{seeded_bytes, sha256_hex, sha256_of_file, ScratchDir, MIB};
-use e2e::process::Running;
+use e2e::process::{in_netns, Running};
 
 /// The unprivileged user the host is set up for (`sudo` would put it in SUDO_USER).
 const USER: &str = "nobody";
@@ -80,25 +79,6 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs `work` on a fresh thread inside the network namespace `ns`.
-fn in_netns<T: Send + 'static>(ns: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    thread::spawn(move || {
-        let handle = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a namespace fd we hold open; it only affects this thread.
-        let result = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(
-            result,
-            0,
-            "setns({path}): {}",
-            std::io::Error::last_os_error()
-        );
-        work()
-    })
-    .join()
-    .expect("namespace thread panicked")
 }
 
 fn python() -> String {

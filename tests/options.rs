@@ -24,29 +24,11 @@ use std::time::{Duration, Instant};
 
 use e2e::files::{assert_dir_holds, seeded_bytes, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{can_run, tcp_counter, Lab, CLOSED_PORT, NGINX_PORT, ODD_PORT};
-use e2e::process::{Outcome, Running};
+use e2e::process::{assert_exit, tunstack_lines, Running};
 use e2e::tls::{Pki, CERT_HOST};
 
 fn odd_url(path: &str) -> String {
     format!("http://10.77.1.2:{ODD_PORT}{path}")
-}
-
-fn assert_exit(outcome: &Outcome, code: i32) {
-    assert_eq!(
-        outcome.code(),
-        Some(code),
-        "wrong exit status\n{}",
-        outcome.describe()
-    );
-}
-
-/// The stderr lines that start with `tunstack: `, without it.
-fn tunstack_lines(outcome: &Outcome) -> Vec<&str> {
-    outcome
-        .stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("tunstack: "))
-        .collect()
 }
 
 /// The request head the odd server echoed into `name`, as text.

@@ -6,7 +6,6 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -14,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::files::{seeded_bytes, sha256_hex, ScratchDir};
-use super::process::{Outcome, Running};
+use super::process::{in_netns, Outcome, Running};
 
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 pub const PYTHON_PORT: u16 = 8080;
@@ -383,26 +382,6 @@ impl Drop for Lab {
             );
         }
     }
-}
-
-/// Runs `work` on a fresh thread that has joined the network namespace `ns`; other threads of
-/// the test process are unaffected.
-fn in_netns<T: Send + 'static>(ns: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    thread::spawn(move || {
-        let handle = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a namespace fd we hold open; it only affects this thread.
-        let result = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(
-            result,
-            0,
-            "setns({path}): {}",
-            std::io::Error::last_os_error()
-        );
-        work()
-    })
-    .join()
-    .expect("namespace thread panicked")
 }
 
 /// A counter from the `Tcp:` lines of /proc/net/snmp (a header line, then a value line).

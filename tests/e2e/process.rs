@@ -164,3 +164,50 @@ fn wait_without_reaping(pid: libc::pid_t, extra_flags: libc::c_int) -> bool {
         }
     }
 }
+
+/// Asserts the exit status, showing the whole run when it differs.
+#[allow(dead_code)] // not every test file checks exit statuses this way
+pub fn assert_exit(outcome: &Outcome, code: i32) {
+    assert_eq!(
+        outcome.code(),
+        Some(code),
+        "wrong exit status\n{}",
+        outcome.describe()
+    );
+}
+
+/// The stderr lines that start with `tunstack: `, without it.
+#[allow(dead_code)] // not every test file reads error lines
+pub fn tunstack_lines(outcome: &Outcome) -> Vec<&str> {
+    outcome
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("tunstack: "))
+        .collect()
+}
+
+/// Runs `work` on a fresh thread that has joined the network namespace `ns`; other threads of
+/// the test process are unaffected.
+#[allow(dead_code)] // used by lab.rs and tests/host_setup.rs
+pub fn in_netns<T: Send + 'static>(ns: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    thread::spawn(move || {
+        let handle = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a namespace fd we hold open; it only affects this thread.
+        let result = unsafe {
+            libc::setns(
+                std::os::unix::io::AsRawFd::as_raw_fd(&handle),
+                libc::CLONE_NEWNET,
+            )
+        };
+        assert_eq!(
+            result,
+            0,
+            "setns({path}): {}",
+            std::io::Error::last_os_error()
+        );
+        work()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
