@@ -80,8 +80,35 @@ fn spawn_fetch(lab: &Lab, args: &[&str], stdout: Stdio) -> Child {
 }
 
 /// Datagrams the kernel dropped on their way out through tun0 towards the stack: a full TUN
-/// queue counts there (tun_net_xmit drops and counts tx_dropped).
+/// ring counts as the link's TX dropped (tun_net_xmit), and tun0's qdisc (pfifo_fast, 500
+/// packets) counts its own drops; both are summed.
 fn tun0_tx_dropped(lab: &Lab) -> u64 {
+    tun0_link_tx_dropped(lab) + tun0_qdisc_dropped(lab)
+}
+
+/// "dropped N" of every qdisc on tun0, as `tc -s qdisc` prints them.
+fn tun0_qdisc_dropped(lab: &Lab) -> u64 {
+    let output = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns()])
+        .args(["tc", "-s", "qdisc", "show", "dev", "tun0"])
+        .output()
+        .expect("run tc");
+    assert!(output.status.success(), "tc -s qdisc show dev tun0 failed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|pair| pair[0] == "(dropped")
+        .map(|pair| {
+            let number = pair[1].trim_end_matches(',');
+            number
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("qdisc stats:\n{text}"))
+        })
+        .sum()
+}
+
+fn tun0_link_tx_dropped(lab: &Lab) -> u64 {
     let output = Command::new("ip")
         .args(["netns", "exec", &lab.client_ns()])
         .args(["ip", "-s", "-s", "link", "show", "tun0"])
@@ -140,7 +167,7 @@ fn slo_a_slow_pipe_closes_the_window_and_nothing_is_dropped() {
         return;
     }
     let mut lab = Lab::new("slopipe");
-    let want = lab.serve_file("big.bin", 16 * MIB, 12);
+    let want = lab.serve_file("big.bin", 32 * MIB, 12);
     lab.start_nginx();
     let received = lab.scratch_dir().join("received.bin");
     let pcap = lab.scratch_dir().join("slopipe.pcap");
