@@ -303,3 +303,28 @@ fn slo_a_slow_fifo_does_not_hold_up_another_download() {
     names.sort();
     assert_eq!(names, ["fast.bin", "slow.bin"]);
 }
+
+/// A full disk (here /dev/full, written in place as a device) ends the download with one line
+/// naming the output, and status 1.
+#[test]
+fn slo_a_full_device_fails_with_one_line() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("slofull");
+    lab.serve_file("four.bin", 4 * MIB, 31);
+    lab.start_nginx();
+    let fetch = spawn_fetch(
+        &lab,
+        &["-o", "/dev/full", &url("/four.bin")],
+        Stdio::piped(),
+    );
+    let outcome = Running::new(fetch).finish(FETCH_LIMIT);
+    assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
+    assert_eq!(
+        outcome.stderr.trim_end(),
+        "tunstack: cannot write /dev/full: No space left on device (os error 28)",
+        "{}",
+        outcome.describe()
+    );
+}

@@ -350,6 +350,18 @@ mod tests {
     }
 
     #[test]
+    fn a_write_error_comes_back_without_finish_and_wakes_the_loop() {
+        let (wake, _, woken) = counting_wake();
+        let output = Output::create(&OutputTarget::Path(PathBuf::from("/dev/full"))).unwrap();
+        let mut writer = Writer::spawn(output, Coding::Identity, wake).unwrap();
+        writer.write_all(&vec![0; CHUNK_BYTES]).unwrap();
+        match wait_done(&mut writer, &woken) {
+            Err(WriteFailure::Write(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC)),
+            other => panic!("expected ENOSPC, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn room_is_bounded_and_the_loop_is_woken_when_it_frees() {
         // A pipe nobody reads yet: the thread blocks in its first write.
         let mut fds = [0; 2];
