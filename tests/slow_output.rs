@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use e2e::files::{sha256_of_file, MIB};
 use e2e::lab::{can_run, tunstack_bin, Lab, FETCH_LIMIT, NGINX_PORT};
@@ -39,6 +40,14 @@ with open(out, 'wb', buffering=0) as sink:
             break
         sink.write(data)
         time.sleep(pause)
+";
+/// Reads one piece from standard input, says "read" on its standard output, then holds the
+/// pipe open without reading until it is killed: a consumer that stalled.
+const STALLED_READER: &str = "\
+import os, sys, time
+os.read(0, 65536)
+print('read', flush=True)
+time.sleep(120)
 ";
 const SLOW_CHUNK: &str = "65536";
 const SLOW_PAUSE: &str = "0.05";
@@ -324,6 +333,54 @@ fn slo_a_full_device_fails_with_one_line() {
     assert_eq!(
         outcome.stderr.trim_end(),
         "tunstack: cannot write /dev/full: No space left on device (os error 28)",
+        "{}",
+        outcome.describe()
+    );
+}
+
+/// Ctrl-C while the output is a pipe nobody reads any more: the writer is stuck in write(2),
+/// the loop is not, so tunstack still stops at once with status 130.
+#[test]
+fn slo_ctrl_c_with_a_stalled_pipe_still_stops() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("slostall");
+    lab.serve_file("big.bin", 16 * MIB, 41);
+    lab.start_nginx();
+    let mut reader = Command::new("python3")
+        .args(["-c", STALLED_READER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let pipe = reader.stdin.take().unwrap();
+    let said = reader.stdout.take().unwrap();
+    let reader = Running::new(reader);
+    let fetch = Running::new(spawn_fetch(
+        &lab,
+        &["-o", "-", &url("/big.bin")],
+        Stdio::from(pipe),
+    ));
+    // Wait (bounded by the fetch's own watchdog below) until the body is flowing and the reader
+    // has stopped reading.
+    let (read_tx, read_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(said).read_line(&mut line);
+        let _ = read_tx.send(line);
+    });
+    let line = read_rx
+        .recv_timeout(FETCH_LIMIT)
+        .expect("the reader got data");
+    assert_eq!(line.trim(), "read");
+    fetch.signal(libc::SIGINT);
+    let outcome = fetch.finish(Duration::from_secs(10));
+    drop(reader);
+    assert_eq!(outcome.code(), Some(130), "{}", outcome.describe());
+    assert!(
+        outcome.stderr.contains("tunstack: interrupted"),
         "{}",
         outcome.describe()
     );
