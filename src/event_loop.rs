@@ -5,16 +5,19 @@
 //! timers, and flushes again. Protocol decisions stay in the stack.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::device::Device;
 use crate::stack::Stack;
 use crate::trace::Tracer;
 
 const DEVICE: Token = Token(0);
+/// Another thread (an output writer) has news: room in its queue, or it finished.
+const WAKER: Token = Token(1);
 /// Datagrams read per turn before the application gets to consume data (and so reopen the
 /// receive window); the rest are read on the next turn without sleeping.
 const READ_BATCH: usize = 256;
@@ -38,6 +41,7 @@ pub struct EventLoop {
     rx_backlog: bool,
     writable_interest: bool,
     tracer: Option<Tracer>,
+    waker: Arc<Waker>,
 }
 
 impl EventLoop {
@@ -54,6 +58,7 @@ impl EventLoop {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut SourceFd(&device.raw_fd()), DEVICE, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(8),
@@ -65,7 +70,14 @@ impl EventLoop {
             rx_backlog: false,
             writable_interest: false,
             tracer,
+            waker,
         })
+    }
+
+    /// Wakes a `turn` from another thread, so the application looks at what that thread did
+    /// (output written, its queue has room) without waiting for a packet or a deadline.
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
     }
 
     /// The wall clock, for the application's own deadlines.
@@ -86,8 +98,8 @@ impl EventLoop {
         &mut self.stack
     }
 
-    /// One turn: flush, wait until readiness, the stack's next deadline or `until` (whichever
-    /// is first), read, fire timers, flush. Returns on any of those; spurious returns are fine.
+    /// One turn: flush, wait until readiness, a wake-up from another thread, the stack's next
+    /// deadline or `until` (whichever is first), read, fire timers, flush. Returns on any of those; spurious returns are fine.
     pub fn turn(&mut self, until: Option<Instant>) -> io::Result<()> {
         self.flush()?;
         let now = Instant::now();
@@ -111,7 +123,7 @@ impl EventLoop {
         // A wrapper (fault injection) may hold datagrams that are due now.
         let device_due = self.device.poll_timeout().is_some_and(|at| at <= now);
         let mut readable = self.rx_backlog || device_due;
-        for event in self.events.iter() {
+        for event in self.events.iter().filter(|e| e.token() == DEVICE) {
             if event.is_readable() || event.is_read_closed() || event.is_error() {
                 readable = true;
             }

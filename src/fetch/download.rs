@@ -9,6 +9,7 @@ use url::Url;
 use super::exchange::{BodyProgress, Exchange, Limits, Mode, Outcome};
 use super::retry::{self, RetryPolicy};
 use super::transport::{TlsSettings, Transport};
+use super::writer::Wake;
 use super::{FetchError, Summary, TcpTotals};
 use crate::cli::ResolveEntry;
 use crate::http::encoding::ACCEPT_ENCODING;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// `-q`: no retry notices.
     pub quiet: bool,
+    /// Wakes the event loop for the output writers.
+    pub wake: Wake,
 }
 
 /// Where a connection goes: scheme, host and port (what keep-alive may share).
@@ -230,6 +233,7 @@ impl Download {
                     resume,
                     true,
                     settings.mode,
+                    settings.wake.clone(),
                 )
             }
             None => {
@@ -259,6 +263,7 @@ impl Download {
                     resume,
                     false,
                     settings.mode,
+                    settings.wake.clone(),
                 )
             }
         };

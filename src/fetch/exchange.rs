@@ -9,11 +9,12 @@ use url::Url;
 
 use super::rate::TokenBucket;
 use super::transport::{Received, Transport, TransportError};
+use super::writer::{Wake, WriteFailure, Writer};
 use super::FetchError;
-use crate::http::encoding::{Coding, Counted, Decoder};
+use crate::http::encoding::Coding;
 use crate::http::{
-    content_range, redirect_target, ContentRange, HttpError, Output, OutputTarget, Progress,
-    ResponseHead, ResponseReader, ResumePlan,
+    content_range, redirect_target, ContentRange, HttpError, Output, OutputError, OutputTarget,
+    Progress, ResponseHead, ResponseReader, ResumePlan,
 };
 use crate::stack::{ConnId, Event, Stack, StackError};
 use crate::tcp::{ConnError, ConnStats, IoError};
@@ -48,11 +49,11 @@ pub struct Mode {
     pub rate: Option<u64>,
 }
 
-/// The body's way to the output: decoded (or passed through), counted, then written.
-type Body = Decoder<Counted<Output>>;
-
-fn plain(output: Output) -> Body {
-    Decoder::new(Coding::Identity, Counted::new(output))
+/// The body is complete and its writer is saving it; the outcome waits for the writer.
+#[derive(Debug, Clone, Copy)]
+enum Finishing {
+    Done { reusable: bool },
+    AlreadyComplete,
 }
 
 /// What the body looks like so far, for progress reports.
@@ -80,7 +81,12 @@ pub struct Exchange {
     target: OutputTarget,
     /// `-c`: where the partial file is and how much of it there is.
     resume: Option<ResumePlan>,
-    output: Option<Body>,
+    /// The body's writer thread, once there is a body to write.
+    output: Option<Writer>,
+    /// Wakes the event loop for the writer.
+    wake: Wake,
+    /// Set once the body is complete: waiting for the writer to sync and rename.
+    finishing: Option<Finishing>,
     mode: Mode,
     /// The body's Content-Encoding, once the head arrived (identity unless `--compressed`).
     coding: Coding,
@@ -110,6 +116,7 @@ impl Exchange {
         resume: Option<ResumePlan>,
         reused: bool,
         mode: Mode,
+        wake: Wake,
     ) -> Self {
         Exchange {
             conn,
@@ -126,6 +133,8 @@ impl Exchange {
             target,
             resume,
             output: None,
+            wake,
+            finishing: None,
             mode,
             coding: Coding::Identity,
             rate: mode.rate.map(|rate| TokenBucket::new(rate, now)),
@@ -212,6 +221,26 @@ impl Exchange {
                 self.last_heard = now;
             }
         }
+        if let Some(result) = self.output.as_mut().and_then(Writer::poll_done) {
+            self.output = None;
+            let bytes = result.map_err(|e| self.write_failure(e))?;
+            return Ok(Some(match self.finishing {
+                Some(Finishing::Done { reusable }) => Outcome::Done { bytes, reusable },
+                Some(Finishing::AlreadyComplete) => Outcome::AlreadyComplete,
+                // A writer succeeds only after `finish`.
+                None => unreachable!("the writer finished before the body was complete"),
+            }));
+        }
+        if let Some(finishing) = &mut self.finishing {
+            // The server has said everything; only the writer's fsync and rename are left,
+            // however long they take. A connection failing now costs only its reuse.
+            if self.failure.take().is_some() {
+                if let Finishing::Done { reusable } = finishing {
+                    *reusable = false;
+                }
+            }
+            return Ok(None);
+        }
         if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
@@ -270,7 +299,16 @@ impl Exchange {
     /// TCP receive buffer, which keeps the advertised window closed until it is read.
     fn receive(&mut self, stack: &mut Stack, now: Instant) -> Result<Option<Outcome>, FetchError> {
         loop {
-            let budget = self.rate.as_mut().map_or(usize::MAX, |b| b.available(now));
+            let allowed = self.rate.as_mut().map_or(usize::MAX, |b| b.available(now));
+            // Body bytes never outnumber the input bytes they come in (framing only adds), so
+            // reading at most `room` cannot overfill the writer's queue.
+            let room = self.output.as_mut().map_or(usize::MAX, Writer::room);
+            if room == 0 {
+                // Waiting for our own output, not for the server: the window is closed
+                // because of us, so the idle timer does not run (the writer wakes us).
+                self.last_heard = now;
+            }
+            let budget = allowed.min(room);
             if budget == 0 {
                 return Ok(None);
             }
@@ -300,14 +338,20 @@ impl Exchange {
             if let Some(bucket) = &mut self.rate {
                 bucket.take(used);
             }
-            match found.map_err(|e| self.sink_error(e))? {
+            if let Some(writer) = &mut self.output {
+                writer.send();
+            }
+            match found? {
                 Some(Found::Head(head)) => {
                     if let Some(outcome) = self.on_head(head)? {
                         return Ok(Some(outcome));
                     }
+                    if self.finishing.is_some() {
+                        return Ok(None);
+                    }
                     continue;
                 }
-                Some(Found::Complete) => return self.complete().map(Some),
+                Some(Found::Complete) => return self.complete().map(|()| None),
                 None => {}
             }
             match received.map_err(|e| self.transport_error(e))? {
@@ -315,16 +359,17 @@ impl Exchange {
                 Received::WouldBlock => return Ok(None),
                 Received::Eof => {
                     self.reader.finish_eof()?;
-                    return self.complete().map(Some);
+                    return self.complete().map(|()| None);
                 }
             }
         }
     }
 
-    /// A decoder's complaint about the body as the one-line error the user sees.
-    fn sink_error(&self, error: FetchError) -> FetchError {
-        match error {
-            FetchError::Http(HttpError::Sink(e))
+    /// The writer's failure (a decoder's complaint about the body, a full disk, a closed
+    /// pipe) as the one-line error the user sees.
+    fn write_failure(&self, failure: WriteFailure) -> FetchError {
+        match failure {
+            WriteFailure::Write(e)
                 // Decoders report bad input as InvalidData (brotli, ours) or InvalidInput
                 // (flate2); a failing disk reports anything else.
                 if self.coding != Coding::Identity
@@ -338,8 +383,15 @@ impl Exchange {
                     reason: e.to_string(),
                 }
             }
-            error => error,
+            WriteFailure::Write(e) => OutputError::writing(&self.target, e).into(),
+            WriteFailure::Commit(e) => e.into(),
         }
+    }
+
+    /// Starts the writer thread for `output`.
+    fn spawn_writer(&mut self, output: Output, coding: Coding) -> Result<(), FetchError> {
+        self.output = Some(Writer::spawn(output, coding, self.wake.clone())?);
+        Ok(())
     }
 
     fn on_head(&mut self, head: ResponseHead) -> Result<Option<Outcome>, FetchError> {
@@ -363,8 +415,7 @@ impl Exchange {
         if self.mode.decode && self.reader.expected_body_len() != Some(0) {
             self.coding = Coding::from_header(head.header_str("content-encoding"))?;
         }
-        let output = Output::create(&self.target)?;
-        self.output = Some(Decoder::new(self.coding, Counted::new(output)));
+        self.spawn_writer(Output::create(&self.target)?, self.coding)?;
         self.head = Some(head);
         Ok(None)
     }
@@ -418,13 +469,21 @@ impl Exchange {
                         )))
                     }
                 }
-                self.output = Some(plain(Output::resume(&plan.working, &plan.target)?));
+                self.spawn_writer(
+                    Output::resume(&plan.working, &plan.target)?,
+                    Coding::Identity,
+                )?;
             }
             416 => {
                 return match content_range(&head) {
                     Some(ContentRange::Unsatisfied { total }) if total == plan.offset => {
-                        Output::resume(&plan.working, &plan.target)?.commit()?;
-                        Ok(Some(Outcome::AlreadyComplete))
+                        // Syncing and renaming the complete file is the writer's job too.
+                        self.spawn_writer(
+                            Output::resume(&plan.working, &plan.target)?,
+                            Coding::Identity,
+                        )?;
+                        self.finish_output(Finishing::AlreadyComplete);
+                        Ok(None)
                     }
                     _ => Err(head.status_error().into()),
                 };
@@ -432,9 +491,14 @@ impl Exchange {
             _ if head.is_success() && plan.working != plan.target => {
                 // The partial bytes are of no use: the new entity starts from zero.
                 let _ = std::fs::remove_file(&plan.working);
-                self.output = Some(plain(Output::resume(&plan.working, &plan.target)?));
+                self.spawn_writer(
+                    Output::resume(&plan.working, &plan.target)?,
+                    Coding::Identity,
+                )?;
             }
-            _ if head.is_success() => self.output = Some(plain(Output::create(&self.target)?)),
+            _ if head.is_success() => {
+                self.spawn_writer(Output::create(&self.target)?, Coding::Identity)?
+            }
             _ => return Err(head.status_error().into()),
         }
         plan.store_validator(&head);
@@ -442,26 +506,30 @@ impl Exchange {
         Ok(None)
     }
 
-    fn complete(&mut self) -> Result<Outcome, FetchError> {
-        let body = match self.output.take() {
-            Some(body) => body,
+    /// The body is complete: the writer finishes decoding, syncs and renames, and `pump`
+    /// reports the outcome once it has.
+    fn complete(&mut self) -> Result<(), FetchError> {
+        if self.output.is_none() {
             // A 2xx whose empty body completed with the head (204, Content-Length: 0).
-            None => plain(Output::create(&self.target)?),
-        };
-        let decoded = body
-            .finish()
-            .map_err(|e| self.sink_error(FetchError::Http(HttpError::Sink(e))))?;
-        let bytes = decoded.count;
-        decoded.inner.commit()?;
+            self.spawn_writer(Output::create(&self.target)?, Coding::Identity)?;
+        }
         // Reusable when the server keeps it open and the body had its own framing (so the
         // stream is positioned at the next response).
         let reusable = self.head.as_ref().is_some_and(|head| {
             head.keeps_connection_open() && self.reader.expected_body_len().is_some()
         });
-        Ok(Outcome::Done { bytes, reusable })
+        self.finish_output(Finishing::Done { reusable });
+        Ok(())
     }
 
-    /// The temporary file being written, if any (for the interrupt path).
+    fn finish_output(&mut self, finishing: Finishing) {
+        if let Some(writer) = &mut self.output {
+            writer.finish();
+        }
+        self.finishing = Some(finishing);
+    }
+
+    /// Abandons the output (interrupt, failure): the writer stops and the temporary file goes.
     pub fn discard_output(&mut self) {
         self.output = None;
     }
@@ -476,7 +544,7 @@ enum Found {
 /// and what was reached, if anything.
 fn feed(
     reader: &mut ResponseReader,
-    output: &mut Option<Body>,
+    output: &mut Option<Writer>,
     input: &[u8],
 ) -> Result<(usize, Option<Found>), FetchError> {
     let mut sink = |bytes: &[u8]| -> std::io::Result<()> {

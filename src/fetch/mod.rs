@@ -14,10 +14,12 @@ mod retry;
 mod tls_error;
 pub mod transport;
 mod trust;
+mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -228,6 +230,13 @@ pub fn run(
             fixed_delay: args.retry_delay,
         },
         quiet: args.quiet,
+        wake: {
+            let waker = lp.waker();
+            Arc::new(move || {
+                // Failing to wake leaves the loop to its next packet or deadline: harmless.
+                let _ = waker.wake();
+            })
+        },
     };
     let mut engine = Engine {
         downloads: jobs

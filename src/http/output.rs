@@ -59,6 +59,27 @@ pub enum OutputError {
     /// Flushing standard output failed (e.g. a closed pipe).
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] io::Error),
+    /// Writing the body to a file failed (e.g. a full disk).
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The target path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl OutputError {
+    /// Writing the body to `target` failed with `source`.
+    pub fn writing(target: &OutputTarget, source: io::Error) -> OutputError {
+        match target {
+            OutputTarget::Stdout => OutputError::Stdout(source),
+            OutputTarget::Path(path) => OutputError::Write {
+                path: path.clone(),
+                source,
+            },
+        }
+    }
 }
 
 /// Where the user asked the body to go (`-o`).
@@ -158,6 +179,15 @@ impl Output {
         match &self.sink {
             Sink::Stdout(_) | Sink::Special(..) => None,
             Sink::File(pending) => Some(&pending.temp),
+        }
+    }
+
+    /// The temporary file that must not outlive a failed download: `None` for standard output,
+    /// devices, and the `.part` file of `-c`, which is kept on purpose.
+    pub fn discarded_on_failure(&self) -> Option<&Path> {
+        match &self.sink {
+            Sink::File(pending) if !pending.keep_on_failure => Some(&pending.temp),
+            _ => None,
         }
     }
 

@@ -1,0 +1,387 @@
+//! End-to-end tests of a slow output (issue 12): a reader of standard output or a FIFO that
+//! takes its time must close the TCP window we advertise, never make the stack drop what that
+//! window invited, and never hold up another download.
+//!
+//! The slow reader is a small python process reading 64 KiB every 50 ms (about 1.3 MB/s) into
+//! a file, so the test can see how far it got. Every wait is bounded: the processes run under
+//! the watchdog of tests/e2e/process.rs. They need root (`sudo just test`); without it they
+//! print "skipped". Tools: nginx, python3, tshark.
+
+// Shared with tests/e2e.rs: each test crate uses only part of it.
+#[allow(dead_code)]
+mod e2e {
+    pub mod files;
+    pub mod lab;
+    pub mod process;
+}
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use e2e::files::{sha256_of_file, MIB};
+use e2e::lab::{can_run, tunstack_bin, Lab, FETCH_LIMIT, NGINX_PORT};
+use e2e::process::{Outcome, Running};
+
+/// Reads its input (`-` for standard input, else a path) in pieces of at most CHUNK bytes with
+/// a pause after each, appending them unbuffered to OUT, until end of file.
+const SLOW_READER: &str = "\
+import os, sys, time
+source, out, chunk, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fd = 0 if source == '-' else os.open(source, os.O_RDONLY)
+with open(out, 'wb', buffering=0) as sink:
+    while True:
+        data = os.read(fd, chunk)
+        if not data:
+            break
+        sink.write(data)
+        time.sleep(pause)
+";
+/// Reads one piece from standard input, says "read" on its standard output, then holds the
+/// pipe open without reading until it is killed: a consumer that stalled.
+const STALLED_READER: &str = "\
+import os, sys, time
+os.read(0, 65536)
+print('read', flush=True)
+time.sleep(120)
+";
+const SLOW_CHUNK: &str = "65536";
+const SLOW_PAUSE: &str = "0.05";
+
+fn url(path: &str) -> String {
+    format!("http://10.77.1.2:{NGINX_PORT}{path}")
+}
+
+/// Starts the slow reader on `source`, writing what it read to `out`; its standard input is a
+/// pipe when `source` is `-`.
+fn slow_reader(source: &str, out: &Path) -> Child {
+    Command::new("python3")
+        .args(["-c", SLOW_READER, source, out.to_str().unwrap()])
+        .args([SLOW_CHUNK, SLOW_PAUSE])
+        .stdin(if source == "-" {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed")
+}
+
+/// `tunstack fetch` in the client namespace (working directory `out_dir`) with the given
+/// standard output; stderr is piped for the caller.
+fn spawn_fetch(lab: &Lab, args: &[&str], stdout: Stdio) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
+        .args(["fetch", "--iface", "tun0", "--local-ip", "10.77.0.2"])
+        .args(args)
+        .current_dir(lab.out_dir())
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tunstack")
+}
+
+/// Datagrams the kernel dropped on their way out through tun0 towards the stack: a full TUN
+/// ring counts as the link's TX dropped (tun_net_xmit), and tun0's qdisc (pfifo_fast, 500
+/// packets) counts its own drops; both are summed.
+fn tun0_tx_dropped(lab: &Lab) -> u64 {
+    tun0_link_tx_dropped(lab) + tun0_qdisc_dropped(lab)
+}
+
+/// "dropped N" of every qdisc on tun0, as `tc -s qdisc` prints them.
+fn tun0_qdisc_dropped(lab: &Lab) -> u64 {
+    let output = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns()])
+        .args(["tc", "-s", "qdisc", "show", "dev", "tun0"])
+        .output()
+        .expect("run tc");
+    assert!(output.status.success(), "tc -s qdisc show dev tun0 failed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|pair| pair[0] == "(dropped")
+        .map(|pair| {
+            let number = pair[1].trim_end_matches(',');
+            number
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("qdisc stats:\n{text}"))
+        })
+        .sum()
+}
+
+fn tun0_link_tx_dropped(lab: &Lab) -> u64 {
+    let output = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns()])
+        .args(["ip", "-s", "-s", "link", "show", "tun0"])
+        .output()
+        .expect("run ip");
+    assert!(output.status.success(), "ip -s link show tun0 failed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "TX: bytes packets errors dropped carrier collsns" then the numbers on the next line.
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with("TX:") {
+            let numbers = lines.next().expect("TX counters");
+            let field = numbers.split_whitespace().nth(3).expect("TX dropped");
+            return field.parse().expect("TX dropped is a number");
+        }
+    }
+    panic!("no TX counters in:\n{text}");
+}
+
+/// The receive windows our segments advertised (scaled, as the server saw them), read with
+/// tshark from the capture; and how many of them tshark calls a zero window.
+fn advertised_windows(pcap: &Path) -> (Vec<u64>, usize) {
+    let output = Command::new("tshark")
+        .arg("-n")
+        .args(["-r", pcap.to_str().unwrap()])
+        .args(["--disable-protocol", "http"])
+        .args(["-Y", "ip.src==10.77.0.2 && tcp.flags.syn==0"])
+        .args(["-T", "fields", "-E", "separator=,"])
+        .args(["-e", "tcp.window_size", "-e", "tcp.analysis.zero_window"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tshark: {e}"));
+    assert!(
+        output.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut windows = Vec::new();
+    let mut zero = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut fields = line.split(',');
+        let window = fields.next().unwrap_or_default();
+        windows.push(window.parse().unwrap_or_else(|_| panic!("row {line:?}")));
+        if fields.next().is_some_and(|f| !f.is_empty()) {
+            zero += 1;
+        }
+    }
+    (windows, zero)
+}
+
+/// `-o -` into a pipe read at ~1.3 MB/s: the body arrives byte for byte, nothing that our own
+/// window invited is dropped on tun0, and the window we advertise closes instead.
+#[test]
+fn slo_a_slow_pipe_closes_the_window_and_nothing_is_dropped() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("slopipe");
+    let want = lab.serve_file("big.bin", 32 * MIB, 12);
+    lab.start_nginx();
+    let received = lab.scratch_dir().join("received.bin");
+    let pcap = lab.scratch_dir().join("slopipe.pcap");
+    let dropped_before = tun0_tx_dropped(&lab);
+
+    let mut reader = slow_reader("-", &received);
+    let pipe = reader.stdin.take().unwrap();
+    let reader = Running::new(reader);
+    let fetch = spawn_fetch(
+        &lab,
+        &[
+            "-o",
+            "-",
+            "--pcap",
+            pcap.to_str().unwrap(),
+            &url("/big.bin"),
+        ],
+        Stdio::from(pipe),
+    );
+    let outcome = Running::new(fetch).finish(FETCH_LIMIT);
+    let read = reader.finish(FETCH_LIMIT);
+    assert_eq!(outcome.code(), Some(0), "{}", outcome.describe());
+    assert_eq!(read.code(), Some(0), "{}", read.describe());
+
+    let dropped = tun0_tx_dropped(&lab) - dropped_before;
+    let (windows, zero_windows) = advertised_windows(&pcap);
+    let largest = windows.iter().copied().max().unwrap_or_default();
+    let smallest = windows.iter().copied().min().unwrap_or_default();
+    eprintln!(
+        "slow pipe: {} in {:.1?}; tun0 TX dropped {dropped}; our window {smallest}..{largest} \
+         bytes, {zero_windows} zero-window segments of {}",
+        outcome.stderr.lines().last().unwrap_or_default(),
+        outcome.elapsed,
+        windows.len()
+    );
+    assert_eq!(
+        sha256_of_file(&received),
+        want,
+        "the pipe got the body intact"
+    );
+    assert_eq!(
+        dropped, 0,
+        "tun0 dropped {dropped} datagrams sent inside the window we advertised"
+    );
+    assert!(
+        largest >= 256 << 10,
+        "the window opened wide at first: {largest}"
+    );
+    assert!(
+        smallest < 64 << 10,
+        "the unread body must close the window (smallest advertised {smallest} of {largest})"
+    );
+}
+
+/// Two downloads at once, one into a FIFO read at ~1.3 MB/s: the other one is not held up by
+/// it and finishes while the slow one has most of its way still to go.
+#[test]
+fn slo_a_slow_fifo_does_not_hold_up_another_download() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("slofifo");
+    let slow_len = 16 * MIB;
+    let want_slow = lab.serve_file("slow.bin", slow_len, 21);
+    let want_fast = lab.serve_file("fast.bin", 32 * MIB, 22);
+    lab.start_nginx();
+    // Saved under the URL's name: an existing FIFO is written in place.
+    let fifo = lab.out_dir().join("slow.bin");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success(), "mkfifo failed");
+    let received = lab.scratch_dir().join("received.bin");
+    let reader = Running::new(slow_reader(fifo.to_str().unwrap(), &received));
+    let dropped_before = tun0_tx_dropped(&lab);
+
+    let mut fetch = spawn_fetch(
+        &lab,
+        &["--parallel", "2", &url("/slow.bin"), &url("/fast.bin")],
+        Stdio::null(),
+    );
+    let stderr = fetch.stderr.take().unwrap();
+    let running = Running::new(fetch);
+    let (lines_tx, lines) = mpsc::channel();
+    let collector = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        all
+    });
+    // Wait (bounded) for the fast download's summary, then see how far the slow reader got.
+    let mut slow_read_then = None;
+    while let Ok(line) = lines.recv_timeout(FETCH_LIMIT) {
+        if line.contains("tunstack: saved ") && line.contains("fast.bin") {
+            slow_read_then = Some(fs::metadata(&received).map_or(0, |m| m.len()));
+            break;
+        }
+        if line.contains("tunstack: saved ") && line.contains("slow.bin") {
+            break;
+        }
+    }
+    let outcome: Outcome = running.finish(FETCH_LIMIT);
+    let stderr = collector.join().unwrap();
+    let read = reader.finish(FETCH_LIMIT);
+    assert_eq!(outcome.code(), Some(0), "{}\n{stderr}", outcome.describe());
+    assert_eq!(read.code(), Some(0), "{}", read.describe());
+    let slow_read_then = slow_read_then
+        .unwrap_or_else(|| panic!("the fast download must finish before the slow one:\n{stderr}"));
+    let dropped = tun0_tx_dropped(&lab) - dropped_before;
+    eprintln!(
+        "slow FIFO: the slow reader had {slow_read_then} of {slow_len} bytes when fast.bin \
+         was saved; all done in {:.1?}; tun0 TX dropped {dropped}",
+        outcome.elapsed
+    );
+    assert!(
+        slow_read_then < (slow_len / 4) as u64,
+        "fast.bin waited for the slow FIFO: {slow_read_then} of {slow_len} bytes were read \
+         by then\n{stderr}"
+    );
+    assert_eq!(sha256_of_file(&lab.out_dir().join("fast.bin")), want_fast);
+    assert_eq!(
+        dropped, 0,
+        "tun0 dropped {dropped} datagrams our windows invited"
+    );
+    assert_eq!(sha256_of_file(&received), want_slow);
+    // The FIFO is still a FIFO, and no temporary file was left next to it.
+    let mut names: Vec<String> = fs::read_dir(lab.out_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fast.bin", "slow.bin"]);
+}
+
+/// A full disk (here /dev/full, written in place as a device) ends the download with one line
+/// naming the output, and status 1.
+#[test]
+fn slo_a_full_device_fails_with_one_line() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("slofull");
+    lab.serve_file("four.bin", 4 * MIB, 31);
+    lab.start_nginx();
+    let fetch = spawn_fetch(
+        &lab,
+        &["-o", "/dev/full", &url("/four.bin")],
+        Stdio::piped(),
+    );
+    let outcome = Running::new(fetch).finish(FETCH_LIMIT);
+    assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
+    assert_eq!(
+        outcome.stderr.trim_end(),
+        "tunstack: cannot write /dev/full: No space left on device (os error 28)",
+        "{}",
+        outcome.describe()
+    );
+}
+
+/// Ctrl-C while the output is a pipe nobody reads any more: the writer is stuck in write(2),
+/// the loop is not, so tunstack still stops at once with status 130.
+#[test]
+fn slo_ctrl_c_with_a_stalled_pipe_still_stops() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new("slostall");
+    lab.serve_file("big.bin", 16 * MIB, 41);
+    lab.start_nginx();
+    let mut reader = Command::new("python3")
+        .args(["-c", STALLED_READER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let pipe = reader.stdin.take().unwrap();
+    let said = reader.stdout.take().unwrap();
+    let reader = Running::new(reader);
+    let fetch = Running::new(spawn_fetch(
+        &lab,
+        &["-o", "-", &url("/big.bin")],
+        Stdio::from(pipe),
+    ));
+    // Wait (bounded by the fetch's own watchdog below) until the body is flowing and the reader
+    // has stopped reading.
+    let (read_tx, read_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(said).read_line(&mut line);
+        let _ = read_tx.send(line);
+    });
+    let line = read_rx
+        .recv_timeout(FETCH_LIMIT)
+        .expect("the reader got data");
+    assert_eq!(line.trim(), "read");
+    fetch.signal(libc::SIGINT);
+    let outcome = fetch.finish(Duration::from_secs(10));
+    drop(reader);
+    assert_eq!(outcome.code(), Some(130), "{}", outcome.describe());
+    assert!(
+        outcome.stderr.contains("tunstack: interrupted"),
+        "{}",
+        outcome.describe()
+    );
+}
