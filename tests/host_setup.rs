@@ -37,7 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use e2e::files::{seeded_bytes, sha256_hex, sha256_of_file, ScratchDir, MIB};
-use e2e::process::{in_netns, Running};
+use e2e::process::{in_netns, python, Running};
 
 /// The unprivileged user the host is set up for (`sudo` would put it in SUDO_USER).
 const USER: &str = "nobody";
@@ -79,14 +79,6 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn python() -> String {
-    let output = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be installed");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 /// The emulated host with its neighbours.
@@ -322,7 +314,7 @@ impl Host {
                 "netns",
                 "exec",
                 &self.ns("net"),
-                &python(),
+                python(),
                 "-m",
                 "http.server",
                 "8080",

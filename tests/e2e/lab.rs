@@ -8,12 +8,11 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::files::{seeded_bytes, sha256_hex, ScratchDir};
-use super::process::{in_netns, Outcome, Running};
+use super::process::{in_netns, python, Outcome, Running};
 
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
 pub const PYTHON_PORT: u16 = 8080;
@@ -47,19 +46,6 @@ pub fn can_run() -> bool {
         return false;
     }
     true
-}
-
-/// The real interpreter behind `python3` (not a version-manager shim), so that the PID we get
-/// from spawning it is the server's own and can be killed directly.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let output = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 must be installed");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    })
 }
 
 struct Server {

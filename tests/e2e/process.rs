@@ -211,3 +211,17 @@ pub fn in_netns<T: Send + 'static>(ns: &str, work: impl FnOnce() -> T + Send + '
     .join()
     .expect("namespace thread panicked")
 }
+
+/// The real interpreter behind `python3` (not a version-manager shim), so that the PID we get
+/// from spawning it is the server's own and can be killed directly.
+#[allow(dead_code)] // used by lab.rs and tests/host_setup.rs
+pub fn python() -> &'static str {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 must be installed");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    })
+}
