@@ -231,6 +231,8 @@ pub(crate) struct Reassembler {
     completed: Vec<u8>,
     /// Bytes held by `in_progress` and `completed`; never above `limits.max_bytes`.
     bytes_held: usize,
+    /// Unfinished reassemblies evicted for newer ones, not yet taken by `take_evictions`.
+    evictions: u64,
 }
 
 impl Reassembler {
@@ -240,6 +242,7 @@ impl Reassembler {
             in_progress: Vec::with_capacity(limits.max_datagrams),
             completed: Vec::new(),
             bytes_held: 0,
+            evictions: 0,
         }
     }
 
@@ -283,18 +286,20 @@ impl Reassembler {
                 None => return FragmentOutcome::Rejected(DropReason::ReassemblyLimit),
             },
         };
-        let Some(reassembly) = self.in_progress.get_mut(position) else {
+        let Some(reassembly) = self.in_progress.get(position) else {
             return FragmentOutcome::Rejected(DropReason::ReassemblyLimit);
         };
         let index = match reassembly.place(start, end, !fragment.more_fragments) {
             Ok(index) => index,
             Err(reason) => return self.reject(fragment.key, reason),
         };
-        let spare = self.limits.max_bytes.saturating_sub(self.bytes_held);
-        let data_capacity = reassembly.data_capacity_for(end, spare);
-        if reassembly.growth_for(data_capacity) > spare {
+        let Some(data_capacity) = self.make_room(fragment.key, end) else {
             return self.reject(fragment.key, DropReason::ReassemblyLimit);
-        }
+        };
+        let Some(position) = self.in_progress.iter().position(|r| r.key == fragment.key) else {
+            return FragmentOutcome::Rejected(DropReason::ReassemblyLimit);
+        };
+        let reassembly = &mut self.in_progress[position];
         let cost_before = reassembly.cost();
         reassembly.store(index, fragment, data_capacity);
         self.bytes_held = self.bytes_held - cost_before + reassembly.cost();
@@ -331,18 +336,66 @@ impl Reassembler {
         self.in_progress.iter().map(Reassembly::cost).sum::<usize>() + self.completed.capacity()
     }
 
-    /// Opens a reassembly for a new datagram if the limits allow; returns its position.
+    /// How many unfinished reassemblies were evicted since the last call, for the drop counters.
+    pub fn take_evictions(&mut self) -> u64 {
+        std::mem::take(&mut self.evictions)
+    }
+
+    /// Opens a reassembly for a new datagram, evicting the oldest ones if the table or the
+    /// memory budget is full; returns its position.
     fn start(&mut self, now: Instant, key: FragmentKey) -> Option<usize> {
         let cost = size_of::<Reassembly>();
-        if self.in_progress.len() >= self.limits.max_datagrams
+        if cost > self.limits.max_bytes || self.limits.max_datagrams == 0 {
+            return None;
+        }
+        while self.in_progress.len() >= self.limits.max_datagrams
             || self.bytes_held + cost > self.limits.max_bytes
         {
-            return None;
+            if !self.evict_oldest(None) {
+                return None;
+            }
         }
         self.in_progress
             .push(Reassembly::new(key, now + self.limits.timeout));
         self.bytes_held += cost;
         Some(self.in_progress.len() - 1)
+    }
+
+    /// The data capacity that holds `key`'s datagram up to `end`, after evicting other (older)
+    /// reassemblies if the memory budget would otherwise be exceeded; `None` if it cannot fit
+    /// even alone.
+    fn make_room(&mut self, key: FragmentKey, end: usize) -> Option<usize> {
+        loop {
+            let reassembly = self.in_progress.iter().find(|r| r.key == key)?;
+            let spare = self.limits.max_bytes.saturating_sub(self.bytes_held);
+            let data_capacity = reassembly.data_capacity_for(end, spare);
+            if reassembly.growth_for(data_capacity) <= spare {
+                return Some(data_capacity);
+            }
+            if !self.evict_oldest(Some(key)) {
+                return None;
+            }
+        }
+    }
+
+    /// Discards the reassembly that started first, other than `keep`'s; false if there is none.
+    /// Reassemblies share one timeout, so the earliest deadline is the oldest datagram: the one
+    /// least likely to complete.
+    fn evict_oldest(&mut self, keep: Option<FragmentKey>) -> bool {
+        let oldest = self
+            .in_progress
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| Some(r.key) != keep)
+            .min_by_key(|(_, r)| r.deadline)
+            .map(|(position, _)| position);
+        let Some(position) = oldest else {
+            return false;
+        };
+        let gone = self.in_progress.swap_remove(position);
+        self.bytes_held -= gone.cost();
+        self.evictions += 1;
+        true
     }
 
     /// Refuses a fragment; unless it is a harmless duplicate, its datagram is discarded too.
@@ -570,11 +623,11 @@ mod tests {
             let f = fragment(id, &payload, 0, 8, true);
             assert_eq!(reassembler.insert(t0, &f), FragmentOutcome::Stored);
         }
+        assert_eq!(reassembler.take_evictions(), 0);
         let fifth = fragment(4, &payload, 0, 8, true);
-        assert_eq!(
-            reassembler.insert(t0, &fifth),
-            FragmentOutcome::Rejected(DropReason::ReassemblyLimit)
-        );
+        assert_eq!(reassembler.insert(t0, &fifth), FragmentOutcome::Stored);
+        assert_eq!(reassembler.take_evictions(), 1, "the table holds four");
+        assert_eq!(reassembler.bytes_held(), reassembler.bytes_recounted());
 
         let small = ReassemblyLimits {
             max_bytes: 4096,
@@ -600,6 +653,107 @@ mod tests {
             FragmentOutcome::Rejected(DropReason::ReassemblyLimit)
         );
         assert_eq!(reassembler.bytes_held(), 0);
+    }
+
+    /// A table full of datagrams that will never complete (lost fragments, or an attacker) must
+    /// not shut out a new datagram until they time out: the oldest goes.
+    #[test]
+    fn full_table_evicts_the_oldest_for_a_new_datagram() {
+        let payload = pattern(3000);
+        let t0 = Instant::now();
+        let mut reassembler = Reassembler::new(limits());
+        for id in 0..4u16 {
+            let at = t0 + Duration::from_millis(u64::from(id));
+            let f = fragment(id, &payload, 0, 1000, true);
+            assert_eq!(reassembler.insert(at, &f), FragmentOutcome::Stored);
+        }
+        let later = t0 + Duration::from_secs(1);
+        let mut outcomes = Vec::new();
+        for f in split(7, &payload, 1000) {
+            outcomes.push(reassembler.insert(later, &f));
+        }
+        assert_eq!(outcomes.last(), Some(&FragmentOutcome::Completed));
+        assert_eq!(reassembler.completed(), &payload[..]);
+        assert_eq!(reassembler.take_evictions(), 1);
+        // Datagram 0 (the oldest) is gone: its tail starts a fresh reassembly in the room the
+        // completed one left; the next new datagram then evicts 1, the oldest now.
+        let tail_of_0 = fragment(0, &payload, 2000, 1000, false);
+        assert_eq!(
+            reassembler.insert(later, &tail_of_0),
+            FragmentOutcome::Stored
+        );
+        assert_eq!(reassembler.take_evictions(), 0);
+        let head_of_8 = fragment(8, &payload, 0, 1000, true);
+        assert_eq!(
+            reassembler.insert(later, &head_of_8),
+            FragmentOutcome::Stored
+        );
+        assert_eq!(reassembler.take_evictions(), 1);
+        let rest_of_1 = split(1, &payload, 1000);
+        assert_eq!(
+            reassembler.insert(later, &rest_of_1[1]),
+            FragmentOutcome::Stored
+        );
+        assert_eq!(
+            reassembler.take_evictions(),
+            1,
+            "1 was evicted; 2 goes for it now"
+        );
+        // Datagram 3 is still there and completes.
+        let rest_of_3 = split(3, &payload, 1000);
+        assert_eq!(
+            reassembler.insert(later, &rest_of_3[1]),
+            FragmentOutcome::Stored
+        );
+        assert_eq!(
+            reassembler.insert(later, &rest_of_3[2]),
+            FragmentOutcome::Completed
+        );
+        assert_eq!(reassembler.take_evictions(), 0);
+        assert_eq!(reassembler.bytes_held(), reassembler.bytes_recounted());
+    }
+
+    /// The memory budget works the same way: a datagram that needs the room others hold
+    /// evicts them, oldest first, but never more than it needs.
+    #[test]
+    fn full_memory_evicts_the_oldest_for_a_new_datagram() {
+        let payload = pattern(60000);
+        let t0 = Instant::now();
+        let tight = ReassemblyLimits {
+            max_bytes: 160 * 1024,
+            ..limits()
+        };
+        let mut reassembler = Reassembler::new(tight);
+        for id in 0..2u16 {
+            let at = t0 + Duration::from_millis(u64::from(id));
+            let f = fragment(id, &payload, 59000, 1000, false);
+            assert_eq!(reassembler.insert(at, &f), FragmentOutcome::Stored);
+        }
+        let held_by_two = reassembler.bytes_held();
+        assert!(held_by_two > 100 * 1024, "{held_by_two}");
+        let later = t0 + Duration::from_secs(1);
+        let third = fragment(2, &payload, 59000, 1000, false);
+        assert_eq!(reassembler.insert(later, &third), FragmentOutcome::Stored);
+        assert_eq!(reassembler.take_evictions(), 1);
+        // Datagram 1 survived: its head completes it.
+        let head_of_1: Vec<_> = split(1, &payload[..59000], 1000)
+            .into_iter()
+            .map(|mut f| {
+                f.more_fragments = true;
+                f
+            })
+            .collect();
+        let mut last = FragmentOutcome::Stored;
+        for f in &head_of_1 {
+            last = reassembler.insert(later, f);
+            if last != FragmentOutcome::Stored {
+                break;
+            }
+        }
+        assert_eq!(last, FragmentOutcome::Completed);
+        assert_eq!(reassembler.completed(), &payload[..]);
+        assert!(reassembler.bytes_held() <= 160 * 1024);
+        assert_eq!(reassembler.bytes_held(), reassembler.bytes_recounted());
     }
 
     #[test]

@@ -168,7 +168,11 @@ impl Ipv4Layer {
             header: header.header(datagram),
             payload: header.payload(datagram),
         };
-        match self.reassembler.insert(now, &fragment) {
+        let outcome = self.reassembler.insert(now, &fragment);
+        for _ in 0..self.reassembler.take_evictions() {
+            self.stats.count_drop(DropReason::ReassemblyEvicted);
+        }
+        match outcome {
             FragmentOutcome::Stored => Ingress::Consumed,
             FragmentOutcome::Rejected(reason) => drop_counted(&mut self.stats, reason),
             FragmentOutcome::Completed => {

@@ -74,14 +74,20 @@ pub enum DropReason {
     /// The queue of ICMP datagrams we owe (echo replies, time exceeded) is full.
     #[error("outbound ICMP queue full")]
     IcmpQueueFull,
+    /// A reassembly discarded, unfinished, to make room for a newer datagram when the table or
+    /// its memory was full; counted once per discarded datagram. Evicting the oldest keeps a
+    /// burst of never-completed fragments from shutting out every later datagram until it times
+    /// out (Linux evicts the same way).
+    #[error("fragment reassembly evicted for a newer datagram")]
+    ReassemblyEvicted,
     // New reasons go last, and into `ALL`; the assertion below checks `COUNT` follows.
 }
 
-const _: () = assert!(DropReason::IcmpQueueFull as usize + 1 == DropReason::COUNT);
+const _: () = assert!(DropReason::ReassemblyEvicted as usize + 1 == DropReason::COUNT);
 
 impl DropReason {
     /// How many reasons there are, to size the per-reason counters.
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
 
     /// Every reason, in counter order, so callers can report all counters.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -106,6 +112,7 @@ impl DropReason {
         DropReason::IcmpUnhandled,
         DropReason::EchoTooLarge,
         DropReason::IcmpQueueFull,
+        DropReason::ReassemblyEvicted,
     ];
 
     fn index(self) -> usize {

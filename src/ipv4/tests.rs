@@ -369,19 +369,27 @@ fn reassembly_limits_are_enforced() {
         let first = &fragments(PROTOCOL_TCP, id, &big, 1000)[0];
         assert_eq!(ip.handle_datagram(t0, first), Ingress::Consumed);
     }
+    // A third datagram evicts the oldest rather than being refused.
     let third = &fragments(PROTOCOL_TCP, 2, &big, 1000)[0];
+    assert_eq!(ip.handle_datagram(t0, third), Ingress::Consumed);
+    assert_eq!(ip.stats().dropped(DropReason::ReassemblyEvicted), 1);
+    // Growing datagram 1 to 6000 bytes needs the room datagram 2 holds: 2 goes.
+    let last_of_second = &fragments(PROTOCOL_TCP, 1, &big, 1000)[5];
+    assert_eq!(ip.handle_datagram(t0, last_of_second), Ingress::Consumed);
+    assert_eq!(ip.stats().dropped(DropReason::ReassemblyEvicted), 2);
+    assert!(ip.reassembly_memory() <= 7 * 1024);
+    // One datagram alone bigger than the budget is refused, evicting nobody for nothing.
+    let mut small = Ipv4Layer::new(Ipv4Config {
+        reassembly_limit_bytes: 4 * 1024,
+        ..Ipv4Config::default()
+    });
+    let last = &fragments(PROTOCOL_TCP, 3, &big, 1000)[5];
     assert_eq!(
-        ip.handle_datagram(t0, third),
+        small.handle_datagram(t0, last),
         Ingress::Dropped(DropReason::ReassemblyLimit)
     );
-    let last_of_first = &fragments(PROTOCOL_TCP, 0, &big, 1000)[5];
-    assert_eq!(
-        ip.handle_datagram(t0, last_of_first),
-        Ingress::Dropped(DropReason::ReassemblyLimit),
-        "growing to 6000 bytes would exceed the 7 KiB budget"
-    );
-    assert!(ip.reassembly_memory() <= 7 * 1024);
-    assert_eq!(ip.stats().dropped(DropReason::ReassemblyLimit), 2);
+    assert_eq!(small.reassembly_memory(), 0);
+    assert!(ip.reassembly_memory_recounted() == ip.reassembly_memory());
 }
 
 #[test]
@@ -566,8 +574,15 @@ fn provoke(reason: DropReason) -> Ipv4Stats {
             probe.feed(&datagram(PROTOCOL_TCP, 1, 8191, &[0; 16]));
         }
         DropReason::ReassemblyLimit => {
+            // One fragment more than a datagram may have, each 8 bytes with a gap after it.
+            for index in 0..=1024 {
+                probe.feed(&datagram(PROTOCOL_TCP, 1, 0x2000 | (index * 2), &[0; 8]));
+            }
+        }
+        DropReason::ReassemblyEvicted => {
             probe.feed(&datagram(PROTOCOL_TCP, 1, 0x2000, &[0; 8]));
             probe.feed(&datagram(PROTOCOL_TCP, 2, 0x2000, &[0; 8]));
+            probe.drops.push(DropReason::ReassemblyEvicted);
         }
         DropReason::ReassemblyTimeout => {
             probe.feed(&datagram(PROTOCOL_TCP, 1, 0x2001, &[0; 8]));
