@@ -34,6 +34,9 @@ pub enum Action {
     Inject(SegmentSpec),
     /// `>`: the stack must send a segment matching this.
     Expect(SegmentSpec),
+    /// `< icmp unreachable CODE [mtu N] [START:END(LEN)]`: a router reports that one of the
+    /// stack's segments could not be delivered.
+    InjectIcmp(IcmpSpec),
     Connect,
     Listen(u16),
     Accept,
@@ -49,6 +52,37 @@ pub enum Action {
     /// Nothing may be sent from now until this absolute time.
     ExpectNothingUntil(Duration),
 }
+
+/// An ICMP destination unreachable message quoting one of the stack's segments.
+#[derive(Debug, Clone, Copy)]
+pub struct IcmpSpec {
+    /// The destination unreachable code (RFC 792, RFC 1812 §5.2.7.1).
+    pub code: u8,
+    /// The next-hop MTU, for `frag_needed` (RFC 1191).
+    pub mtu: u16,
+    /// The quoted segment's sequence number, in the stack's relative numbering.
+    pub seq: u32,
+}
+
+/// packetdrill's names for the destination unreachable codes, in code order.
+pub const UNREACHABLE_CODES: [&str; 16] = [
+    "net_unreachable",
+    "host_unreachable",
+    "protocol_unreachable",
+    "port_unreachable",
+    "frag_needed",
+    "source_route_failed",
+    "net_unknown",
+    "host_unknown",
+    "source_host_isolated",
+    "net_prohibited",
+    "host_prohibited",
+    "net_tos_unreachable",
+    "host_tos_unreachable",
+    "packet_filtered",
+    "precedence_violation",
+    "precedence_cutoff",
+];
 
 /// A value in a segment line: a number, or `*` for "anything".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +255,7 @@ fn parse_action(rest: &str, time: Duration) -> Res<Action> {
             .map_err(|_| format!("`{verb}` needs {what}, got `{args}`"))
     };
     Ok(match verb {
+        "<" if args.starts_with("icmp ") => Action::InjectIcmp(parse_icmp(&args[5..])?),
         "<" => Action::Inject(parse_segment(args)?),
         ">" => Action::Expect(parse_segment(args)?),
         "connect" => Action::Connect,
@@ -247,7 +282,7 @@ fn parse_expect(args: &str, time: Duration) -> Res<Action> {
             n.parse()
                 .map_err(|_| format!("`expect readable` needs a byte count, got `{n}`"))?,
         ),
-        ["error", kind @ ("refused" | "reset" | "timeout" | "none")] => {
+        ["error", kind @ ("refused" | "reset" | "timeout" | "unreachable" | "none")] => {
             Action::ExpectError(kind.to_string())
         }
         [name @ ("cwnd" | "ssthresh"), n] => Action::ExpectStat(
@@ -259,10 +294,45 @@ fn parse_expect(args: &str, time: Duration) -> Res<Action> {
         _ => {
             return Err(format!(
                 "unknown expectation `{args}` (state S | readable N | error \
-                 refused|reset|timeout|none | cwnd N | ssthresh N | nothing until T)"
+                 refused|reset|timeout|unreachable|none | cwnd N | ssthresh N | nothing until T)"
             ))
         }
     })
+}
+
+/// `unreachable CODE [mtu N] [START:END(LEN)]`; the quoted segment defaults to `1:1(0)`.
+fn parse_icmp(text: &str) -> Res<IcmpSpec> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let usage = || {
+        format!(
+            "`< icmp {text}`: expected `< icmp unreachable CODE [mtu N] [START:END(LEN)]`, \
+             CODE one of {}",
+            UNREACHABLE_CODES.join(" ")
+        )
+    };
+    let ["unreachable", code, rest @ ..] = words.as_slice() else {
+        return Err(usage());
+    };
+    let code = UNREACHABLE_CODES
+        .iter()
+        .position(|name| name == code)
+        .ok_or_else(usage)? as u8;
+    let mut spec = IcmpSpec {
+        code,
+        mtu: 0,
+        seq: 1,
+    };
+    let mut rest = rest;
+    if let ["mtu", n, tail @ ..] = rest {
+        spec.mtu = n.parse().map_err(|_| format!("bad mtu `{n}`"))?;
+        rest = tail;
+    }
+    match rest {
+        [] => {}
+        [range] => spec.seq = parse_range(range.trim_matches(|c| c == '[' || c == ']'))?.0,
+        _ => return Err(usage()),
+    }
+    Ok(spec)
 }
 
 fn parse_field<T: std::str::FromStr>(word: &str, what: &str) -> Res<Field<T>> {

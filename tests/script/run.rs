@@ -17,7 +17,9 @@ use tunstack::tcp::{ConnError, Connection, State};
 
 use super::config::stack_config;
 use super::format::{self, Dir, Numbering};
-use super::parse::{flag, Action, Field, Line, OptSpec, Script, SegmentSpec};
+use super::parse::{
+    flag, Action, Field, IcmpSpec, Line, OptSpec, Script, SegmentSpec, UNREACHABLE_CODES,
+};
 use super::wire::{self, RawOpt, Wire};
 
 /// The stack's address (packetdrill's default local address).
@@ -493,6 +495,29 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// A router on the path (here, the peer's address) reports one of our segments undelivered.
+    fn inject_icmp(&mut self, spec: &IcmpSpec) {
+        let ours = self.num.ours.unwrap_or(0);
+        let d = wire::icmp_unreachable(
+            PEER_IP,
+            LOCAL_IP,
+            spec.code,
+            spec.mtu,
+            (LOCAL_IP, self.local_port),
+            (PEER_IP, self.peer_port),
+            ours.wrapping_add(spec.seq),
+        );
+        self.transcript.push(format!(
+            "{} < icmp unreachable {} [seq {}]",
+            format::time(self.now),
+            UNREACHABLE_CODES[usize::from(spec.code)],
+            spec.seq
+        ));
+        self.stack.handle_datagram(self.at(self.now), &d);
+        let _ = self.stack.take_transmit_due();
+        self.flush();
+    }
+
     fn connection(&self) -> Option<&Connection> {
         match self.conn {
             Some(id) => self.stack.connection(id),
@@ -515,6 +540,7 @@ impl<'a> Runner<'a> {
         match &line.action {
             Action::Expect(_) => unreachable!("handled by step"),
             Action::Inject(spec) => self.inject(line, spec)?,
+            Action::InjectIcmp(spec) => self.inject_icmp(spec),
             Action::Connect => {
                 if self.conn.is_some() {
                     return Err(self.setup(line, "one connection per script".into()));
@@ -627,6 +653,7 @@ impl<'a> Runner<'a> {
                     Some(ConnError::Refused) => "refused".into(),
                     Some(ConnError::Reset) => "reset".into(),
                     Some(ConnError::TimedOut) => "timeout".into(),
+                    Some(ConnError::Unreachable(_)) => "unreachable".into(),
                     Some(other) => other.to_string(),
                 };
                 if &have != kind {

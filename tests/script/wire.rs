@@ -190,3 +190,49 @@ fn read_options(mut bytes: &[u8]) -> Result<Vec<RawOpt>, String> {
     }
     Ok(out)
 }
+
+/// An ICMP destination unreachable datagram from `router` to `to`, quoting the first 8 bytes
+/// of a TCP segment `quoted_src` sent to `quoted_dst` (RFC 792: the IP header and 64 bits).
+#[allow(clippy::too_many_arguments)]
+pub fn icmp_unreachable(
+    router: Ipv4Addr,
+    to: Ipv4Addr,
+    code: u8,
+    mtu: u16,
+    quoted_src: (Ipv4Addr, u16),
+    quoted_dst: (Ipv4Addr, u16),
+    seq: u32,
+) -> Vec<u8> {
+    let mut quoted = [0u8; 28];
+    quoted[0] = 0x45;
+    quoted[2..4].copy_from_slice(&40u16.to_be_bytes());
+    quoted[6] = 0x40;
+    quoted[8] = 64;
+    quoted[9] = 6;
+    quoted[12..16].copy_from_slice(&quoted_src.0.octets());
+    quoted[16..20].copy_from_slice(&quoted_dst.0.octets());
+    let sum = checksum::checksum(&quoted[..20]);
+    quoted[10..12].copy_from_slice(&sum.to_be_bytes());
+    quoted[20..22].copy_from_slice(&quoted_src.1.to_be_bytes());
+    quoted[22..24].copy_from_slice(&quoted_dst.1.to_be_bytes());
+    quoted[24..28].copy_from_slice(&seq.to_be_bytes());
+
+    let total = 20 + 8 + quoted.len();
+    let mut d = vec![0u8; total];
+    d[0] = 0x45;
+    d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    d[8] = 64;
+    d[9] = 1;
+    d[12..16].copy_from_slice(&router.octets());
+    d[16..20].copy_from_slice(&to.octets());
+    let sum = checksum::checksum(&d[..20]);
+    d[10..12].copy_from_slice(&sum.to_be_bytes());
+    let icmp = &mut d[20..];
+    icmp[0] = 3;
+    icmp[1] = code;
+    icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+    icmp[8..].copy_from_slice(&quoted);
+    let sum = checksum::checksum(icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    d
+}
