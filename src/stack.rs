@@ -114,7 +114,7 @@ pub struct StackStats {
 
 struct Entry {
     conn: Connection,
-    quad: FourTuple,
+    tuple: FourTuple,
     /// The listener port it came from, until accepted.
     listener: Option<u16>,
     /// The application let go of it (closed, aborted or never accepted and listener gone).
@@ -154,7 +154,7 @@ struct Sockets {
     rng: SmallRng,
     next_id: u64,
     conns: HashMap<ConnId, Entry>,
-    by_quad: HashMap<FourTuple, ConnId>,
+    by_tuple: HashMap<FourTuple, ConnId>,
     /// Round-robin order for transmission fairness.
     order: Vec<ConnId>,
     cursor: usize,
@@ -181,7 +181,7 @@ impl Stack {
             rng,
             next_id: 1,
             conns: HashMap::new(),
-            by_quad: HashMap::new(),
+            by_tuple: HashMap::new(),
             order: Vec::new(),
             cursor: 0,
             listeners: HashMap::new(),
@@ -221,7 +221,7 @@ impl Stack {
         remote: SocketAddrV4,
     ) -> Option<&Connection> {
         let local = SocketAddrV4::new(self.sockets.config.local_addr, local_port);
-        let id = self.sockets.by_quad.get(&FourTuple { local, remote })?;
+        let id = self.sockets.by_tuple.get(&FourTuple { local, remote })?;
         self.connection(*id)
     }
 
@@ -409,7 +409,7 @@ impl Sockets {
         for step in 0..span {
             let port = *EPHEMERAL_PORTS.start() + ((start + step) % span) as u16;
             let local = SocketAddrV4::new(self.config.local_addr, port);
-            let taken = self.by_quad.contains_key(&FourTuple { local, remote })
+            let taken = self.by_tuple.contains_key(&FourTuple { local, remote })
                 || self.listeners.contains_key(&port);
             if !taken {
                 return Ok(local);
@@ -418,19 +418,19 @@ impl Sockets {
         Err(StackError::NoFreePort(remote))
     }
 
-    fn insert(&mut self, quad: FourTuple, conn: Connection, listener: Option<u16>) -> ConnId {
+    fn insert(&mut self, tuple: FourTuple, conn: Connection, listener: Option<u16>) -> ConnId {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         self.conns.insert(
             id,
             Entry {
                 conn,
-                quad,
+                tuple,
                 listener,
                 released: false,
             },
         );
-        self.by_quad.insert(quad, id);
+        self.by_tuple.insert(tuple, id);
         self.order.push(id);
         id
     }
@@ -459,7 +459,7 @@ impl Sockets {
             Err(TcpParseError::BadChecksum) => {
                 self.stats.tcp_checksum_failures += 1;
                 let owner =
-                    quad_of_raw(src, dst, segment).and_then(|q| self.by_quad.get(&q).copied());
+                    tuple_of_raw(src, dst, segment).and_then(|q| self.by_tuple.get(&q).copied());
                 if let Some(entry) = owner.and_then(|id| self.conns.get_mut(&id)) {
                     entry.conn.count_checksum_failure();
                 }
@@ -470,11 +470,11 @@ impl Sockets {
                 return;
             }
         };
-        let quad = FourTuple {
+        let tuple = FourTuple {
             local: SocketAddrV4::new(dst, seg.dst_port),
             remote: SocketAddrV4::new(src, seg.src_port),
         };
-        if let Some(&id) = self.by_quad.get(&quad) {
+        if let Some(&id) = self.by_tuple.get(&tuple) {
             if let Some(entry) = self.conns.get_mut(&id) {
                 entry.conn.handle_segment(now, &seg);
                 self.ack_due |= entry.conn.ack_due();
@@ -482,19 +482,19 @@ impl Sockets {
                 return;
             }
         }
-        let port = quad.local.port();
+        let port = tuple.local.port();
         if seg.control == Control::Syn && seg.ack.is_none() && self.listeners.contains_key(&port) {
-            self.accept_syn(now, quad, &seg);
+            self.accept_syn(now, tuple, &seg);
             return;
         }
         self.stats.tcp_no_connection += 1;
-        self.queue_rst(quad, &seg);
+        self.queue_rst(tuple, &seg);
     }
 
     /// Passive open: a SYN for a listener becomes a connection in SYN-RECEIVED, unless the
     /// listener's backlog or the stack is full (then the SYN is dropped and will be retried).
-    fn accept_syn(&mut self, now: Instant, quad: FourTuple, syn: &TcpRepr) {
-        let port = quad.local.port();
+    fn accept_syn(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr) {
+        let port = tuple.local.port();
         let pending = self
             .conns
             .values()
@@ -503,13 +503,13 @@ impl Sockets {
         if self.conns.len() >= self.config.max_connections || pending >= self.config.backlog {
             return;
         }
-        let initial = self.initial(now, quad);
-        let conn = Connection::accept(now, self.config.tcp.clone(), quad, syn, initial);
-        self.insert(quad, conn, Some(port));
+        let initial = self.initial(now, tuple);
+        let conn = Connection::accept(now, self.config.tcp.clone(), tuple, syn, initial);
+        self.insert(tuple, conn, Some(port));
     }
 
     /// RFC 9293 §3.10.7.1: a segment for no connection gets a reset, unless it is one.
-    fn queue_rst(&mut self, quad: FourTuple, seg: &TcpRepr) {
+    fn queue_rst(&mut self, tuple: FourTuple, seg: &TcpRepr) {
         if seg.control == Control::Rst {
             return;
         }
@@ -522,8 +522,8 @@ impl Sockets {
             None => (SeqNum(0), Some(seg.seq + seg.segment_len())),
         };
         self.rsts.push_back(PendingRst {
-            to: quad.remote,
-            from_port: quad.local.port(),
+            to: tuple.remote,
+            from_port: tuple.local.port(),
             seq,
             ack,
         });
@@ -531,11 +531,11 @@ impl Sockets {
 
     fn handle_icmp_error(&mut self, err: ipv4::IcmpError) {
         self.stats.icmp_errors += 1;
-        let quad = FourTuple {
+        let tuple = FourTuple {
             local: SocketAddrV4::new(self.config.local_addr, err.local_port),
             remote: SocketAddrV4::new(err.remote_addr, err.remote_port),
         };
-        let Some(&id) = self.by_quad.get(&quad) else {
+        let Some(&id) = self.by_tuple.get(&tuple) else {
             self.stats.icmp_errors_ignored += 1;
             return;
         };
@@ -601,7 +601,7 @@ impl Sockets {
             drain_events(&mut self.events, &mut self.listeners, id, entry);
             if let Some(len) = sent {
                 self.cursor = (index + 1) % count;
-                return Some((*entry.quad.remote.ip(), len));
+                return Some((*entry.tuple.remote.ip(), len));
             }
         }
         self.reap();
@@ -616,15 +616,15 @@ impl Sockets {
         self.conns.retain(|id, e| {
             let dead = e.conn.is_closed() && (e.released || e.listener.is_some());
             if dead {
-                gone.push((*id, e.quad, e.listener));
+                gone.push((*id, e.tuple, e.listener));
             }
             !dead
         });
         if self.conns.len() == before {
             return;
         }
-        for (id, quad, listener) in gone {
-            self.by_quad.remove(&quad);
+        for (id, tuple, listener) in gone {
+            self.by_tuple.remove(&tuple);
             if let Some(l) = listener.and_then(|port| self.listeners.get_mut(&port)) {
                 l.ready.retain(|r| *r != id);
             }
@@ -662,7 +662,7 @@ fn drain_events(
 }
 
 /// The 4-tuple of a segment whose checksum failed, read without trusting anything else.
-fn quad_of_raw(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Option<FourTuple> {
+fn tuple_of_raw(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Option<FourTuple> {
     let ports = segment.get(..4)?;
     Some(FourTuple {
         local: SocketAddrV4::new(dst, u16::from_be_bytes([ports[2], ports[3]])),

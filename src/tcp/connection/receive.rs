@@ -317,7 +317,7 @@ impl Connection {
     /// once did to keep the edge from moving left, let the remembered edge creep a unit past the
     /// buffer with every ACK while the application did not read, and data inside a window we had
     /// offered was then cut off (RFC 7323 §2.3 and App. F). Rounding down may show the peer an
-    /// edge up to a unit short of the promise; `rcv_adv` keeps the promise itself (it never
+    /// edge up to a unit short of the promise; `rcv.adv` keeps the promise itself (it never
     /// moves left), so a segment that reaches it is still accepted. A full buffer gives a true
     /// zero window.
     pub(super) fn advertised_window_bytes(&self) -> usize {
