@@ -9,9 +9,6 @@ const MAX_FIELD: u16 = u16::MAX;
 pub struct WindowSize(usize);
 
 impl WindowSize {
-    /// A window of zero bytes.
-    pub const ZERO: WindowSize = WindowSize(0);
-
     /// A window of `bytes` bytes.
     pub const fn new(bytes: usize) -> Self {
         WindowSize(bytes)
@@ -33,12 +30,6 @@ impl WindowSize {
     /// told that is not above it.
     pub fn round_down(self, scale: WindowScale) -> WindowSize {
         scale.apply(self.to_field(scale))
-    }
-}
-
-impl From<WindowSize> for usize {
-    fn from(size: WindowSize) -> usize {
-        size.0
     }
 }
 

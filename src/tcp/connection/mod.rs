@@ -220,7 +220,8 @@ pub struct ConnStats {
     pub bytes_in: u64,
     /// Payload bytes sent, retransmissions included.
     pub bytes_out: u64,
-    /// Segments retransmitted after a timeout (go-back-N after RTO, SYN, FIN).
+    /// Segments retransmitted after a timeout (go-back-N after RTO, SYN, FIN), and the resends
+    /// of data in flight after a path MTU drop.
     pub retransmits_timeout: u64,
     /// Segments retransmitted by fast retransmit / SACK recovery.
     pub retransmits_fast: u64,
@@ -762,6 +763,7 @@ impl Connection {
         }
     }
 
+    /// Our TSval at `now` (RFC 7323 §5.4: a millisecond clock with a random start).
     fn ts_now(&self, now: Instant) -> u32 {
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
         ms.wrapping_add(self.ts_offset)
