@@ -23,9 +23,9 @@
 //! moving `snd.nxt` at all.
 //!
 //! # Layout
-//! The state is grouped as in netstack3: [`SendState`] (`self.snd`, the send sequence space and
-//! buffer), [`RecvState`] (`self.rcv`, the receive sequence space, buffer and ACK debt) and
-//! [`LossState`] (`self.loss`, RTT estimation, congestion control and loss recovery). The code
+//! The state is grouped as in netstack3: `SendState` (`self.snd`, the send sequence space and
+//! buffer), `RecvState` (`self.rcv`, the receive sequence space, buffer and ACK debt) and
+//! `LossState` (`self.loss`, RTT estimation, congestion control and loss recovery). The code
 //! is split by concern, each file adding an `impl Connection` block:
 //! - this file: types, constructors, the application's calls and timers;
 //! - `handshake`: SYN-SENT, learning the peer's SYN options, sending our SYN;
