@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use crate::ipv4::{self, Ingress, Ipv4Config, Ipv4Layer, Ipv4Stats};
 use crate::tcp::isn::IsnGenerator;
-use crate::tcp::{ConnError, ConnEvent, Connection, IoError, TcpConfig};
+use crate::tcp::{ConnError, ConnEvent, Connection, FourTuple, Initial, IoError, TcpConfig};
 use crate::wire::tcp::{self as tcp_wire, TcpParseError};
 use crate::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
 
@@ -112,15 +112,9 @@ pub struct StackStats {
     pub icmp_errors_ignored: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Quad {
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
-}
-
 struct Entry {
     conn: Connection,
-    quad: Quad,
+    tuple: FourTuple,
     /// The listener port it came from, until accepted.
     listener: Option<u16>,
     /// The application let go of it (closed, aborted or never accepted and listener gone).
@@ -160,7 +154,7 @@ struct Sockets {
     rng: SmallRng,
     next_id: u64,
     conns: HashMap<ConnId, Entry>,
-    by_quad: HashMap<Quad, ConnId>,
+    by_tuple: HashMap<FourTuple, ConnId>,
     /// Round-robin order for transmission fairness.
     order: Vec<ConnId>,
     cursor: usize,
@@ -187,7 +181,7 @@ impl Stack {
             rng,
             next_id: 1,
             conns: HashMap::new(),
-            by_quad: HashMap::new(),
+            by_tuple: HashMap::new(),
             order: Vec::new(),
             cursor: 0,
             listeners: HashMap::new(),
@@ -227,7 +221,7 @@ impl Stack {
         remote: SocketAddrV4,
     ) -> Option<&Connection> {
         let local = SocketAddrV4::new(self.sockets.config.local_addr, local_port);
-        let id = self.sockets.by_quad.get(&Quad { local, remote })?;
+        let id = self.sockets.by_tuple.get(&FourTuple { local, remote })?;
         self.connection(*id)
     }
 
@@ -391,12 +385,22 @@ impl Sockets {
             return Err(StackError::TooManyConnections);
         }
         let local = self.pick_local_port(remote)?;
-        let iss = self
-            .isn
-            .isn(now.saturating_duration_since(self.epoch), local, remote);
+        let tuple = FourTuple { local, remote };
+        let initial = self.initial(now, tuple);
+        let conn = Connection::connect(now, self.config.tcp.clone(), tuple, initial);
+        Ok(self.insert(tuple, conn, None))
+    }
+
+    /// What a new connection on `tuple` starts from: its ISS (RFC 6528) and a random timestamp
+    /// clock offset (RFC 7323 §5.4), drawn in this order for active and passive opens alike.
+    fn initial(&mut self, now: Instant, tuple: FourTuple) -> Initial {
+        let iss = self.isn.isn(
+            now.saturating_duration_since(self.epoch),
+            tuple.local,
+            tuple.remote,
+        );
         let ts_offset = self.rng.gen();
-        let conn = Connection::connect(now, self.config.tcp.clone(), local, remote, iss, ts_offset);
-        Ok(self.insert(Quad { local, remote }, conn, None))
+        Initial { iss, ts_offset }
     }
 
     fn pick_local_port(&mut self, remote: SocketAddrV4) -> Result<SocketAddrV4, StackError> {
@@ -405,7 +409,7 @@ impl Sockets {
         for step in 0..span {
             let port = *EPHEMERAL_PORTS.start() + ((start + step) % span) as u16;
             let local = SocketAddrV4::new(self.config.local_addr, port);
-            let taken = self.by_quad.contains_key(&Quad { local, remote })
+            let taken = self.by_tuple.contains_key(&FourTuple { local, remote })
                 || self.listeners.contains_key(&port);
             if !taken {
                 return Ok(local);
@@ -414,19 +418,19 @@ impl Sockets {
         Err(StackError::NoFreePort(remote))
     }
 
-    fn insert(&mut self, quad: Quad, conn: Connection, listener: Option<u16>) -> ConnId {
+    fn insert(&mut self, tuple: FourTuple, conn: Connection, listener: Option<u16>) -> ConnId {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         self.conns.insert(
             id,
             Entry {
                 conn,
-                quad,
+                tuple,
                 listener,
                 released: false,
             },
         );
-        self.by_quad.insert(quad, id);
+        self.by_tuple.insert(tuple, id);
         self.order.push(id);
         id
     }
@@ -455,7 +459,7 @@ impl Sockets {
             Err(TcpParseError::BadChecksum) => {
                 self.stats.tcp_checksum_failures += 1;
                 let owner =
-                    quad_of_raw(src, dst, segment).and_then(|q| self.by_quad.get(&q).copied());
+                    tuple_of_raw(src, dst, segment).and_then(|q| self.by_tuple.get(&q).copied());
                 if let Some(entry) = owner.and_then(|id| self.conns.get_mut(&id)) {
                     entry.conn.count_checksum_failure();
                 }
@@ -466,11 +470,11 @@ impl Sockets {
                 return;
             }
         };
-        let quad = Quad {
+        let tuple = FourTuple {
             local: SocketAddrV4::new(dst, seg.dst_port),
             remote: SocketAddrV4::new(src, seg.src_port),
         };
-        if let Some(&id) = self.by_quad.get(&quad) {
+        if let Some(&id) = self.by_tuple.get(&tuple) {
             if let Some(entry) = self.conns.get_mut(&id) {
                 entry.conn.handle_segment(now, &seg);
                 self.ack_due |= entry.conn.ack_due();
@@ -478,19 +482,19 @@ impl Sockets {
                 return;
             }
         }
-        let port = quad.local.port();
+        let port = tuple.local.port();
         if seg.control == Control::Syn && seg.ack.is_none() && self.listeners.contains_key(&port) {
-            self.accept_syn(now, quad, &seg);
+            self.accept_syn(now, tuple, &seg);
             return;
         }
         self.stats.tcp_no_connection += 1;
-        self.queue_rst(quad, &seg);
+        self.queue_rst(tuple, &seg);
     }
 
     /// Passive open: a SYN for a listener becomes a connection in SYN-RECEIVED, unless the
     /// listener's backlog or the stack is full (then the SYN is dropped and will be retried).
-    fn accept_syn(&mut self, now: Instant, quad: Quad, syn: &TcpRepr) {
-        let port = quad.local.port();
+    fn accept_syn(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr) {
+        let port = tuple.local.port();
         let pending = self
             .conns
             .values()
@@ -499,26 +503,13 @@ impl Sockets {
         if self.conns.len() >= self.config.max_connections || pending >= self.config.backlog {
             return;
         }
-        let iss = self.isn.isn(
-            now.saturating_duration_since(self.epoch),
-            quad.local,
-            quad.remote,
-        );
-        let ts_offset = self.rng.gen();
-        let conn = Connection::accept(
-            now,
-            self.config.tcp.clone(),
-            quad.local,
-            quad.remote,
-            syn,
-            iss,
-            ts_offset,
-        );
-        self.insert(quad, conn, Some(port));
+        let initial = self.initial(now, tuple);
+        let conn = Connection::accept(now, self.config.tcp.clone(), tuple, syn, initial);
+        self.insert(tuple, conn, Some(port));
     }
 
     /// RFC 9293 §3.10.7.1: a segment for no connection gets a reset, unless it is one.
-    fn queue_rst(&mut self, quad: Quad, seg: &TcpRepr) {
+    fn queue_rst(&mut self, tuple: FourTuple, seg: &TcpRepr) {
         if seg.control == Control::Rst {
             return;
         }
@@ -531,8 +522,8 @@ impl Sockets {
             None => (SeqNum(0), Some(seg.seq + seg.segment_len())),
         };
         self.rsts.push_back(PendingRst {
-            to: quad.remote,
-            from_port: quad.local.port(),
+            to: tuple.remote,
+            from_port: tuple.local.port(),
             seq,
             ack,
         });
@@ -540,11 +531,11 @@ impl Sockets {
 
     fn handle_icmp_error(&mut self, err: ipv4::IcmpError) {
         self.stats.icmp_errors += 1;
-        let quad = Quad {
+        let tuple = FourTuple {
             local: SocketAddrV4::new(self.config.local_addr, err.local_port),
             remote: SocketAddrV4::new(err.remote_addr, err.remote_port),
         };
-        let Some(&id) = self.by_quad.get(&quad) else {
+        let Some(&id) = self.by_tuple.get(&tuple) else {
             self.stats.icmp_errors_ignored += 1;
             return;
         };
@@ -561,11 +552,7 @@ impl Sockets {
                 };
                 entry.conn.handle_path_mtu(SeqNum(err.seq), mtu);
             }
-            kind => {
-                entry
-                    .conn
-                    .handle_icmp_error(SeqNum(err.seq), kind.is_hard(), &kind.to_string())
-            }
+            kind => entry.conn.handle_icmp_error(SeqNum(err.seq), kind),
         }
         drain_events(&mut self.events, &mut self.listeners, id, entry);
     }
@@ -614,7 +601,7 @@ impl Sockets {
             drain_events(&mut self.events, &mut self.listeners, id, entry);
             if let Some(len) = sent {
                 self.cursor = (index + 1) % count;
-                return Some((*entry.quad.remote.ip(), len));
+                return Some((*entry.tuple.remote.ip(), len));
             }
         }
         self.reap();
@@ -629,15 +616,15 @@ impl Sockets {
         self.conns.retain(|id, e| {
             let dead = e.conn.is_closed() && (e.released || e.listener.is_some());
             if dead {
-                gone.push((*id, e.quad, e.listener));
+                gone.push((*id, e.tuple, e.listener));
             }
             !dead
         });
         if self.conns.len() == before {
             return;
         }
-        for (id, quad, listener) in gone {
-            self.by_quad.remove(&quad);
+        for (id, tuple, listener) in gone {
+            self.by_tuple.remove(&tuple);
             if let Some(l) = listener.and_then(|port| self.listeners.get_mut(&port)) {
                 l.ready.retain(|r| *r != id);
             }
@@ -675,9 +662,9 @@ fn drain_events(
 }
 
 /// The 4-tuple of a segment whose checksum failed, read without trusting anything else.
-fn quad_of_raw(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Option<Quad> {
+fn tuple_of_raw(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Option<FourTuple> {
     let ports = segment.get(..4)?;
-    Some(Quad {
+    Some(FourTuple {
         local: SocketAddrV4::new(dst, u16::from_be_bytes([ports[2], ports[3]])),
         remote: SocketAddrV4::new(src, u16::from_be_bytes([ports[0], ports[1]])),
     })

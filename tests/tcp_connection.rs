@@ -11,9 +11,12 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use tunstack::ipv4::IcmpErrorKind;
 use tunstack::stack::{Stack, StackConfig};
 use tunstack::tcp::congestion::Unlimited;
-use tunstack::tcp::{ConnError, ConnEvent, Connection, IoError, State, TcpConfig};
+use tunstack::tcp::{
+    ConnError, ConnEvent, Connection, FourTuple, Initial, IoError, State, TcpConfig,
+};
 use tunstack::wire::checksum;
 use tunstack::wire::tcp::MAX_SACK_BLOCKS;
 use tunstack::wire::{Control, SackBlock, SeqNum, TcpOptions, TcpRepr, Timestamps};
@@ -24,6 +27,10 @@ const LOCAL_PORT: u16 = 49152;
 const REMOTE_PORT: u16 = 80;
 const LOCAL: SocketAddrV4 = SocketAddrV4::new(LOCAL_IP, LOCAL_PORT);
 const REMOTE: SocketAddrV4 = SocketAddrV4::new(REMOTE_IP, REMOTE_PORT);
+const TUPLE: FourTuple = FourTuple {
+    local: LOCAL,
+    remote: REMOTE,
+};
 
 /// Our initial sequence number.
 const ISS: SeqNum = SeqNum(10_000);
@@ -35,6 +42,10 @@ const SND: SeqNum = SeqNum(ISS.0 + 1);
 const RCV: SeqNum = SeqNum(IRS.0 + 1);
 /// Our TSval is this plus the milliseconds since t0 (never 0, which means "no echo").
 const TS_OFFSET: u32 = 100;
+const INITIAL: Initial = Initial {
+    iss: ISS,
+    ts_offset: TS_OFFSET,
+};
 /// The peer's TSval in its SYN or SYN-ACK.
 const PEER_TS: u32 = 7000;
 
@@ -195,7 +206,7 @@ fn open_with_window(
     options: TcpOptions,
     window: u16,
 ) -> Connection {
-    let mut conn = Connection::connect(t0, config, LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config, TUPLE, INITIAL);
     let syn = transmit(&mut conn, t0);
     assert_eq!(syn.len(), 1);
     assert_eq!(parse_ours(&syn[0]).control, Control::Syn);
@@ -252,7 +263,7 @@ fn our_syn(tsval: u32) -> TcpRepr<'static> {
 #[test]
 fn syn_carries_mss_window_scale_sack_permitted_and_timestamps() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, TcpConfig::default(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, TcpConfig::default(), TUPLE, INITIAL);
     assert_eq!(conn.state(), State::SynSent);
     // A 1 MiB buffer needs shift 5 to fit the 16-bit field; the SYN's own window is unscaled.
     expect(
@@ -279,7 +290,7 @@ fn syn_carries_mss_window_scale_sack_permitted_and_timestamps() {
 #[test]
 fn syn_ack_establishes_and_is_acknowledged() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, TcpConfig::default(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, TcpConfig::default(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     feed(
         &mut conn,
@@ -313,7 +324,7 @@ fn syn_ack_establishes_and_is_acknowledged() {
 #[test]
 fn syn_ack_without_options_turns_them_all_off() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, TcpConfig::default(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, TcpConfig::default(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     feed(&mut conn, t0 + ms(100), syn_ack(NO_OPTIONS));
     assert_eq!(conn.state(), State::Established);
@@ -362,7 +373,7 @@ fn handshake_rtt_is_sampled_without_timestamps() {
 #[test]
 fn rst_with_acceptable_ack_in_syn_sent_is_refused() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     feed(
         &mut conn,
@@ -390,7 +401,7 @@ fn rst_with_acceptable_ack_in_syn_sent_is_refused() {
 #[test]
 fn rst_in_syn_sent_without_acceptable_ack_is_ignored() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     // RFC 9293 §3.10.7.3: a RST without ACK, or with an ACK that does not cover our SYN, is
     // dropped.
@@ -432,7 +443,7 @@ fn our_rst(seq: SeqNum) -> TcpRepr<'static> {
 #[test]
 fn syn_ack_with_bad_ack_gets_a_reset_and_changes_nothing() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     // SEG.ACK =< ISS or SEG.ACK > SND.NXT is not acceptable: RFC 9293 §3.10.7.3 answers
     // <SEQ=SEG.ACK><CTL=RST> and otherwise ignores the segment.
@@ -464,10 +475,8 @@ fn syn_retransmits_with_exponential_backoff_then_times_out() {
             syn_retries: 3,
             ..config()
         },
-        LOCAL,
-        REMOTE,
-        ISS,
-        TS_OFFSET,
+        TUPLE,
+        INITIAL,
     );
     expect(&mut conn, t0, &[our_syn(TS_OFFSET)]);
     // RFC 6298 §2.1 / §5.5: first after 1 s, then doubling.
@@ -498,7 +507,7 @@ fn syn_retransmits_with_exponential_backoff_then_times_out() {
 #[test]
 fn data_queued_in_syn_sent_goes_out_after_the_handshake() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     assert_eq!(conn.send(b"GET / HTTP/1.1\r\n\r\n"), Ok(18));
     expect(&mut conn, t0, &[our_syn(TS_OFFSET)]);
     feed(&mut conn, t0 + ms(100), syn_ack(bare_peer()));
@@ -553,7 +562,7 @@ fn our_full_syn_ack(tsval: u32, echo: u32) -> TcpRepr<'static> {
 }
 
 fn accept(t0: Instant, syn: TcpRepr) -> Connection {
-    Connection::accept(t0, config(), LOCAL, REMOTE, &syn, ISS, TS_OFFSET)
+    Connection::accept(t0, config(), TUPLE, &syn, INITIAL)
 }
 
 #[test]
@@ -2137,7 +2146,7 @@ fn abort_sends_rst() {
 #[test]
 fn abort_in_syn_sent_sends_nothing() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     conn.abort();
     expect_nothing(&mut conn, t0);
@@ -2211,12 +2220,12 @@ fn icmp_hard_error_aborts() {
     let mut conn = open(t0, config(), bare_peer());
     conn.send(b"hello").unwrap();
     transmit(&mut conn, t0 + ms(200));
-    conn.handle_icmp_error(SND, true, "port unreachable");
+    conn.handle_icmp_error(SND, IcmpErrorKind::PortUnreachable);
     assert_eq!(conn.state(), State::Closed);
     assert_eq!(
         events(&mut conn),
         [ConnEvent::Failed(ConnError::Unreachable(
-            "port unreachable".into()
+            IcmpErrorKind::PortUnreachable
         ))]
     );
     expect_nothing(&mut conn, t0 + ms(210));
@@ -2228,18 +2237,18 @@ fn icmp_soft_error_aborts_only_a_handshake() {
     let mut conn = open(t0, config(), bare_peer());
     conn.send(b"hello").unwrap();
     transmit(&mut conn, t0 + ms(200));
-    conn.handle_icmp_error(SND + 2, false, "host unreachable");
+    conn.handle_icmp_error(SND + 2, IcmpErrorKind::HostUnreachable);
     assert_eq!(conn.state(), State::Established);
     assert!(events(&mut conn).is_empty());
 
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
-    conn.handle_icmp_error(ISS, false, "host unreachable");
+    conn.handle_icmp_error(ISS, IcmpErrorKind::HostUnreachable);
     assert_eq!(conn.state(), State::Closed);
     assert_eq!(
         events(&mut conn),
         [ConnEvent::Failed(ConnError::Unreachable(
-            "host unreachable".into()
+            IcmpErrorKind::HostUnreachable
         ))]
     );
 }
@@ -2252,15 +2261,15 @@ fn icmp_error_quoting_a_sequence_number_not_in_flight_is_ignored() {
     transmit(&mut conn, t0 + ms(200));
     // In flight: [SND, SND + 5). RFC 5927 §4.1.
     for seq in [SND + 5, SND - 1, SND + 100_000, ISS] {
-        conn.handle_icmp_error(seq, true, "port unreachable");
+        conn.handle_icmp_error(seq, IcmpErrorKind::PortUnreachable);
         assert_eq!(conn.state(), State::Established);
     }
     assert!(events(&mut conn).is_empty());
 
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
-    conn.handle_icmp_error(ISS + 1, false, "host unreachable");
-    conn.handle_icmp_error(ISS - 1, true, "port unreachable");
+    conn.handle_icmp_error(ISS + 1, IcmpErrorKind::HostUnreachable);
+    conn.handle_icmp_error(ISS - 1, IcmpErrorKind::PortUnreachable);
     assert_eq!(conn.state(), State::SynSent);
 }
 
@@ -2481,8 +2490,19 @@ fn relay(
 #[test]
 fn simultaneous_open_establishes_on_the_crossing_syn_acks() {
     let t0 = Instant::now();
-    let mut a = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
-    let mut b = Connection::connect(t0, config(), REMOTE, LOCAL, IRS, 500);
+    let mut a = Connection::connect(t0, config(), TUPLE, INITIAL);
+    let mut b = Connection::connect(
+        t0,
+        config(),
+        FourTuple {
+            local: REMOTE,
+            remote: LOCAL,
+        },
+        Initial {
+            iss: IRS,
+            ts_offset: 500,
+        },
+    );
     // Both SYNs are in flight at once: take them out before delivering either.
     let syn_a = transmit(&mut a, t0);
     let syn_b = transmit(&mut b, t0);
@@ -2828,7 +2848,15 @@ fn sequence_numbers_wrap_around() {
     let t0 = Instant::now();
     let iss = SeqNum(u32::MAX - 499);
     let irs = SeqNum(u32::MAX - 999);
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, iss, TS_OFFSET);
+    let mut conn = Connection::connect(
+        t0,
+        config(),
+        TUPLE,
+        Initial {
+            iss,
+            ts_offset: TS_OFFSET,
+        },
+    );
     transmit(&mut conn, t0);
     let peer = TcpRepr {
         seq: irs + 1,
@@ -3033,11 +3061,9 @@ fn syn_ack_retransmissions_give_up_after_syn_retries() {
             syn_retries: 2,
             ..config()
         },
-        LOCAL,
-        REMOTE,
+        TUPLE,
         &peer_syn(NO_OPTIONS),
-        ISS,
-        TS_OFFSET,
+        INITIAL,
     );
     transmit(&mut conn, t0);
     let out = run_until(&mut conn, t0 + ms(10_000));
@@ -3137,7 +3163,7 @@ fn rfc2018_4_first_block_is_the_triggering_segments_island_among_many() {
 #[test]
 fn rfc9293_3_10_7_3_data_on_a_syn_ack_is_delivered_in_place() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     feed(
         &mut conn,
@@ -3468,7 +3494,7 @@ fn rfc5961_7_acks_to_unacceptable_pure_acks_are_rate_limited() {
 #[test]
 fn rfc7323_4_syn_ack_echoing_the_retransmitted_syn_gives_a_sample() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     expect(&mut conn, t0, &[our_syn(TS_OFFSET)]);
     conn.handle_timeout(t0 + ms(1000));
     expect(&mut conn, t0 + ms(1000), &[our_syn(TS_OFFSET + 1000)]);
@@ -3491,7 +3517,7 @@ fn rfc7323_4_syn_ack_echoing_the_retransmitted_syn_gives_a_sample() {
 #[test]
 fn rfc6298_5_7_rto_is_three_seconds_after_a_lost_syn_without_a_sample() {
     let t0 = Instant::now();
-    let mut conn = Connection::connect(t0, config(), LOCAL, REMOTE, ISS, TS_OFFSET);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
     transmit(&mut conn, t0);
     conn.handle_timeout(t0 + ms(1000));
     transmit(&mut conn, t0 + ms(1000));

@@ -126,7 +126,7 @@ mod tests {
         }));
         assert!(!is_transient(&FetchError::Connection {
             addr: ADDR,
-            error: ConnError::Unreachable("no route".into())
+            error: ConnError::Unreachable(crate::ipv4::IcmpErrorKind::NetUnreachable)
         }));
         assert!(!is_transient(&FetchError::Http(HttpError::Truncated {
             received: 1,

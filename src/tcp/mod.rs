@@ -8,5 +8,11 @@ pub mod rto;
 pub mod scoreboard;
 pub mod send_buffer;
 pub mod timers;
+pub mod tuple;
+pub mod window;
 
-pub use connection::{ConnError, ConnEvent, ConnStats, Connection, IoError, State, TcpConfig};
+pub use connection::{
+    ConnError, ConnEvent, ConnStats, Connection, Initial, IoError, State, TcpConfig,
+};
+pub use tuple::FourTuple;
+pub use window::{WindowScale, WindowSize};

@@ -1,0 +1,111 @@
+//! Control: resets, challenge ACKs (RFC 5961), the FIN handshake's ending, TIME-WAIT and CLOSED.
+
+use std::time::{Duration, Instant};
+
+use super::{AckState, ConnError, ConnEvent, Connection, State, OUT_OF_WINDOW_ACK_INTERVAL};
+use crate::tcp::timers::Timer;
+use crate::wire::{Control, SeqNum, TcpOptions, TcpRepr};
+
+impl Connection {
+    pub(super) fn handle_rst(&mut self, now: Instant, seg: &TcpRepr) {
+        // RFC 5961 §3.2: only an exact match resets; anything else in window is challenged.
+        if seg.seq != self.rcv.nxt {
+            self.challenge_ack(now);
+            return;
+        }
+        let err = match self.state {
+            State::SynReceived => ConnError::Refused,
+            State::Closing | State::LastAck | State::TimeWait => {
+                self.enter_closed(None);
+                return;
+            }
+            _ => ConnError::Reset,
+        };
+        self.enter_closed(Some(err));
+    }
+
+    /// Whether the ACK owed to an unacceptable segment is skipped: segments without data (pure
+    /// ACKs) are answered at most once per `OUT_OF_WINDOW_ACK_INTERVAL`, so two stacks that
+    /// disagree about the window cannot ping-pong ACKs forever (RFC 5961 §7, as Linux's
+    /// tcp_oow_rate_limited); data segments are always answered, they are no loop.
+    pub(super) fn out_of_window_ack_limited(&mut self, now: Instant, seg: &TcpRepr) -> bool {
+        if !seg.payload.is_empty() {
+            return false;
+        }
+        if let Some(last) = self.last_out_of_window_ack {
+            if now.saturating_duration_since(last) < OUT_OF_WINDOW_ACK_INTERVAL {
+                return true;
+            }
+        }
+        self.last_out_of_window_ack = Some(now);
+        false
+    }
+
+    pub(super) fn challenge_ack(&mut self, now: Instant) {
+        let (start, count) = &mut self.challenge_window;
+        if now.duration_since(*start) >= Duration::from_secs(1) {
+            *start = now;
+            *count = 0;
+        }
+        if *count < self.config.challenge_acks_per_second {
+            *count += 1;
+            self.stats.challenge_acks += 1;
+            self.rcv.ack = AckState::Now;
+        }
+    }
+
+    /// State changes when our FIN gets acknowledged.
+    pub(super) fn fin_acknowledged_transitions(&mut self, now: Instant) {
+        if !self.snd.fin_queued || self.snd.una != self.data_end_seq() + 1 {
+            return;
+        }
+        match self.state {
+            State::FinWait1 => {
+                self.state = State::FinWait2;
+                // Not in the RFC, but every real stack bounds FIN-WAIT-2 once the app closed.
+                self.timers
+                    .set(Timer::TimeWait, now + self.config.time_wait);
+            }
+            State::Closing => self.enter_time_wait(now),
+            State::LastAck => self.enter_closed(None),
+            _ => {}
+        }
+    }
+
+    pub(super) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.timers.clear();
+        self.timers
+            .set(Timer::TimeWait, now + self.config.time_wait);
+    }
+
+    pub(super) fn enter_closed(&mut self, error: Option<ConnError>) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.timers.clear();
+        match error {
+            Some(err) => {
+                self.error = Some(err.clone());
+                self.events.push_back(ConnEvent::Failed(err));
+            }
+            None => self.events.push_back(ConnEvent::Closed),
+        }
+    }
+
+    pub(super) fn emit_rst(&mut self, seq: SeqNum, buf: &mut [u8]) -> usize {
+        let repr = TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            control: Control::Rst,
+            seq,
+            ack: None,
+            window: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        self.stats.segments_out += 1;
+        repr.emit(*self.tuple.local.ip(), *self.tuple.remote.ip(), buf)
+    }
+}

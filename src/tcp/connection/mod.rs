@@ -1,0 +1,771 @@
+//! One TCP connection (RFC 9293) as a sans-IO state machine.
+//!
+//! # Contract
+//! A `Connection` never reads a clock, a file descriptor or an RNG: every call takes `now`.
+//! The owner drives it by
+//! 1. feeding each inbound segment for its 4-tuple to [`Connection::handle_segment`],
+//! 2. calling [`Connection::handle_timeout`] when [`Connection::poll_timeout`] has passed
+//!    (spurious calls are harmless),
+//! 3. calling [`Connection::poll_transmit`] until it returns `None` after any of the above or
+//!    after the application used `send`/`recv`/`close`,
+//! 4. draining [`Connection::poll_event`].
+//!
+//! ```text
+//!   Send sequence space (RFC 9293 §3.3.1)       Receive sequence space
+//!
+//!      1         2          3          4           1          2          3
+//!   ----------|----------|----------|----------  ----------|----------|----------
+//!          SND.UNA    SND.NXT    SND.UNA               RCV.NXT    RCV.NXT
+//!                              +SND.WND                        +RCV.WND
+//! ```
+//! `snd.max` is the highest sequence number sent so far: after a timeout `snd.nxt` goes back to
+//! `snd.una` and walks forward again (go-back-N), while SACK recovery retransmits holes without
+//! moving `snd.nxt` at all.
+//!
+//! # Layout
+//! The state is grouped as in netstack3: `SendState` (`self.snd`, the send sequence space and
+//! buffer), `RecvState` (`self.rcv`, the receive sequence space, buffer and ACK debt) and
+//! `LossState` (`self.loss`, RTT estimation, congestion control and loss recovery). The code
+//! is split by concern, each file adding an `impl Connection` block:
+//! - this file: types, constructors, the application's calls and timers;
+//! - `handshake`: SYN-SENT, learning the peer's SYN options, sending our SYN;
+//! - `receive`: acceptability, payload, FIN, the window to advertise;
+//! - `recovery`: RTT samples, ACK processing, duplicate ACKs, SACK loss detection, pipe, what to
+//!   retransmit next, the retransmission timeout;
+//! - `transmit`: `poll_transmit` and segment building;
+//! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
+
+mod control;
+mod handshake;
+mod receive;
+mod recovery;
+mod transmit;
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::congestion::{CongestionControl, NewReno};
+use super::reassembly::ReceiveBuffer;
+use super::rto::{RtoBounds, RttEstimator};
+use super::scoreboard::Scoreboard;
+use super::send_buffer::SendBuffer;
+use super::timers::{Timer, TimerTable};
+use super::tuple::FourTuple;
+use super::window::WindowScale;
+use crate::ipv4::IcmpErrorKind;
+use crate::wire::{SeqNum, TcpRepr};
+
+/// Tunables of one connection; the defaults suit a bulk download over a LAN or the Internet.
+#[derive(Debug, Clone)]
+pub struct TcpConfig {
+    /// The MSS we announce: the device MTU minus 40.
+    pub mss: u16,
+    /// Receive buffer, which is also the largest window we advertise.
+    pub recv_buffer: usize,
+    /// Send buffer: application bytes not yet acknowledged.
+    pub send_buffer: usize,
+    /// Offer window scaling (RFC 7323 §2): without it no window exceeds 64 KiB, too little for
+    /// a bulk download over a long path.
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323 §3): RTT samples on every ACK and PAWS.
+    pub timestamps: bool,
+    /// Offer selective acknowledgements (RFC 2018), so recovery repairs several losses per RTT.
+    pub sack: bool,
+    /// Nagle's algorithm (RFC 9293 §3.7.4). Off by default: request/response traffic.
+    pub nagle: bool,
+    /// Initial, least and greatest retransmission timeout (RFC 6298).
+    pub rto: RtoBounds,
+    /// Longest an ACK for in-order data may wait (RFC 9293 §3.8.6.3 allows up to 500 ms).
+    pub delayed_ack: Duration,
+    /// Most full-sized segments' worth of data one ACK may cover while a batch of queued
+    /// datagrams is read.
+    /// Every ACK written to a TUN runs the forwarding path and the sender's ACK processing
+    /// inside that write, so one per queued segment pair costs more than the data; like a
+    /// kernel receiver behind GRO (64 KB) or SACK compression (`tcp_comp_sack_nr`, 44), we
+    /// stretch ACKs across the batch up to this many segments.
+    pub ack_stretch: u32,
+    /// TIME-WAIT length (2*MSL), also the FIN-WAIT-2 limit once the application closed.
+    pub time_wait: Duration,
+    /// Abort when sent data stays unacknowledged this long (RFC 5482 user timeout).
+    pub user_timeout: Duration,
+    /// Retransmissions of SYN or SYN-ACK before giving up.
+    pub syn_retries: u32,
+    /// Consecutive retransmission timeouts of data before giving up.
+    pub data_retries: u32,
+    /// RFC 5961 §7: most challenge ACKs per second.
+    pub challenge_acks_per_second: u32,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            recv_buffer: 1 << 20,
+            send_buffer: 256 << 10,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            nagle: false,
+            rto: RtoBounds::default(),
+            delayed_ack: Duration::from_millis(40),
+            ack_stretch: 44,
+            time_wait: Duration::from_secs(60),
+            user_timeout: Duration::from_secs(300),
+            syn_retries: 6,
+            data_retries: 15,
+            challenge_acks_per_second: 10,
+        }
+    }
+}
+
+/// The RFC 9293 states a connection can be in (LISTEN belongs to the stack's listeners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Our SYN was (or is about to be) sent; waiting for the peer's SYN.
+    SynSent,
+    /// The peer's SYN arrived and our SYN-ACK answers it; waiting for its ACK.
+    SynReceived,
+    /// Open in both directions.
+    Established,
+    /// We closed; our FIN is queued or unacknowledged.
+    FinWait1,
+    /// Our FIN was acknowledged; waiting for the peer's.
+    FinWait2,
+    /// The peer closed; we may still send.
+    CloseWait,
+    /// Both sides closed at once; waiting for the ACK of our FIN.
+    Closing,
+    /// The peer closed first, then we did; waiting for the ACK of our FIN.
+    LastAck,
+    /// Both FINs acknowledged; waiting 2*MSL so stray segments of this incarnation die out.
+    TimeWait,
+    /// Nothing left: never opened, ended or aborted.
+    Closed,
+}
+
+impl State {
+    /// True once the handshake completed (RFC 9293 "synchronized states").
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::SynSent | State::SynReceived | State::Closed)
+    }
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConnError {
+    /// The peer answered our SYN with a reset (nobody listens there), or reset a connection
+    /// still in SYN-RECEIVED.
+    #[error("connection refused")]
+    Refused,
+    /// The peer reset an established connection.
+    #[error("connection reset by peer")]
+    Reset,
+    /// Retransmissions or the user timeout ran out without an answer.
+    #[error("connection timed out")]
+    TimedOut,
+    /// An ICMP error reported the peer unreachable (RFC 1122 §4.2.3.9, RFC 5927); the message
+    /// is the ICMP reason's.
+    #[error("{0}")]
+    Unreachable(IcmpErrorKind),
+    /// The application aborted the connection.
+    #[error("connection aborted")]
+    Aborted,
+}
+
+/// Why `send`/`recv` could not do anything now.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IoError {
+    /// Nothing to read, or no room in the send buffer; wait for the matching event.
+    #[error("operation would block")]
+    WouldBlock,
+    /// The application already closed the sending direction.
+    #[error("connection is closing for sending")]
+    SendClosed,
+    /// The connection is closed and was never (or is no longer) usable for this.
+    #[error("connection is not yet established")]
+    NotConnected,
+    /// The connection ended with an error.
+    #[error(transparent)]
+    Failed(#[from] ConnError),
+}
+
+/// What happened, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// The handshake completed.
+    Connected,
+    /// New in-order bytes can be read.
+    Readable,
+    /// Send buffer space freed up after a short write.
+    Writable,
+    /// The peer sent FIN: no more bytes will arrive after those buffered.
+    PeerFinished,
+    /// The connection ended cleanly (both FINs acknowledged, or TIME-WAIT over).
+    Closed,
+    /// The connection ended with an error.
+    Failed(ConnError),
+}
+
+/// Counters for diagnostics and the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Segments handed to the connection.
+    pub segments_in: u64,
+    /// Segments the connection emitted, resets included.
+    pub segments_out: u64,
+    /// Payload bytes delivered in order to the receive buffer.
+    pub bytes_in: u64,
+    /// Payload bytes sent, retransmissions included.
+    pub bytes_out: u64,
+    /// Segments retransmitted after a timeout (go-back-N after RTO, SYN, FIN), and the resends
+    /// of data in flight after a path MTU drop.
+    pub retransmits_timeout: u64,
+    /// Segments retransmitted by fast retransmit / SACK recovery.
+    pub retransmits_fast: u64,
+    /// Retransmission timer expirations.
+    pub timeouts: u64,
+    /// Loss recovery episodes entered.
+    pub recoveries: u64,
+    /// Duplicate ACKs received (RFC 5681 §2 definition).
+    pub dup_acks_in: u64,
+    /// ACKs we sent that repeated the previous acknowledgement because data was missing.
+    pub dup_acks_out: u64,
+    /// Data segments that arrived beyond a hole.
+    pub out_of_order_in: u64,
+    /// Segments carrying only data we already had.
+    pub duplicate_segments_in: u64,
+    /// Segments for this 4-tuple dropped for a bad checksum (counted by the stack).
+    pub checksum_failures: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Segments dropped by PAWS or as unacceptable.
+    pub rejected_in: u64,
+    /// Smoothed RTT, once there is a sample.
+    pub srtt: Option<Duration>,
+    /// Congestion window in bytes.
+    pub cwnd: usize,
+    /// Slow-start threshold in bytes.
+    pub ssthresh: usize,
+}
+
+/// A fast recovery in progress (RFC 6675 with SACK, RFC 6582 NewReno without).
+#[derive(Debug, Clone, Copy)]
+struct Recovery {
+    /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when loss was detected.
+    point: SeqNum,
+    /// RFC 6675 HighRxt: everything lost below this was retransmitted once.
+    high_rxt: SeqNum,
+    /// Retransmit the first lost segment even if the window is full (fast retransmit and the
+    /// NewReno partial-ACK retransmission).
+    forced: bool,
+}
+
+/// How soon an ACK is owed, in rising urgency (so `max` combines two reasons).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum AckState {
+    #[default]
+    Idle,
+    /// One full segment unacknowledged; the delayed-ACK timer runs.
+    Delayed,
+    /// Owed with the next transmission, but it may wait until the datagrams already queued
+    /// have been read: the ACK then covers them all.
+    Batched,
+    /// Send an ACK before reading anything more: it carries a loss signal or news the peer
+    /// acts on.
+    Now,
+}
+
+/// The SYN options we negotiated, or learn from the peer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Negotiated {
+    sack: bool,
+    timestamps: bool,
+    /// Both sides sent the window scale option.
+    scaling: bool,
+    /// Scale applied to windows the peer advertises.
+    snd_scale: WindowScale,
+    /// Scale applied to windows we advertise.
+    rcv_scale: WindowScale,
+}
+/// How a new connection starts: the values the stack draws for it (in one place,
+/// `Sockets::initial` in the stack), passed in because a `Connection` has no RNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Initial {
+    /// Our initial sequence number (RFC 6528: unpredictable off-path, rising with time).
+    pub iss: SeqNum,
+    /// Random offset of our timestamp clock (RFC 7323 §5.4: TSval = ms since start + offset), so
+    /// TSvals reveal neither uptime nor how connections relate.
+    pub ts_offset: u32,
+}
+
+/// The send half (RFC 9293 §3.3.1 send sequence variables, plus the send buffer).
+#[derive(Debug)]
+struct SendState {
+    /// ISS, our initial sequence number (the SYN's).
+    iss: SeqNum,
+    /// SND.UNA: oldest unacknowledged sequence number.
+    una: SeqNum,
+    /// SND.NXT: next sequence number to send.
+    nxt: SeqNum,
+    /// Highest sequence number sent so far (see the module documentation).
+    max: SeqNum,
+    /// SND.WND, in bytes (already scaled).
+    wnd: usize,
+    /// Largest window the peer ever offered (RFC 9293 §3.8.6.2.1, RFC 5961 §5.2 MAX.SND.WND).
+    max_wnd: usize,
+    /// SND.WL1: sequence number of the segment that last updated the window.
+    wl1: SeqNum,
+    /// SND.WL2: acknowledgement number of the segment that last updated the window.
+    wl2: SeqNum,
+    /// Bytes of payload per full-sized segment we send (peer MSS minus our options).
+    mss: usize,
+    /// Sequence number of the send buffer's first byte; stops at our FIN's sequence number.
+    start: SeqNum,
+    /// Application bytes not yet acknowledged.
+    buffer: SendBuffer,
+    /// Application asked to close: FIN follows the last queued byte.
+    fin_queued: bool,
+    /// The application hit a full send buffer and waits for `Writable`.
+    writable_wanted: bool,
+    /// A zero-window probe is due.
+    probe_due: bool,
+}
+
+/// The receive half (RFC 9293 §3.3.1 receive sequence variables, plus the receive buffer and
+/// what we owe the peer in ACKs).
+#[derive(Debug)]
+struct RecvState {
+    /// IRS, the peer's initial sequence number.
+    irs: SeqNum,
+    /// RCV.NXT: next sequence number expected.
+    nxt: SeqNum,
+    /// Right edge of the window we last advertised; never moves left (RFC 9293 §3.8.6.2.1).
+    adv: SeqNum,
+    /// Received bytes, in order and out of order.
+    buffer: ReceiveBuffer,
+    /// A FIN that arrived beyond a hole, as a stream offset.
+    pending_fin: Option<u64>,
+    /// The peer's FIN was received in order.
+    fin_received: bool,
+    /// TS.Recent (RFC 7323 §4.3): the TSval we echo.
+    ts_recent: u32,
+    /// Last.ACK.sent (RFC 7323 §4.3).
+    last_ack_sent: SeqNum,
+    /// How soon an ACK is owed.
+    ack: AckState,
+    /// Payload bytes received since our last ACK.
+    unacked_bytes: usize,
+    /// Out-of-order segments since RCV.NXT last moved: the first few are acknowledged at once
+    /// whatever else happens, so a sender counting duplicate ACKs sees its threshold.
+    out_of_order_since_advance: u32,
+    /// Data that arrived again (left, right), to report as the first SACK block of the next ACK
+    /// (D-SACK, RFC 2883 §4), so the sender can tell a spurious retransmission from a loss.
+    dsack: Option<(SeqNum, SeqNum)>,
+    /// `Readable` was reported and the application has not read since.
+    readable_signalled: bool,
+}
+
+/// Loss detection and recovery: RTT estimation, congestion control, the SACK scoreboard.
+#[derive(Debug)]
+struct LossState {
+    /// SRTT/RTTVAR/RTO (RFC 6298).
+    rtt: RttEstimator,
+    /// Karn-safe RTT timing of one segment when timestamps are off: (seq, sent at).
+    rtt_probe: Option<(SeqNum, Instant)>,
+    /// Our TSval at the last retransmission timeout. An ACK echoing an older TSval answers a
+    /// segment sent before the timeout, so its "RTT" would include the whole backoff.
+    timeout_ts: Option<u32>,
+    /// The congestion controller (NewReno unless swapped).
+    cc: Box<dyn CongestionControl>,
+    /// What the peer SACKed beyond SND.UNA (RFC 6675).
+    scoreboard: Scoreboard,
+    /// The fast recovery in progress, if any.
+    recovery: Option<Recovery>,
+    /// SND.MAX at the last retransmission timeout, until the cumulative ACK passes it: the
+    /// duplicate ACKs the old flight still brings back must not start a fast recovery
+    /// (RFC 6582 §3.2 steps 2 and 6, RFC 6675 §5.1).
+    rto_recover: Option<SeqNum>,
+    /// Duplicate ACKs counted (RFC 5681 §3.2).
+    dup_acks: u32,
+    /// Consecutive retransmission timeouts (or unanswered zero-window probes).
+    retries: u32,
+}
+
+/// One TCP connection; see the module documentation for how to drive it.
+#[derive(Debug)]
+pub struct Connection {
+    config: TcpConfig,
+    state: State,
+    tuple: FourTuple,
+    /// Timestamp clock origin: TSval = ms since `epoch` + `ts_offset` (RFC 7323 §5.4).
+    epoch: Instant,
+    ts_offset: u32,
+    opts: Negotiated,
+    snd: SendState,
+    rcv: RecvState,
+    loss: LossState,
+
+    /// Send an RST on the next transmission (abort).
+    rst_due: bool,
+    /// A reset answering one stray segment, with the sequence number its ACK asked for; the
+    /// connection is unaffected.
+    stray_rst: Option<SeqNum>,
+    /// RFC 5961 §7 rate limit: (start of the current second, challenge ACKs sent in it).
+    challenge_window: (Instant, u32),
+    /// When we last answered an unacceptable segment without data (rate limit).
+    last_out_of_window_ack: Option<Instant>,
+
+    timers: TimerTable,
+    events: VecDeque<ConnEvent>,
+    error: Option<ConnError>,
+    stats: ConnStats,
+}
+
+/// Least time between two ACKs answering unacceptable segments without data (Linux's
+/// tcp_invalid_ratelimit default).
+const OUT_OF_WINDOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// DupThresh (RFC 5681 §3.2, RFC 6675 §2): duplicate ACKs a sender waits for before it
+/// retransmits. The sender enters fast retransmit on this many; the receiver acknowledges this
+/// many out-of-order segments per RCV.NXT at once so that a sender counting them gets there.
+const DUP_THRESH: u32 = 3;
+/// The MSS assumed when the peer sends none (RFC 9293 §3.7.1).
+const DEFAULT_PEER_MSS: usize = 536;
+/// Bytes of the timestamps option as we lay it out.
+const TIMESTAMP_OPTION_LEN: usize = 12;
+
+impl Connection {
+    /// Active open: a connection in SYN-SENT whose SYN goes out on the first `poll_transmit`.
+    pub fn connect(now: Instant, config: TcpConfig, tuple: FourTuple, initial: Initial) -> Self {
+        let mut conn = Connection::new(now, config, tuple, initial);
+        conn.state = State::SynSent;
+        conn.opts = Negotiated {
+            sack: conn.config.sack,
+            timestamps: conn.config.timestamps,
+            scaling: conn.config.window_scaling,
+            snd_scale: WindowScale::NONE,
+            rcv_scale: conn.wanted_rcv_scale(),
+        };
+        conn
+    }
+
+    /// Passive open: a connection in SYN-RECEIVED answering `syn`.
+    pub fn accept(
+        now: Instant,
+        config: TcpConfig,
+        tuple: FourTuple,
+        syn: &TcpRepr,
+        initial: Initial,
+    ) -> Self {
+        let mut conn = Connection::new(now, config, tuple, initial);
+        conn.state = State::SynReceived;
+        conn.learn_syn(syn);
+        // RFC 7323 §2.2: the window in a SYN is never scaled.
+        conn.snd.wnd = usize::from(syn.window);
+        conn.snd.max_wnd = conn.snd.wnd;
+        conn.snd.wl1 = syn.seq;
+        conn
+    }
+
+    fn new(now: Instant, config: TcpConfig, tuple: FourTuple, initial: Initial) -> Self {
+        let Initial { iss, ts_offset } = initial;
+        let send_mss = DEFAULT_PEER_MSS;
+        let mut timers = TimerTable::default();
+        timers.set(Timer::User, now + config.user_timeout);
+        Connection {
+            state: State::Closed,
+            tuple,
+            epoch: now,
+            ts_offset,
+            opts: Negotiated::default(),
+            snd: SendState {
+                iss,
+                una: iss,
+                nxt: iss,
+                max: iss,
+                wnd: 0,
+                max_wnd: 0,
+                wl1: SeqNum(0),
+                wl2: iss,
+                mss: send_mss,
+                start: iss + 1,
+                buffer: SendBuffer::new(config.send_buffer),
+                fin_queued: false,
+                writable_wanted: false,
+                probe_due: false,
+            },
+            rcv: RecvState {
+                irs: SeqNum(0),
+                nxt: SeqNum(0),
+                adv: SeqNum(0),
+                buffer: ReceiveBuffer::new(config.recv_buffer),
+                pending_fin: None,
+                fin_received: false,
+                ts_recent: 0,
+                last_ack_sent: SeqNum(0),
+                ack: AckState::Idle,
+                unacked_bytes: 0,
+                out_of_order_since_advance: 0,
+                dsack: None,
+                readable_signalled: false,
+            },
+            loss: LossState {
+                rtt: RttEstimator::new(config.rto),
+                rtt_probe: None,
+                timeout_ts: None,
+                cc: Box::new(NewReno::new(send_mss)),
+                scoreboard: Scoreboard::default(),
+                recovery: None,
+                rto_recover: None,
+                dup_acks: 0,
+                retries: 0,
+            },
+            rst_due: false,
+            stray_rst: None,
+            challenge_window: (now, 0),
+            last_out_of_window_ack: None,
+            timers,
+            events: VecDeque::new(),
+            error: None,
+            stats: ConnStats::default(),
+            config,
+        }
+    }
+
+    /// Replaces the congestion controller (tests swap in `Unlimited`).
+    pub fn set_congestion_control(&mut self, cc: Box<dyn CongestionControl>) {
+        self.loss.cc = cc;
+    }
+
+    /// The RFC 9293 state, for the owner and diagnostics.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Our end of the connection.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.tuple.local
+    }
+
+    /// The peer's end of the connection.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.tuple.remote
+    }
+
+    /// The error that ended the connection, if one did.
+    pub fn error(&self) -> Option<&ConnError> {
+        self.error.as_ref()
+    }
+
+    /// Counters, with the current RTT and window filled in.
+    pub fn stats(&self) -> ConnStats {
+        ConnStats {
+            srtt: self.loss.rtt.srtt(),
+            cwnd: self.loss.cc.window(),
+            ssthresh: self.loss.cc.ssthresh(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// True when an ACK should go out now rather than at the end of the receive batch: a new
+    /// hole, one of the first three out-of-order segments since RCV.NXT moved, any out-of-order
+    /// segment without SACK, a duplicate segment, a filled hole, a challenge, or `ack_stretch`
+    /// segments' worth unacknowledged. The event loop flushes on it, so batching never hides
+    /// loss signals; ACKs for the second segment onwards (RFC 5681 §4.2) go out when the batch
+    /// ends. Whatever it says, an owed ACK goes out with the next `poll_transmit`.
+    pub fn ack_due(&self) -> bool {
+        self.rcv.ack == AckState::Now
+    }
+
+    /// Lets the stack attribute checksum failures to this connection.
+    pub fn count_checksum_failure(&mut self) {
+        self.stats.checksum_failures += 1;
+    }
+
+    /// Current retransmission timeout, for diagnostics.
+    pub fn rto(&self) -> Duration {
+        self.loss.rtt.rto()
+    }
+
+    /// True once nothing more will happen: the owner may forget the connection.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && !self.rst_due
+    }
+
+    /// Bytes waiting to be read.
+    pub fn recv_queue(&self) -> usize {
+        self.rcv.buffer.readable()
+    }
+
+    /// Bytes queued for sending and not yet acknowledged.
+    pub fn send_queue(&self) -> usize {
+        self.snd.buffer.len()
+    }
+
+    /// Queues bytes for sending; returns how many fit in the send buffer.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, IoError> {
+        if let Some(err) = &self.error {
+            return Err(err.clone().into());
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            State::Closed => return Err(IoError::NotConnected),
+            _ => return Err(IoError::SendClosed),
+        }
+        if self.snd.fin_queued {
+            return Err(IoError::SendClosed);
+        }
+        let n = self.snd.buffer.push(data);
+        if n < data.len() {
+            self.snd.writable_wanted = true;
+        }
+        if n == 0 && !data.is_empty() {
+            return Err(IoError::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// Reads in-order bytes. `Ok(0)` means end of stream (the peer's FIN, all data read).
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, IoError> {
+        let n = self.rcv.buffer.read(out);
+        self.after_read(n)
+    }
+
+    /// Hands readable bytes to `consume` without copying; it returns how many it took.
+    pub fn recv_with(
+        &mut self,
+        consume: impl FnOnce(&[u8], &[u8]) -> usize,
+    ) -> Result<usize, IoError> {
+        let (a, b) = self.rcv.buffer.readable_slices();
+        let n = consume(a, b).min(a.len() + b.len());
+        self.rcv.buffer.consume(n);
+        self.after_read(n)
+    }
+
+    fn after_read(&mut self, n: usize) -> Result<usize, IoError> {
+        if n > 0 {
+            self.rcv.readable_signalled = false;
+            return Ok(n);
+        }
+        // End of stream only once every byte before the FIN was taken: a reader that took
+        // nothing this time (its own buffer was full) must not mistake that for EOF.
+        if self.rcv.buffer.readable() > 0 {
+            return Err(IoError::WouldBlock);
+        }
+        if self.rcv.fin_received {
+            return Ok(0);
+        }
+        if let Some(err) = &self.error {
+            return Err(err.clone().into());
+        }
+        if self.state == State::Closed {
+            return Ok(0);
+        }
+        Err(IoError::WouldBlock)
+    }
+
+    /// Closes our sending direction: FIN after the queued bytes (RFC 9293 §3.10.4).
+    pub fn close(&mut self) {
+        match self.state {
+            State::SynSent => self.enter_closed(None),
+            // The FIN waits for ESTABLISHED, where the ACK of our SYN moves us to FIN-WAIT-1.
+            State::SynReceived => self.snd.fin_queued = true,
+            State::Established => {
+                self.snd.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.snd.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            _ => {}
+        }
+    }
+
+    /// Aborts: RST to the peer if synchronized, then CLOSED (RFC 9293 §3.10.5).
+    pub fn abort(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.rst_due = self.state != State::SynSent;
+        self.enter_closed(Some(ConnError::Aborted));
+    }
+
+    /// An ICMP error quoting one of our segments with sequence number `seq` (RFC 5927: only
+    /// believed when `seq` is in flight). Hard errors abort; soft ones abort a handshake only.
+    pub fn handle_icmp_error(&mut self, seq: SeqNum, kind: IcmpErrorKind) {
+        if !seq.in_range(self.snd.una, self.snd.max.max(self.snd.una + 1)) {
+            return;
+        }
+        if kind.is_hard() || self.state == State::SynSent {
+            self.enter_closed(Some(ConnError::Unreachable(kind)));
+        }
+    }
+
+    /// Path MTU discovery (RFC 1191): the path cannot carry segments above `mtu` bytes of IP.
+    pub fn handle_path_mtu(&mut self, seq: SeqNum, mtu: u16) {
+        if !seq.in_range(self.snd.una, self.snd.max.max(self.snd.una + 1)) {
+            return;
+        }
+        let overhead = 40
+            + if self.opts.timestamps {
+                TIMESTAMP_OPTION_LEN
+            } else {
+                0
+            };
+        let mss = usize::from(mtu).saturating_sub(overhead).max(64);
+        if mss < self.snd.mss {
+            self.snd.mss = mss;
+            // Resend what is in flight in smaller segments now.
+            if self.snd.una != self.snd.max && self.state.is_synchronized() {
+                self.snd.nxt = self.snd.una;
+            }
+        }
+    }
+
+    /// The next thing the application should know.
+    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        self.timers.next_deadline()
+    }
+
+    /// Fires every expired timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.expire(now) {
+            match timer {
+                Timer::Retransmit => self.on_retransmit_timeout(now),
+                Timer::DelayedAck => {
+                    if self.rcv.ack == AckState::Delayed {
+                        self.rcv.ack = AckState::Now;
+                    }
+                }
+                Timer::Persist => self.snd.probe_due = true,
+                Timer::TimeWait => self.enter_closed(None),
+                Timer::User => {
+                    let stuck = self.snd.una != self.snd.max || !self.state.is_synchronized();
+                    if stuck && self.state != State::TimeWait {
+                        let rst = self.state.is_synchronized();
+                        self.enter_closed(Some(ConnError::TimedOut));
+                        self.rst_due = rst;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Our TSval at `now` (RFC 7323 §5.4: a millisecond clock with a random start).
+    fn ts_now(&self, now: Instant) -> u32 {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u32;
+        ms.wrapping_add(self.ts_offset)
+    }
+}

@@ -1,0 +1,321 @@
+//! ACK processing and loss recovery: RTT samples, duplicate ACKs, SACK loss detection, the pipe,
+//! what to retransmit next, and the retransmission timeout.
+
+use std::time::{Duration, Instant};
+
+use super::{ConnError, ConnEvent, Connection, Recovery, DUP_THRESH};
+use crate::tcp::timers::Timer;
+use crate::wire::{Control, SeqNum, TcpRepr};
+
+impl Connection {
+    pub(super) fn sample_rtt_from(&mut self, now: Instant, seg: &TcpRepr, timed: Option<SeqNum>) {
+        if self.opts.timestamps {
+            if let Some(ts) = seg.options.timestamps {
+                if ts.echo != 0 {
+                    // RFC 7323 §4.2 makes a TSecr sample a MAY. After a timeout, an echo older
+                    // than the timeout comes from a segment whose ACK was lost and that the
+                    // peer saw again as a duplicate: it measures our backoff, not the path.
+                    if let Some(at) = self.loss.timeout_ts {
+                        if (ts.echo.wrapping_sub(at) as i32) < 0 {
+                            return;
+                        }
+                        self.loss.timeout_ts = None;
+                    }
+                    let elapsed = self.ts_now(now).wrapping_sub(ts.echo);
+                    // Ignore nonsense echoes (RFC 7323 §4.2 sanity: not from the future, < 1 h).
+                    if (elapsed as i32) >= 0 && elapsed < 3_600_000 {
+                        self.loss
+                            .rtt
+                            .on_sample(Duration::from_millis(u64::from(elapsed.max(1))));
+                        return;
+                    }
+                }
+            }
+        }
+        if let (Some((seq, sent)), Some(ack)) = (self.loss.rtt_probe, seg.ack) {
+            if timed.is_some() || ack.after(seq) {
+                self.loss.rtt.on_sample(now.duration_since(sent));
+                self.loss.rtt_probe = None;
+            }
+        }
+    }
+
+    pub(super) fn process_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
+        let newly_sacked = if self.opts.sack {
+            self.loss
+                .scoreboard
+                .update(seg.options.sack_blocks(), self.snd.una, self.snd.max)
+        } else {
+            0
+        };
+        let window = self.opts.snd_scale.apply(seg.window).get();
+        let window_changed = window != self.snd.wnd;
+        // RFC 9293 §3.10.7.4: update the send window only from newer segments.
+        if self.snd.wl1.before(seg.seq) || (self.snd.wl1 == seg.seq && self.snd.wl2.before_eq(ack))
+        {
+            self.snd.wnd = window;
+            self.snd.max_wnd = self.snd.max_wnd.max(window);
+            self.snd.wl1 = seg.seq;
+            self.snd.wl2 = ack;
+            if window > 0 {
+                self.timers.stop(Timer::Persist);
+            }
+        }
+
+        if window == 0 {
+            // The peer answers while its window is closed, typically our zero-window probes:
+            // it is alive, so the probes must not run out the retries nor the user timeout
+            // (RFC 9293 §3.8.6.1; RFC 1122 §4.2.2.17: the connection MUST stay open).
+            self.loss.retries = 0;
+            if self.timers.is_set(Timer::User) {
+                self.timers.set(Timer::User, now + self.config.user_timeout);
+            }
+        }
+        if ack.after(self.snd.una) {
+            self.on_new_ack(now, seg, ack);
+        } else if ack == self.snd.una
+            && seg.payload.is_empty()
+            && seg.control == Control::None
+            && self.snd.una != self.snd.max
+            && window > 0
+            && (!window_changed || newly_sacked > 0)
+        {
+            // A closed window answering a probe says nothing about loss: only ACKs that leave
+            // room for the outstanding data count as duplicates (RFC 5681 §2).
+            self.on_duplicate_ack(newly_sacked);
+        }
+        self.fin_acknowledged_transitions(now);
+    }
+
+    pub(super) fn on_new_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
+        let acked = ack.distance_from(self.snd.una);
+        self.sample_rtt_from(now, seg, None);
+        // Drop acknowledged payload: sequence space also counts our SYN and FIN.
+        let data_acked = ack.min(self.data_end_seq()).distance_from(self.snd.start);
+        self.snd.buffer.acknowledge(data_acked);
+        self.snd.start += data_acked;
+        self.snd.una = ack;
+        if self.snd.nxt.before(ack) {
+            self.snd.nxt = ack;
+        }
+        self.loss.scoreboard.advance(ack);
+        self.loss.retries = 0;
+        self.snd.probe_due = false;
+        if self
+            .loss
+            .rto_recover
+            .is_some_and(|point| ack.after_eq(point))
+        {
+            self.loss.rto_recover = None;
+        }
+
+        let flight = self.snd.max.distance_from(self.snd.una);
+        match self.loss.recovery {
+            Some(rec) if ack.after_eq(rec.point) => {
+                self.loss.cc.on_exit_recovery(flight, self.snd.mss);
+                self.loss.recovery = None;
+                self.loss.dup_acks = 0;
+            }
+            Some(mut rec) => {
+                // Partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
+                if !self.opts.sack {
+                    rec.high_rxt = ack;
+                    rec.forced = true;
+                    self.loss.dup_acks = self
+                        .loss
+                        .dup_acks
+                        .saturating_sub((acked / self.snd.mss.max(1)) as u32);
+                }
+                rec.high_rxt = rec.high_rxt.max(ack);
+                self.loss.recovery = Some(rec);
+            }
+            None => {
+                self.loss.dup_acks = 0;
+                self.loss.cc.on_ack(acked, self.snd.mss);
+            }
+        }
+
+        // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
+        if self.snd.una == self.snd.max {
+            self.timers.stop(Timer::Retransmit);
+            self.timers.set(Timer::User, now + self.config.user_timeout);
+        } else {
+            self.timers
+                .set(Timer::Retransmit, now + self.loss.rtt.rto());
+            self.timers.set(Timer::User, now + self.config.user_timeout);
+        }
+        if self.snd.writable_wanted && self.snd.buffer.free() > 0 {
+            self.snd.writable_wanted = false;
+            self.events.push_back(ConnEvent::Writable);
+        }
+    }
+
+    pub(super) fn on_duplicate_ack(&mut self, newly_sacked: usize) {
+        self.loss.dup_acks += 1;
+        self.stats.dup_acks_in += 1;
+        if self.loss.recovery.is_some() {
+            return;
+        }
+        if self
+            .loss
+            .rto_recover
+            .is_some_and(|point| self.snd.una.before(point))
+        {
+            // Echoes of the flight sent before the timeout: the go-back-N after it repairs
+            // those losses, at the slow-start rate.
+            return;
+        }
+        let sack_says_lost = self.opts.sack
+            && newly_sacked > 0
+            && self
+                .loss
+                .scoreboard
+                .loss_edge(self.loss_threshold())
+                .is_some_and(|edge| edge.after(self.snd.una));
+        if self.loss.dup_acks >= DUP_THRESH || sack_says_lost {
+            // RFC 5681 §3.2 / RFC 6675 §5: fast retransmit and enter recovery.
+            let flight = self.snd.max.distance_from(self.snd.una);
+            self.loss.cc.on_enter_recovery(flight, self.snd.mss);
+            self.stats.recoveries += 1;
+            self.loss.rtt_probe = None;
+            self.loss.recovery = Some(Recovery {
+                point: self.snd.max,
+                high_rxt: self.snd.una,
+                forced: true,
+            });
+        }
+    }
+
+    pub(super) fn loss_threshold(&self) -> usize {
+        (DUP_THRESH as usize - 1) * self.snd.mss
+    }
+
+    /// Bytes we may still send under cwnd; RFC 6675 "pipe" during recovery.
+    pub(super) fn pipe(&self) -> usize {
+        let outstanding = self.snd.nxt.distance_from(self.snd.una);
+        let sacked = self.loss.scoreboard.sacked_in(self.snd.una, self.snd.nxt);
+        let Some(rec) = self.loss.recovery else {
+            return outstanding.saturating_sub(sacked);
+        };
+        let (edge, dup_credit) = self.lost_edge(rec);
+        // Lost and not yet retransmitted bytes are not in the network.
+        let lost_from = rec.high_rxt.max(self.snd.una);
+        let lost = if lost_from.before(edge) {
+            edge.distance_from(lost_from) - self.loss.scoreboard.sacked_in(lost_from, edge)
+        } else {
+            0
+        };
+        outstanding.saturating_sub(sacked + lost + dup_credit)
+    }
+
+    /// Where un-SACKed bytes stop counting as lost, and (without SACK) the bytes the duplicate
+    /// ACKs say have left the network, as Linux estimates them.
+    pub(super) fn lost_edge(&self, rec: Recovery) -> (SeqNum, usize) {
+        if self.opts.sack {
+            let edge = self
+                .loss
+                .scoreboard
+                .loss_edge(self.loss_threshold())
+                .unwrap_or(self.snd.una);
+            // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3); later
+            // on, only SACK evidence (IsLost) marks a segment lost.
+            let first = (self.snd.una + self.snd.mss).min(self.snd.max);
+            (edge.max(if rec.forced { first } else { self.snd.una }), 0)
+        } else {
+            let first = (self.snd.una + self.snd.mss).min(self.snd.max);
+            (first, self.loss.dup_acks as usize * self.snd.mss)
+        }
+    }
+
+    pub(super) fn on_retransmit_timeout(&mut self, now: Instant) {
+        let limit = if self.state.is_synchronized() {
+            self.config.data_retries
+        } else {
+            self.config.syn_retries
+        };
+        if self.loss.retries >= limit {
+            let err = ConnError::TimedOut;
+            let rst = self.state.is_synchronized();
+            self.enter_closed(Some(err));
+            self.rst_due = rst;
+            return;
+        }
+        self.loss.retries += 1;
+        if self.state.is_synchronized() && self.snd.wnd == 0 && self.snd.una != self.snd.max {
+            // The peer's window is closed: what timed out is a zero-window probe, which says
+            // nothing about congestion (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17). Probe again
+            // after a backed-off interval; cwnd, ssthresh and the SACK record stay, and
+            // `retries` counts only probes the peer left unanswered.
+            // The interval backs off, but stays within half the user timeout so that a peer
+            // that answers is heard from before that timer runs out (as Linux clamps probe0).
+            self.loss.rtt.on_timeout();
+            self.loss.rtt_probe = None;
+            self.snd.nxt = self.snd.una;
+            self.snd.probe_due = true;
+            let interval = self.loss.rtt.rto().min(self.config.user_timeout / 2);
+            self.timers.set(Timer::Retransmit, now + interval);
+            return;
+        }
+        self.stats.timeouts += 1;
+        let flight = self.snd.max.distance_from(self.snd.una);
+        if self.state.is_synchronized() && flight > 0 {
+            self.loss.cc.on_timeout(flight, self.snd.mss);
+        }
+        self.loss.rtt.on_timeout();
+        self.loss.rtt_probe = None;
+        self.loss.timeout_ts = Some(self.ts_now(now));
+        self.loss.recovery = None;
+        if self.state.is_synchronized() {
+            self.loss.rto_recover = Some(self.snd.max);
+        }
+        self.loss.dup_acks = 0;
+        self.loss.scoreboard.clear();
+        // Go back N: everything from SND.UNA is sent again as the window allows.
+        self.snd.nxt = self.snd.una;
+        if self.snd.wnd == 0 && self.snd.una != self.snd.max {
+            self.snd.probe_due = true;
+        }
+        self.timers
+            .set(Timer::Retransmit, now + self.loss.rtt.rto());
+    }
+
+    /// SACK/NewReno recovery: retransmit the next lost hole if the pipe allows (RFC 6675 §5
+    /// NextSeg rule 1, or RFC 6582's retransmission on a partial ACK).
+    pub(super) fn emit_recovery_retransmission(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let mut rec = self.loss.recovery?;
+        let (edge, _) = self.lost_edge(rec);
+        let from = rec.high_rxt.max(self.snd.una);
+        let (start, hole_end) = self
+            .loss
+            .scoreboard
+            .next_hole(from, edge.min(self.snd.max))?;
+        if !rec.forced && self.pipe() + self.snd.mss > self.loss.cc.window() {
+            return None;
+        }
+        let options_len = self.data_options_len();
+        let max_payload = self
+            .snd
+            .mss
+            .saturating_sub(self.sack_option_len(options_len));
+        // The hole may end with (or be only) our FIN, which has a sequence number but no byte
+        // in the send buffer: send it as a FIN.
+        let data_end = self.data_end_seq();
+        let len = hole_end
+            .distance_from(start)
+            .min(max_payload)
+            .min(data_end.distance_from(start));
+        let fin = self.snd.fin_queued && start + len == data_end && hole_end.after(data_end);
+        if len == 0 && !fin {
+            return None;
+        }
+        rec.forced = false;
+        rec.high_rxt = start + len + usize::from(fin);
+        self.loss.recovery = Some(rec);
+        self.stats.retransmits_fast += 1;
+        Some(self.emit_data_fin(now, start, len, fin, buf))
+    }
+}

@@ -1,0 +1,301 @@
+//! The send path: `poll_transmit` and building segments.
+
+use std::time::Instant;
+
+use super::{AckState, Connection, State, TIMESTAMP_OPTION_LEN};
+use crate::tcp::timers::Timer;
+use crate::tcp::window::WindowSize;
+use crate::wire::tcp;
+use crate::wire::{Control, SackBlock, SeqNum, TcpOptions, TcpRepr, Timestamps};
+
+impl Connection {
+    /// The next segment to send, written as a complete TCP segment (checksum included) into
+    /// `buf`, which must hold a full segment (MSS plus 60 bytes). Returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.rst_due {
+            self.rst_due = false;
+            return Some(self.emit_rst(self.snd.nxt, buf));
+        }
+        if let Some(seq) = self.stray_rst.take() {
+            return Some(self.emit_rst(seq, buf));
+        }
+        match self.state {
+            State::Closed => return None,
+            State::SynSent | State::SynReceived if self.snd.nxt == self.snd.iss => {
+                return Some(self.emit_syn(now, buf));
+            }
+            State::SynSent => return None,
+            State::TimeWait => return self.emit_ack_if_due(now, buf),
+            _ => {}
+        }
+        if let Some(len) = self.emit_recovery_retransmission(now, buf) {
+            return Some(len);
+        }
+        if let Some(len) = self.emit_new_segment(now, buf) {
+            return Some(len);
+        }
+        self.arm_persist(now);
+        if self.window_update_due() {
+            self.rcv.ack = AckState::Now;
+        }
+        let len = self.emit_ack_if_due(now, buf);
+        self.arm_delayed_ack(now);
+        len
+    }
+
+    pub(super) fn arm_delayed_ack(&mut self, now: Instant) {
+        if self.rcv.ack == AckState::Delayed && !self.timers.is_set(Timer::DelayedAck) {
+            self.timers
+                .set(Timer::DelayedAck, now + self.config.delayed_ack);
+        }
+    }
+
+    pub(super) fn arm_persist(&mut self, now: Instant) {
+        let unsent = self.data_end_seq().distance_from(self.snd.nxt);
+        let waiting = unsent > 0 && self.snd.wnd == 0 && self.snd.una == self.snd.max;
+        if waiting && !self.timers.is_set(Timer::Persist) && !self.snd.probe_due {
+            self.timers.set(Timer::Persist, now + self.loss.rtt.rto());
+        }
+    }
+
+    pub(super) fn emit_ack_if_due(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.rcv.ack < AckState::Batched {
+            return None;
+        }
+        let repr = self.base_repr(now, self.snd.nxt, Control::None, true);
+        repr.emit_header(buf);
+        Some(self.finish_segment(repr, 0, buf))
+    }
+
+    /// New data from SND.NXT (or go-back-N retransmission after a timeout), within the peer's
+    /// window and cwnd, with the FIN when the last byte goes.
+    pub(super) fn emit_new_segment(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        ) {
+            return None;
+        }
+        let data_end = self.data_end_seq();
+        let fin_pending = self.snd.fin_queued && self.snd.nxt.before_eq(data_end);
+        let unsent = data_end.distance_from(self.snd.nxt);
+        if unsent == 0 && !fin_pending {
+            return None;
+        }
+        let mut start = self.snd.nxt;
+        // Skip data the peer already SACKed when going back after a timeout.
+        if let Some((hole_start, _)) = self.loss.scoreboard.next_hole(start, self.snd.max) {
+            if hole_start.after(start) && self.snd.nxt.before(self.snd.max) {
+                start = hole_start;
+                self.snd.nxt = start;
+            }
+        }
+        let unsent = data_end.distance_from(start);
+        let wnd_edge = self.snd.una + self.snd.wnd;
+        let wnd_room = wnd_edge.distance_from(start);
+        let cwnd_room = self.loss.cc.window().saturating_sub(self.pipe());
+        let max_payload = self
+            .snd
+            .mss
+            .saturating_sub(self.sack_option_len(self.data_options_len()));
+        let mut len = unsent.min(wnd_room).min(cwnd_room).min(max_payload);
+        let nothing_in_flight = self.snd.nxt == self.snd.una;
+        if self.snd.probe_due && wnd_room == 0 && unsent > 0 {
+            // RFC 9293 §3.8.6.1: a zero-window probe carries one byte beyond the window.
+            len = 1;
+        } else if len < unsent.min(max_payload) {
+            // Sender-side SWS avoidance (RFC 9293 §3.8.6.2.1): a short segment only when it is
+            // at least half the largest window seen, or when nothing else is in flight.
+            let big_enough = len >= self.snd.max_wnd / 2;
+            if len == 0 || !(big_enough || nothing_in_flight) {
+                return None;
+            }
+        } else if self.config.nagle && len < max_payload && !nothing_in_flight {
+            return None;
+        }
+        let with_fin = fin_pending && start + len == data_end;
+        if len == 0 && !with_fin {
+            return None;
+        }
+        self.snd.probe_due = false;
+        if start.before(self.snd.max) {
+            self.stats.retransmits_timeout += 1;
+        }
+        Some(self.emit_data_fin(now, start, len, with_fin, buf))
+    }
+
+    pub(super) fn data_end_seq(&self) -> SeqNum {
+        self.snd.start + self.snd.buffer.len()
+    }
+
+    pub(super) fn data_options_len(&self) -> usize {
+        if self.opts.timestamps {
+            TIMESTAMP_OPTION_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Bytes our SACK blocks would take on a segment that already has `other` option bytes.
+    pub(super) fn sack_option_len(&self, other: usize) -> usize {
+        if !self.opts.sack || (!self.rcv.buffer.has_out_of_order() && self.rcv.dsack.is_none()) {
+            return 0;
+        }
+        let room = (tcp::MAX_OPTIONS_LEN - other).saturating_sub(4) / 8;
+        let blocks = (self.rcv.buffer.sack_ranges().count()
+            + usize::from(self.rcv.dsack.is_some()))
+        .min(room);
+        if blocks == 0 {
+            0
+        } else {
+            4 + 8 * blocks
+        }
+    }
+
+    pub(super) fn emit_data_fin(
+        &mut self,
+        now: Instant,
+        start: SeqNum,
+        len: usize,
+        fin: bool,
+        buf: &mut [u8],
+    ) -> usize {
+        let data_end = self.data_end_seq();
+        let control = if fin {
+            Control::Fin
+        } else if start + len == data_end {
+            Control::Psh
+        } else {
+            Control::None
+        };
+        let repr = self.base_repr(now, start, control, true);
+        let header_len = repr.emit_header(buf);
+        let offset = start.distance_from(self.snd.start);
+        let copied = self
+            .snd
+            .buffer
+            .copy_out(offset, &mut buf[header_len..header_len + len]);
+        debug_assert_eq!(copied, len);
+        self.stats.bytes_out += copied as u64;
+        let end = start + copied + usize::from(fin);
+        if self.loss.rtt_probe.is_none()
+            && !self.opts.timestamps
+            && end.after(self.snd.max)
+            && start == self.snd.max
+        {
+            self.loss.rtt_probe = Some((start, now));
+        }
+        if start.before(self.snd.max)
+            && self
+                .loss
+                .rtt_probe
+                .is_some_and(|(seq, _)| seq.in_range(start, end))
+        {
+            // Karn's rule: a retransmitted segment's ACK is ambiguous.
+            self.loss.rtt_probe = None;
+        }
+        if end.after(self.snd.nxt) && start.before_eq(self.snd.nxt) {
+            self.snd.nxt = end;
+        }
+        // The user timeout measures how long data stays unacknowledged, so it starts afresh
+        // when this segment ends an idle period (nothing was in flight).
+        let was_idle = self.snd.una == self.snd.max;
+        self.snd.max = self.snd.max.max(end);
+        if !self.timers.is_set(Timer::Retransmit) {
+            self.timers
+                .set(Timer::Retransmit, now + self.loss.rtt.rto());
+        }
+        self.timers.stop(Timer::Persist);
+        if was_idle || !self.timers.is_set(Timer::User) {
+            self.timers.set(Timer::User, now + self.config.user_timeout);
+        }
+        self.finish_segment(repr, copied, buf)
+    }
+
+    /// A header template with ACK, window and options filled in.
+    pub(super) fn base_repr(
+        &self,
+        now: Instant,
+        seq: SeqNum,
+        control: Control,
+        with_ack: bool,
+    ) -> TcpRepr<'static> {
+        let window_bytes = self.advertised_window_bytes();
+        let mut options = TcpOptions::default();
+        if self.opts.timestamps {
+            options.timestamps = Some(Timestamps {
+                value: self.ts_now(now),
+                echo: self.rcv.ts_recent,
+            });
+        }
+        if self.opts.sack {
+            let to_seq =
+                |offset: u64| self.rcv.nxt + (offset - self.rcv.buffer.next_offset()) as usize;
+            // RFC 2883 §4: a D-SACK block goes first; the SACK blocks follow as usual.
+            let dsack = self
+                .rcv
+                .dsack
+                .map(|(left, right)| SackBlock { left, right });
+            let islands = self.rcv.buffer.sack_ranges().map(|range| SackBlock {
+                left: to_seq(range.start),
+                right: to_seq(range.end),
+            });
+            for (slot, block) in options
+                .sack_blocks
+                .iter_mut()
+                .zip(dsack.into_iter().chain(islands))
+            {
+                *slot = Some(block);
+            }
+        }
+        TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            control,
+            seq,
+            ack: with_ack.then_some(self.rcv.nxt),
+            window: WindowSize::new(window_bytes).to_field(self.opts.rcv_scale),
+            options,
+            payload: &[],
+        }
+    }
+
+    /// Bookkeeping common to every segment carrying an ACK: what we advertised and acknowledged.
+    pub(super) fn finish_segment(
+        &mut self,
+        repr: TcpRepr,
+        payload_len: usize,
+        buf: &mut [u8],
+    ) -> usize {
+        let header_len = repr.header_len();
+        let total = header_len + payload_len;
+        tcp::fill_checksum(
+            *self.tuple.local.ip(),
+            *self.tuple.remote.ip(),
+            &mut buf[..total],
+        );
+        if let Some(ack) = repr.ack {
+            if ack == self.rcv.last_ack_sent
+                && payload_len == 0
+                && self.rcv.buffer.has_out_of_order()
+            {
+                self.stats.dup_acks_out += 1;
+            }
+            self.rcv.last_ack_sent = ack;
+            let edge = ack + self.opts.rcv_scale.apply(repr.window).get();
+            if edge.after(self.rcv.adv) {
+                self.rcv.adv = edge;
+            }
+            self.rcv.ack = AckState::Idle;
+            self.rcv.dsack = None;
+            self.rcv.unacked_bytes = 0;
+            self.timers.stop(Timer::DelayedAck);
+        }
+        self.stats.segments_out += 1;
+        total
+    }
+}
