@@ -392,6 +392,10 @@ struct LossState {
     dup_acks: u32,
     /// Consecutive retransmission timeouts (or unanswered zero-window probes).
     retries: u32,
+    /// The last ICMP error reported about an established connection, kept (not acted on:
+    /// RFC 5927 §4.2) to name the cause if the connection then times out (RFC 1122 §4.2.3.9);
+    /// forgotten when an ACK shows the path works again.
+    soft_error: Option<IcmpErrorKind>,
 }
 
 /// One TCP connection; see the module documentation for how to drive it.
@@ -522,6 +526,7 @@ impl Connection {
                 rto_recover: None,
                 dup_acks: 0,
                 retries: 0,
+                soft_error: None,
             },
             rst_due: false,
             stray_rst: None,
@@ -695,13 +700,28 @@ impl Connection {
     }
 
     /// An ICMP error quoting one of our segments with sequence number `seq` (RFC 5927: only
-    /// believed when `seq` is in flight). Hard errors abort; soft ones abort a handshake only.
+    /// believed when `seq` is in flight). Before the handshake completes, any error ends an
+    /// active open and a hard one a passive open (RFC 1122 §4.2.3.9). Once synchronized,
+    /// every error is soft (RFC 5927 §4.2, as Linux and the BSDs do): the path has worked, and
+    /// a forged or transient ICMP message must not reset the connection; the error is only
+    /// remembered, to name the cause if the retransmissions then run out.
     pub fn handle_icmp_error(&mut self, seq: SeqNum, kind: IcmpErrorKind) {
         if !seq.in_range(self.snd.una, self.snd.max.max(self.snd.una + 1)) {
             return;
         }
-        if kind.is_hard() || self.state == State::SynSent {
+        if self.state.is_synchronized() {
+            self.loss.soft_error = Some(kind);
+        } else if kind.is_hard() || self.state == State::SynSent {
             self.enter_closed(Some(ConnError::Unreachable(kind)));
+        }
+    }
+
+    /// The error for a connection whose retransmissions or user timeout ran out: the last
+    /// ICMP error heard about it if there is one (RFC 1122 §4.2.3.9), else a timeout.
+    fn timeout_error(&self) -> ConnError {
+        match self.loss.soft_error {
+            Some(kind) => ConnError::Unreachable(kind),
+            None => ConnError::TimedOut,
         }
     }
 
@@ -755,7 +775,7 @@ impl Connection {
                     let stuck = self.snd.una != self.snd.max || !self.state.is_synchronized();
                     if stuck && self.state != State::TimeWait {
                         let rst = self.state.is_synchronized();
-                        self.enter_closed(Some(ConnError::TimedOut));
+                        self.enter_closed(Some(self.timeout_error()));
                         self.rst_due = rst;
                     }
                 }

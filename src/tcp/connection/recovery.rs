@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ConnError, ConnEvent, Connection, Recovery, DUP_THRESH};
+use super::{ConnEvent, Connection, Recovery, DUP_THRESH};
 use crate::tcp::timers::Timer;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
@@ -100,6 +100,7 @@ impl Connection {
         }
         self.loss.scoreboard.advance(ack);
         self.loss.retries = 0;
+        self.loss.soft_error = None;
         self.snd.probe_due = false;
         if self
             .loss
@@ -234,7 +235,7 @@ impl Connection {
             self.config.syn_retries
         };
         if self.loss.retries >= limit {
-            let err = ConnError::TimedOut;
+            let err = self.timeout_error();
             let rst = self.state.is_synchronized();
             self.enter_closed(Some(err));
             self.rst_due = rst;

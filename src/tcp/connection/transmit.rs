@@ -14,7 +14,10 @@ impl Connection {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.rst_due {
             self.rst_due = false;
-            return Some(self.emit_rst(self.snd.nxt, buf));
+            // RFC 9293 §3.10.4: <SEQ=SND.NXT><CTL=RST>, SND.NXT being the next new sequence
+            // number (SND.MAX here: after a timeout `snd.nxt` was rewound to resend), so the
+            // reset lands on the peer's RCV.NXT and is not just challenged (RFC 5961 §3).
+            return Some(self.emit_rst(self.snd.max, buf));
         }
         if let Some(seq) = self.stray_rst.take() {
             return Some(self.emit_rst(seq, buf));
