@@ -261,6 +261,9 @@ struct Recovery {
     /// Retransmit the first lost segment even if the window is full (fast retransmit and the
     /// NewReno partial-ACK retransmission).
     forced: bool,
+    /// The rescue retransmission (RFC 6675 §4 rule 4) was sent: RescueRxt is RecoveryPoint,
+    /// so there is at most one per recovery.
+    rescued: bool,
 }
 
 /// How soon an ACK is owed, in rising urgency (so `max` combines two reasons).

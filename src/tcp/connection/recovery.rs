@@ -41,10 +41,17 @@ impl Connection {
     }
 
     pub(super) fn process_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
+        // Blocks at or below the new cumulative ACK say nothing new (they are D-SACKs or
+        // stale): only bytes above it count as newly SACKed.
+        let floor = if ack.after(self.snd.una) && ack.before_eq(self.snd.max) {
+            ack
+        } else {
+            self.snd.una
+        };
         let newly_sacked = if self.opts.sack {
             self.loss
                 .scoreboard
-                .update(seg.options.sack_blocks(), self.snd.una, self.snd.max)
+                .update(seg.options.sack_blocks(), floor, self.snd.max)
         } else {
             0
         };
@@ -71,14 +78,22 @@ impl Connection {
                 self.timers.set(Timer::User, now + self.config.user_timeout);
             }
         }
+        // RFC 6675 §2: with SACK, an ACK that SACKs bytes not SACKed before is a duplicate ACK
+        // whatever else it does (carry data, change the window, move the cumulative ACK).
+        let sack_dup = newly_sacked > 0 && window > 0;
         if ack.after(self.snd.una) {
             self.on_new_ack(now, seg, ack);
+            // §5: the cumulative ACK reset DupAcks; one that is also a DupAck counts at once,
+            // so IsLost(HighACK + 1) can start recovery without waiting for more ACKs (when
+            // the ACKs in between were lost, or the receiver stretches its ACKs).
+            if sack_dup && self.loss.recovery.is_none() && self.snd.una != self.snd.max {
+                self.on_duplicate_ack(newly_sacked);
+            }
         } else if ack == self.snd.una
-            && seg.payload.is_empty()
-            && seg.control == Control::None
             && self.snd.una != self.snd.max
             && window > 0
-            && (!window_changed || newly_sacked > 0)
+            && (sack_dup
+                || (seg.payload.is_empty() && seg.control == Control::None && !window_changed))
         {
             // A closed window answering a probe says nothing about loss: only ACKs that leave
             // room for the outstanding data count as duplicates (RFC 5681 §2).
@@ -183,6 +198,7 @@ impl Connection {
                 point: self.snd.max,
                 high_rxt: self.snd.una,
                 forced: true,
+                rescued: false,
             });
         }
     }
@@ -294,29 +310,88 @@ impl Connection {
             .loss
             .scoreboard
             .next_hole(from, edge.min(self.snd.max))?;
-        if !rec.forced && self.pipe() + self.snd.mss > self.loss.cc.window() {
+        if !rec.forced && !self.room_for_a_segment() {
             return None;
         }
-        let options_len = self.data_options_len();
-        let max_payload = self
-            .snd
-            .mss
-            .saturating_sub(self.sack_option_len(options_len));
-        // The hole may end with (or be only) our FIN, which has a sequence number but no byte
-        // in the send buffer: send it as a FIN.
-        let data_end = self.data_end_seq();
-        let len = hole_end
-            .distance_from(start)
-            .min(max_payload)
-            .min(data_end.distance_from(start));
-        let fin = self.snd.fin_queued && start + len == data_end && hole_end.after(data_end);
-        if len == 0 && !fin {
-            return None;
-        }
+        let (len, fin) = self.retransmission_extent(start, hole_end)?;
         rec.forced = false;
         rec.high_rxt = start + len + usize::from(fin);
         self.loss.recovery = Some(rec);
         self.stats.retransmits_fast += 1;
         Some(self.emit_data_fin(now, start, len, fin, buf))
+    }
+
+    /// RFC 6675 §4 NextSeg rules 3 and 4, when rule 1 found no lost segment and rule 2 no new
+    /// data (the application or the peer's window holds it back), and cwnd has room:
+    /// - rule 3: the first un-SACKed hole above HighRxt and below the highest SACKed byte, lost
+    ///   or not, so a hole with too few SACKs above it to count as lost is not left to the
+    ///   retransmission timer;
+    /// - rule 4, the rescue retransmission: once per recovery, the segment holding the highest
+    ///   outstanding byte when nothing is SACKed above it (a lost tail never draws SACKs).
+    ///   HighRxt stays, as the rule says. Only a tail above HighRxt is rescued: resending a
+    ///   segment rule 1 or 3 already sent again would repair nothing new.
+    pub(super) fn emit_recovery_extra(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mut rec = self.loss.recovery?;
+        if !self.opts.sack || !self.room_for_a_segment() {
+            return None;
+        }
+        let from = rec.high_rxt.max(self.snd.una);
+        let highest_sacked = self.loss.scoreboard.highest();
+        if let Some((start, hole_end)) =
+            highest_sacked.and_then(|top| self.loss.scoreboard.next_hole(from, top))
+        {
+            let (len, fin) = self.retransmission_extent(start, hole_end)?;
+            rec.high_rxt = start + len + usize::from(fin);
+            self.loss.recovery = Some(rec);
+            self.stats.retransmits_fast += 1;
+            return Some(self.emit_data_fin(now, start, len, fin, buf));
+        }
+        if rec.rescued {
+            return None;
+        }
+        let top = self.snd.max;
+        let floor = highest_sacked.unwrap_or(self.snd.una).max(from);
+        if !floor.before(top) {
+            return None;
+        }
+        // The last segment's worth below SND.MAX (its FIN included, which takes no payload).
+        let data_top = top.min(self.data_end_seq());
+        let max_payload = self.max_retransmit_payload();
+        let back = data_top.distance_from(floor).min(max_payload);
+        let start = if floor.before(data_top) {
+            data_top - back
+        } else {
+            floor
+        };
+        let (len, fin) = self.retransmission_extent(start, top)?;
+        rec.rescued = true;
+        self.loss.recovery = Some(rec);
+        self.stats.retransmits_fast += 1;
+        Some(self.emit_data_fin(now, start, len, fin, buf))
+    }
+
+    /// Whether cwnd leaves room for one more full segment in flight (RFC 6675 §5 step (C)).
+    fn room_for_a_segment(&self) -> bool {
+        self.pipe() + self.snd.mss <= self.loss.cc.window()
+    }
+
+    /// Payload bytes a retransmission may carry next to its options (SACK blocks included).
+    fn max_retransmit_payload(&self) -> usize {
+        self.snd
+            .mss
+            .saturating_sub(self.sack_option_len(self.data_options_len()))
+    }
+
+    /// How much of the hole `start..hole_end` one retransmission covers, and whether it carries
+    /// the FIN: the hole may end with (or be only) our FIN, which has a sequence number but no
+    /// byte in the send buffer. `None` if there is nothing to send.
+    fn retransmission_extent(&self, start: SeqNum, hole_end: SeqNum) -> Option<(usize, bool)> {
+        let data_end = self.data_end_seq();
+        let len = hole_end
+            .distance_from(start)
+            .min(self.max_retransmit_payload())
+            .min(data_end.distance_from(start));
+        let fin = self.snd.fin_queued && start + len == data_end && hole_end.after(data_end);
+        (len > 0 || fin).then_some((len, fin))
     }
 }

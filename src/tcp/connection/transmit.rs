@@ -37,6 +37,9 @@ impl Connection {
         if let Some(len) = self.emit_new_segment(now, buf) {
             return Some(len);
         }
+        if let Some(len) = self.emit_recovery_extra(now, buf) {
+            return Some(len);
+        }
         self.arm_persist(now);
         if self.window_update_due() {
             self.rcv.ack = AckState::Now;
