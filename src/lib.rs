@@ -10,6 +10,7 @@ pub mod event_loop;
 pub mod fetch;
 pub mod http;
 pub mod ipv4;
+pub mod serve;
 pub mod stack;
 pub mod tcp;
 pub mod trace;
