@@ -7,14 +7,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
 use crate::ipv4::{self, Ingress, Ipv4Config, Ipv4Layer, Ipv4Stats};
+use crate::tcp::connection::cookie;
 use crate::tcp::isn::IsnGenerator;
+use crate::tcp::syncookie::{self, SynCookies};
 use crate::tcp::{ConnError, ConnEvent, Connection, FourTuple, Initial, IoError, TcpConfig};
 use crate::wire::tcp::{self as tcp_wire, TcpParseError};
 use crate::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
@@ -61,8 +63,12 @@ pub struct StackConfig {
     pub seed: u64,
     /// Most connections at once, listeners' pending ones included.
     pub max_connections: usize,
-    /// Most established connections waiting in a listener's accept queue.
+    /// Most connections a listener holds before `accept` (handshaking or established).
     pub backlog: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 §3.6) once a listener's backlog is full,
+    /// instead of dropping them: a SYN flood then costs no memory and real clients still
+    /// get in.
+    pub syn_cookies: bool,
 }
 
 impl StackConfig {
@@ -80,6 +86,7 @@ impl StackConfig {
             seed,
             max_connections: 1024,
             backlog: 128,
+            syn_cookies: true,
         }
     }
 }
@@ -110,6 +117,12 @@ pub struct StackStats {
     pub rsts_suppressed: u64,
     pub icmp_errors: u64,
     pub icmp_errors_ignored: u64,
+    /// SYN-ACKs sent with a cookie because a backlog was full.
+    pub syn_cookies_sent: u64,
+    /// Connections opened by an ACK returning a valid cookie.
+    pub syn_cookies_accepted: u64,
+    /// SYNs dropped: backlog full and cookies off, or too many cookie SYN-ACKs queued.
+    pub syns_dropped: u64,
 }
 
 struct Entry {
@@ -124,6 +137,18 @@ struct Entry {
 #[derive(Default)]
 struct Listener {
     ready: VecDeque<ConnId>,
+    /// When this listener last answered with a cookie: returning cookies are only checked
+    /// for a while after (a blind ACK otherwise gets 2^-24 guesses for nothing).
+    cookie_sent: Option<Instant>,
+}
+
+/// A SYN-ACK owed with a cookie: no connection exists for it.
+struct PendingCookie {
+    tuple: FourTuple,
+    syn_seq: SeqNum,
+    options: TcpOptions,
+    iss: SeqNum,
+    tsval: u32,
 }
 
 /// A reset owed to a segment that matched no connection (RFC 9293 §3.10.7.1).
@@ -136,6 +161,10 @@ struct PendingRst {
 
 /// Most resets queued at once; a flood of stray segments cannot make us buffer more.
 const RST_QUEUE_LIMIT: usize = 64;
+/// Most cookie SYN-ACKs queued at once; beyond, SYNs are dropped (and retried by real peers).
+const COOKIE_QUEUE_LIMIT: usize = 256;
+/// How long after answering with a cookie its return is accepted (the cookie's own life).
+const COOKIE_LIFETIME: Duration = Duration::from_secs(180);
 /// RFC 6056 §2.1: the dynamic port range.
 const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
@@ -160,6 +189,8 @@ struct Sockets {
     cursor: usize,
     listeners: HashMap<u16, Listener>,
     rsts: VecDeque<PendingRst>,
+    cookies: SynCookies,
+    pending_cookies: VecDeque<PendingCookie>,
     events: VecDeque<Event>,
     stats: StackStats,
     /// A connection wants an ACK out before the receive batch ends.
@@ -186,6 +217,8 @@ impl Stack {
             cursor: 0,
             listeners: HashMap::new(),
             rsts: VecDeque::new(),
+            cookies: SynCookies::new(config.secret),
+            pending_cookies: VecDeque::new(),
             events: VecDeque::new(),
             stats: StackStats::default(),
             ack_due: false,
@@ -331,7 +364,10 @@ impl Stack {
     /// True (once) when the datagrams handled since the last call left something that should
     /// be sent before more are read: an immediate ACK or a reset.
     pub fn take_transmit_due(&mut self) -> bool {
-        let due = self.sockets.ack_due || !self.sockets.rsts.is_empty();
+        let sockets = &self.sockets;
+        let due = sockets.ack_due
+            || !sockets.rsts.is_empty()
+            || sockets.pending_cookies.len() >= COOKIE_QUEUE_LIMIT / 2;
         self.sockets.ack_due = false;
         due
     }
@@ -487,6 +523,9 @@ impl Sockets {
             self.accept_syn(now, tuple, &seg);
             return;
         }
+        if self.accept_cookie(now, tuple, &seg) {
+            return;
+        }
         self.stats.tcp_no_connection += 1;
         self.queue_rst(tuple, &seg);
     }
@@ -500,12 +539,79 @@ impl Sockets {
             .values()
             .filter(|e| e.listener == Some(port))
             .count();
-        if self.conns.len() >= self.config.max_connections || pending >= self.config.backlog {
+        let full = pending >= self.config.backlog;
+        if self.conns.len() >= self.config.max_connections || full {
+            let room = self.pending_cookies.len() < COOKIE_QUEUE_LIMIT;
+            if !(full && self.config.syn_cookies && room) {
+                self.stats.syns_dropped += 1;
+                return;
+            }
+            let timestamps = self.config.tcp.timestamps && syn.options.timestamps.is_some();
+            let elapsed = now.saturating_duration_since(self.epoch);
+            let (iss, bits) = self.cookies.make(
+                elapsed,
+                tuple.local,
+                tuple.remote,
+                syn.seq,
+                cookie::cookie_options(syn),
+                timestamps,
+            );
+            let clock = elapsed.as_millis() as u32;
+            self.pending_cookies.push_back(PendingCookie {
+                tuple,
+                syn_seq: syn.seq,
+                options: syn.options,
+                iss,
+                tsval: syncookie::tsval_with_bits(clock.wrapping_add(self.rng.gen()), bits),
+            });
+            if let Some(listener) = self.listeners.get_mut(&port) {
+                listener.cookie_sent = Some(now);
+            }
             return;
         }
         let initial = self.initial(now, tuple);
         let conn = Connection::accept(now, self.config.tcp.clone(), tuple, syn, initial);
         self.insert(tuple, conn, Some(port));
+    }
+
+    /// An ACK for a listener's port and no connection may return a cookie we sent: if it
+    /// checks out, the connection it stands for is made and handed the ACK. True if taken.
+    fn accept_cookie(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr) -> bool {
+        let port = tuple.local.port();
+        let recent = self
+            .listeners
+            .get(&port)
+            .and_then(|l| l.cookie_sent)
+            .is_some_and(|at| now.saturating_duration_since(at) < COOKIE_LIFETIME);
+        let (true, Some(ack), Control::None | Control::Psh | Control::Fin) =
+            (recent, seg.ack, seg.control)
+        else {
+            return false;
+        };
+        if self.conns.len() >= self.config.max_connections {
+            return false;
+        }
+        let elapsed = now.saturating_duration_since(self.epoch);
+        let echo = seg.options.timestamps.map(|ts| ts.echo);
+        let Some(options) = self.cookies.check(
+            elapsed,
+            tuple.local,
+            tuple.remote,
+            seg.seq - 1,
+            ack - 1,
+            echo,
+        ) else {
+            return false;
+        };
+        let conn = Connection::accept_cookie(now, self.config.tcp.clone(), tuple, seg, options);
+        let id = self.insert(tuple, conn, Some(port));
+        self.stats.syn_cookies_accepted += 1;
+        if let Some(entry) = self.conns.get_mut(&id) {
+            entry.conn.handle_segment(now, seg);
+            self.ack_due |= entry.conn.ack_due();
+            drain_events(&mut self.events, &mut self.listeners, id, entry);
+        }
+        true
     }
 
     /// RFC 9293 §3.10.7.1: a segment for no connection gets a reset, unless it is one.
@@ -589,6 +695,22 @@ impl Sockets {
                 *rst.to.ip(),
                 repr.emit(self.config.local_addr, *rst.to.ip(), buf),
             ));
+        }
+        if let Some(p) = self.pending_cookies.pop_front() {
+            let syn = TcpRepr {
+                src_port: p.tuple.remote.port(),
+                dst_port: p.tuple.local.port(),
+                control: Control::Syn,
+                seq: p.syn_seq,
+                ack: None,
+                window: 0,
+                options: p.options,
+                payload: &[],
+            };
+            let len =
+                cookie::write_cookie_syn_ack(&self.config.tcp, p.tuple, &syn, p.iss, p.tsval, buf);
+            self.stats.syn_cookies_sent += 1;
+            return Some((*p.tuple.remote.ip(), len));
         }
         let count = self.order.len();
         for step in 0..count {

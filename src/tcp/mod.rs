@@ -7,6 +7,7 @@ pub mod reassembly;
 pub mod rto;
 pub mod scoreboard;
 pub mod send_buffer;
+pub mod syncookie;
 pub mod timers;
 pub mod tuple;
 pub mod window;

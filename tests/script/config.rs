@@ -42,6 +42,17 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
                 _ => Err(bad(line, format!("`{key}` is on or off, got `{value}`"))),
             }
         };
+        match key.as_str() {
+            "backlog" => {
+                config.backlog = num()?;
+                continue;
+            }
+            "syn_cookies" => {
+                config.syn_cookies = on()?;
+                continue;
+            }
+            _ => {}
+        }
         let tcp = &mut config.tcp;
         match key.as_str() {
             "mtu" => {}

@@ -36,6 +36,7 @@
 //! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
 
 mod control;
+pub(crate) mod cookie;
 mod handshake;
 mod receive;
 mod recovery;
