@@ -16,9 +16,11 @@ pub enum Timer {
     TimeWait,
     /// The user timeout: give up when nothing moves for this long (RFC 9293 §3.8.3, RFC 5482).
     User,
+    /// Keep-alive (RFC 9293 §3.8.4): probe an idle connection's peer.
+    KeepAlive,
 }
 
-const COUNT: usize = 5;
+const COUNT: usize = 6;
 
 impl Timer {
     fn index(self) -> usize {
@@ -28,6 +30,7 @@ impl Timer {
             Timer::Persist => 2,
             Timer::TimeWait => 3,
             Timer::User => 4,
+            Timer::KeepAlive => 5,
         }
     }
 
@@ -37,6 +40,7 @@ impl Timer {
         Timer::Persist,
         Timer::TimeWait,
         Timer::User,
+        Timer::KeepAlive,
     ];
 }
 

@@ -73,6 +73,8 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "syn_retries" => tcp.syn_retries = num()? as u32,
             "data_retries" => tcp.data_retries = num()? as u32,
             "challenge_acks_per_second" => tcp.challenge_acks_per_second = num()? as u32,
+            "keepalive" => tcp.keepalive = Some(dur()?),
+            "keepalive_probes" => tcp.keepalive_probes = num()? as u32,
             "tolerance" => tolerance = dur()?,
             "peer_isn" => peer_isn = num()? as u32,
             _ => return Err(bad(line, format!("unknown config key `{key}`"))),

@@ -108,4 +108,60 @@ impl Connection {
         self.stats.segments_out += 1;
         repr.emit(*self.tuple.local.ip(), *self.tuple.remote.ip(), buf)
     }
+
+    /// The peer was heard from: a connection with keep-alive on waits a full idle time again
+    /// before probing (RFC 9293 §3.8.4: probe only when nothing was received for the interval).
+    pub(super) fn heard_from_peer(&mut self, now: Instant) {
+        let Some(idle) = self.config.keepalive else {
+            return;
+        };
+        self.keepalive_probes = 0;
+        if matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait2
+        ) {
+            self.timers.set(Timer::KeepAlive, now + idle);
+        } else {
+            self.timers.stop(Timer::KeepAlive);
+        }
+    }
+
+    /// Idle for the keep-alive time: probe, or give up after `keepalive_probes` unanswered.
+    /// A connection with data in flight or waiting is not idle: retransmissions and zero-window
+    /// probes already test the peer, so the keep-alive only waits again.
+    pub(super) fn on_keepalive_timer(&mut self, now: Instant) {
+        let Some(idle) = self.config.keepalive else {
+            return;
+        };
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait2
+        ) {
+            return;
+        }
+        let busy = self.snd.una != self.snd.max || self.data_end_seq() != self.snd.nxt;
+        if busy {
+            self.timers.set(Timer::KeepAlive, now + idle);
+            return;
+        }
+        if self.keepalive_probes >= self.config.keepalive_probes {
+            self.enter_closed(Some(self.timeout_error()));
+            self.rst_due = true;
+            return;
+        }
+        self.keepalive_probes += 1;
+        self.stats.keepalive_probes += 1;
+        self.keepalive_due = true;
+        self.timers.set(Timer::KeepAlive, now + idle);
+    }
+
+    /// A keep-alive probe: an ACK with SEG.SEQ = SND.NXT - 1 and no data, which the peer must
+    /// answer with an ACK because it is outside its window (RFC 9293 §3.8.4, as Linux sends
+    /// it; RFC 1122 §4.2.3.6 allows one garbage byte instead for old peers).
+    pub(super) fn emit_keepalive(&mut self, now: Instant, buf: &mut [u8]) -> usize {
+        self.keepalive_due = false;
+        let repr = self.base_repr(now, self.snd.nxt - 1, Control::None, true);
+        repr.emit_header(buf);
+        self.finish_segment(repr, 0, buf)
+    }
 }

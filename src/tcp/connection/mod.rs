@@ -98,6 +98,12 @@ pub struct TcpConfig {
     pub data_retries: u32,
     /// RFC 5961 §7: most challenge ACKs per second.
     pub challenge_acks_per_second: u32,
+    /// Keep-alive (RFC 9293 §3.8.4): after this long without hearing from the peer, probe
+    /// it, and again each time this long passes; off (`None`) by default, as the RFC asks.
+    /// It finds peers that vanished (and keeps middlebox state alive) on idle connections.
+    pub keepalive: Option<Duration>,
+    /// Unanswered keep-alive probes before the connection is declared dead.
+    pub keepalive_probes: u32,
 }
 
 impl Default for TcpConfig {
@@ -118,6 +124,8 @@ impl Default for TcpConfig {
             syn_retries: 6,
             data_retries: 15,
             challenge_acks_per_second: 10,
+            keepalive: None,
+            keepalive_probes: 9,
         }
     }
 }
@@ -242,6 +250,8 @@ pub struct ConnStats {
     pub checksum_failures: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
+    /// Keep-alive probes sent (RFC 9293 §3.8.4).
+    pub keepalive_probes: u64,
     /// Segments dropped by PAWS or as unacceptable.
     pub rejected_in: u64,
     /// Smoothed RTT, once there is a sample.
@@ -425,6 +435,10 @@ pub struct Connection {
     challenge_window: (Instant, u32),
     /// When we last answered an unacceptable segment without data (rate limit).
     last_out_of_window_ack: Option<Instant>,
+    /// Keep-alive probes sent since the peer was last heard from.
+    keepalive_probes: u32,
+    /// Send a keep-alive probe on the next transmission.
+    keepalive_due: bool,
 
     timers: TimerTable,
     events: VecDeque<ConnEvent>,
@@ -540,6 +554,8 @@ impl Connection {
             events: VecDeque::new(),
             error: None,
             stats: ConnStats::default(),
+            keepalive_probes: 0,
+            keepalive_due: false,
             config,
         }
     }
@@ -783,6 +799,7 @@ impl Connection {
                         self.rst_due = rst;
                     }
                 }
+                Timer::KeepAlive => self.on_keepalive_timer(now),
             }
         }
     }

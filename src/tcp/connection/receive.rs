@@ -16,6 +16,7 @@ impl Connection {
             State::SynSent => self.handle_syn_sent(now, seg),
             _ => self.handle_synchronized(now, seg),
         }
+        self.heard_from_peer(now);
     }
 
     pub(super) fn handle_synchronized(&mut self, now: Instant, seg: &TcpRepr) {

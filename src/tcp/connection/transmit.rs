@@ -31,6 +31,9 @@ impl Connection {
             State::TimeWait => return self.emit_ack_if_due(now, buf),
             _ => {}
         }
+        if self.keepalive_due {
+            return Some(self.emit_keepalive(now, buf));
+        }
         if let Some(len) = self.emit_recovery_retransmission(now, buf) {
             return Some(len);
         }
