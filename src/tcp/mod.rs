@@ -12,6 +12,7 @@ pub mod timers;
 pub mod tuple;
 pub mod window;
 
+pub use congestion::Algorithm;
 pub use connection::{
     ConnError, ConnEvent, ConnStats, Connection, Initial, IoError, State, TcpConfig,
 };

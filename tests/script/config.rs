@@ -74,6 +74,18 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "data_retries" => tcp.data_retries = num()? as u32,
             "challenge_acks_per_second" => tcp.challenge_acks_per_second = num()? as u32,
             "keepalive" => tcp.keepalive = Some(dur()?),
+            "congestion" => {
+                tcp.congestion = match value.as_str() {
+                    "newreno" => tunstack::tcp::Algorithm::NewReno,
+                    "cubic" => tunstack::tcp::Algorithm::Cubic,
+                    _ => {
+                        return Err(bad(
+                            line,
+                            format!("`congestion` is newreno or cubic, got `{value}`"),
+                        ))
+                    }
+                }
+            }
             "keepalive_probes" => tcp.keepalive_probes = num()? as u32,
             "tolerance" => tolerance = dur()?,
             "peer_isn" => peer_isn = num()? as u32,

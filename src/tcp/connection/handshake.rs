@@ -5,7 +5,6 @@ use std::time::Instant;
 use super::{
     AckState, ConnError, ConnEvent, Connection, State, DEFAULT_PEER_MSS, TIMESTAMP_OPTION_LEN,
 };
-use crate::tcp::congestion::NewReno;
 use crate::tcp::timers::Timer;
 use crate::tcp::window::{WindowScale, WindowSize};
 use crate::wire::tcp::{self, MAX_SACK_BLOCKS};
@@ -104,7 +103,7 @@ impl Connection {
             mss -= TIMESTAMP_OPTION_LEN;
         }
         self.snd.mss = mss;
-        self.loss.cc = Box::new(NewReno::new(mss));
+        self.loss.cc = self.config.congestion.build(mss);
         self.rcv.adv = self.rcv.nxt;
         self.rcv.adv = self.rcv.nxt + self.advertised_window_bytes();
     }

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::congestion::{CongestionControl, NewReno};
+use super::congestion::{Algorithm, CongestionControl};
 use super::reassembly::ReceiveBuffer;
 use super::rto::{RtoBounds, RttEstimator};
 use super::scoreboard::Scoreboard;
@@ -104,6 +104,8 @@ pub struct TcpConfig {
     pub keepalive: Option<Duration>,
     /// Unanswered keep-alive probes before the connection is declared dead.
     pub keepalive_probes: u32,
+    /// The congestion controller each connection starts with.
+    pub congestion: Algorithm,
 }
 
 impl Default for TcpConfig {
@@ -126,6 +128,7 @@ impl Default for TcpConfig {
             challenge_acks_per_second: 10,
             keepalive: None,
             keepalive_probes: 9,
+            congestion: Algorithm::NewReno,
         }
     }
 }
@@ -538,7 +541,7 @@ impl Connection {
                 rtt: RttEstimator::new(config.rto),
                 rtt_probe: None,
                 timeout_ts: None,
-                cc: Box::new(NewReno::new(send_mss)),
+                cc: config.congestion.build(send_mss),
                 scoreboard: Scoreboard::default(),
                 recovery: None,
                 rto_recover: None,

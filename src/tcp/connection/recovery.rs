@@ -147,7 +147,8 @@ impl Connection {
             }
             None => {
                 self.loss.dup_acks = 0;
-                self.loss.cc.on_ack(acked, self.snd.mss);
+                let srtt = self.loss.rtt.srtt();
+                self.loss.cc.on_ack(acked, self.snd.mss, now, srtt);
             }
         }
 

@@ -1,14 +1,43 @@
-//! Congestion control behind a small trait, with NewReno (RFC 5681, RFC 6582) as the default.
+//! Congestion control behind a small trait: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438).
 //!
 //! The connection decides *when* loss happened (three duplicate ACKs, SACK evidence, a timeout)
 //! and owns the recovery bookkeeping; a controller only sizes the congestion window.
+
+mod cubic;
+
+use std::time::{Duration, Instant};
+
+pub use cubic::Cubic;
+
+/// Which controller a connection starts with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Algorithm {
+    /// RFC 5681/6582: halve on loss, one segment per RTT. The core's default, because its
+    /// arithmetic is what the segment-level tests spell out.
+    #[default]
+    NewReno,
+    /// RFC 9438: a cubic function of the time since the last loss, so a long fat path refills
+    /// in seconds, not minutes; what Linux uses, and what `fetch` and `serve` run.
+    Cubic,
+}
+
+impl Algorithm {
+    /// A fresh controller for a connection whose segments carry `mss` bytes.
+    pub fn build(self, mss: usize) -> Box<dyn CongestionControl> {
+        match self {
+            Algorithm::NewReno => Box::new(NewReno::new(mss)),
+            Algorithm::Cubic => Box::new(Cubic::new(mss)),
+        }
+    }
+}
 
 /// Sizes the congestion window from the events the connection reports.
 pub trait CongestionControl: std::fmt::Debug + Send {
     /// Bytes the sender may have in flight.
     fn window(&self) -> usize;
-    /// New data was cumulatively acknowledged outside loss recovery.
-    fn on_ack(&mut self, bytes_acked: usize, mss: usize);
+    /// New data was cumulatively acknowledged outside loss recovery, at `now`, with the
+    /// smoothed RTT if there is one (time-based controllers need both).
+    fn on_ack(&mut self, bytes_acked: usize, mss: usize, now: Instant, srtt: Option<Duration>);
     /// Loss was detected by duplicate ACKs or SACK; `flight` is what was outstanding.
     fn on_enter_recovery(&mut self, flight: usize, mss: usize);
     /// The recovery point was acknowledged: recovery is over.
@@ -56,7 +85,7 @@ impl CongestionControl for NewReno {
         self.cwnd
     }
 
-    fn on_ack(&mut self, bytes_acked: usize, mss: usize) {
+    fn on_ack(&mut self, bytes_acked: usize, mss: usize, _: Instant, _: Option<Duration>) {
         if self.cwnd < self.ssthresh {
             // Slow start, RFC 5681 §3.1 with RFC 3465's limit of 2*SMSS per ACK.
             self.cwnd += bytes_acked.min(2 * mss);
@@ -102,7 +131,7 @@ impl CongestionControl for Unlimited {
     fn window(&self) -> usize {
         usize::MAX / 2
     }
-    fn on_ack(&mut self, _: usize, _: usize) {}
+    fn on_ack(&mut self, _: usize, _: usize, _: Instant, _: Option<Duration>) {}
     fn on_enter_recovery(&mut self, _: usize, _: usize) {}
     fn on_exit_recovery(&mut self, _: usize, _: usize) {}
     fn on_timeout(&mut self, _: usize, _: usize) {}
@@ -117,6 +146,10 @@ mod tests {
 
     const MSS: usize = 1000;
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     #[test]
     fn initial_window_follows_rfc5681() {
         assert_eq!(initial_window(1460), 4380);
@@ -128,7 +161,7 @@ mod tests {
     fn slow_start_then_avoidance() {
         let mut cc = NewReno::new(MSS);
         let start = cc.window();
-        cc.on_ack(10 * MSS, MSS);
+        cc.on_ack(10 * MSS, MSS, now(), None);
         assert_eq!(cc.window(), start + 2 * MSS, "ABC limits growth per ACK");
         cc.on_enter_recovery(20 * MSS, MSS);
         assert_eq!(cc.window(), 10 * MSS);
@@ -137,10 +170,10 @@ mod tests {
         assert_eq!(cc.window(), 10 * MSS);
         // In avoidance it takes a whole window of ACKs to grow by one MSS.
         for _ in 0..9 {
-            cc.on_ack(MSS, MSS);
+            cc.on_ack(MSS, MSS, now(), None);
         }
         assert_eq!(cc.window(), 10 * MSS);
-        cc.on_ack(MSS, MSS);
+        cc.on_ack(MSS, MSS, now(), None);
         assert_eq!(cc.window(), 11 * MSS);
     }
 
