@@ -138,6 +138,13 @@ impl CongestionControl for Cubic {
     fn ssthresh(&self) -> usize {
         self.ssthresh
     }
+
+    fn on_idle_restart(&mut self, mss: usize) {
+        self.cwnd = self.cwnd.min(initial_window(mss));
+        // RFC 9438 §5.8: the cubic's clock must not count the idle time; start a new epoch.
+        self.epoch = None;
+        self.credit = 0.0;
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,10 @@ pub trait CongestionControl: std::fmt::Debug + Send {
     fn on_timeout(&mut self, flight: usize, mss: usize);
     /// Slow-start threshold, for statistics and tests.
     fn ssthresh(&self) -> usize;
+    /// Sending resumes after an idle period longer than the RTO (RFC 5681 §4.1): the window
+    /// measured before no longer describes the path, so restart from at most the initial
+    /// window (ssthresh stays, so slow start climbs back fast).
+    fn on_idle_restart(&mut self, mss: usize);
 }
 
 /// NewReno: slow start with appropriate byte counting (RFC 3465, L = 2), congestion avoidance
@@ -121,6 +125,11 @@ impl CongestionControl for NewReno {
     fn ssthresh(&self) -> usize {
         self.ssthresh
     }
+
+    fn on_idle_restart(&mut self, mss: usize) {
+        self.cwnd = self.cwnd.min(initial_window(mss));
+        self.bytes_acked = 0;
+    }
 }
 
 /// No congestion control at all: a fixed, huge window. For tests that isolate other machinery.
@@ -138,6 +147,7 @@ impl CongestionControl for Unlimited {
     fn ssthresh(&self) -> usize {
         usize::MAX
     }
+    fn on_idle_restart(&mut self, _: usize) {}
 }
 
 #[cfg(test)]

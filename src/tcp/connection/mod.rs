@@ -409,6 +409,8 @@ struct LossState {
     dup_acks: u32,
     /// Consecutive retransmission timeouts (or unanswered zero-window probes).
     retries: u32,
+    /// When data was last sent, to notice an idle period (RFC 5681 §4.1).
+    last_data_sent: Option<Instant>,
     /// The last ICMP error reported about an established connection, kept (not acted on:
     /// RFC 5927 §4.2) to name the cause if the connection then times out (RFC 1122 §4.2.3.9);
     /// forgotten when an ACK shows the path works again.
@@ -547,6 +549,7 @@ impl Connection {
                 rto_recover: None,
                 dup_acks: 0,
                 retries: 0,
+                last_data_sent: None,
                 soft_error: None,
             },
             rst_due: false,

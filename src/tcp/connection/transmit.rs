@@ -106,6 +106,10 @@ impl Connection {
         let unsent = data_end.distance_from(start);
         let wnd_edge = self.snd.una + self.snd.wnd;
         let wnd_room = wnd_edge.distance_from(start);
+        if wnd_room > 0 {
+            // A zero-window probe is no restart: the window it finds closed says nothing new.
+            self.restart_if_idle(now);
+        }
         let cwnd_room = self.loss.cc.window().saturating_sub(self.pipe());
         let max_payload = self
             .snd
@@ -135,6 +139,21 @@ impl Connection {
             self.stats.retransmits_timeout += 1;
         }
         Some(self.emit_data_fin(now, start, len, with_fin, buf))
+    }
+
+    /// RFC 5681 §4.1: nothing in flight and nothing sent for longer than the RTO means the
+    /// window is stale; it restarts from at most the initial window (as Linux does, measured
+    /// from the last data sent).
+    fn restart_if_idle(&mut self, now: Instant) {
+        let idle = self.snd.una == self.snd.max
+            && self
+                .loss
+                .last_data_sent
+                .is_some_and(|at| now.saturating_duration_since(at) > self.loss.rtt.rto());
+        if idle {
+            self.loss.cc.on_idle_restart(self.snd.mss);
+            self.loss.last_data_sent = None;
+        }
     }
 
     pub(super) fn data_end_seq(&self) -> SeqNum {
@@ -210,6 +229,7 @@ impl Connection {
         if end.after(self.snd.nxt) && start.before_eq(self.snd.nxt) {
             self.snd.nxt = end;
         }
+        self.loss.last_data_sent = Some(now);
         // The user timeout measures how long data stays unacknowledged, so it starts afresh
         // when this segment ends an idle period (nothing was in flight).
         let was_idle = self.snd.una == self.snd.max;
