@@ -278,6 +278,15 @@ struct Recovery {
     /// The rescue retransmission (RFC 6675 §4 rule 4) was sent: RescueRxt is RecoveryPoint,
     /// so there is at most one per recovery.
     rescued: bool,
+    /// Proportional Rate Reduction (RFC 6937): bytes the peer reported delivered since
+    /// recovery began (cumulatively or by SACK) ...
+    prr_delivered: usize,
+    /// ... bytes sent since recovery began ...
+    prr_out: usize,
+    /// ... the flight when it began (RecoverFS) ...
+    recover_fs: usize,
+    /// ... and what the last ACK allows to be sent now (sndcnt).
+    sndcnt: usize,
 }
 
 /// How soon an ACK is owed, in rising urgency (so `max` combines two reasons).

@@ -81,6 +81,8 @@ impl Connection {
         // RFC 6675 §2: with SACK, an ACK that SACKs bytes not SACKed before is a duplicate ACK
         // whatever else it does (carry data, change the window, move the cumulative ACK).
         let sack_dup = newly_sacked > 0 && window > 0;
+        let una_before = self.snd.una;
+        let mut estimated = 0;
         if ack.after(self.snd.una) {
             self.on_new_ack(now, seg, ack);
             // §5: the cumulative ACK reset DupAcks; one that is also a DupAck counts at once,
@@ -98,7 +100,17 @@ impl Connection {
             // A closed window answering a probe says nothing about loss: only ACKs that leave
             // room for the outstanding data count as duplicates (RFC 5681 §2).
             self.on_duplicate_ack(newly_sacked);
+            if !self.opts.sack {
+                // RFC 6937 §3: without SACK, a duplicate ACK stands for one segment delivered.
+                estimated = self.snd.mss;
+            }
         }
+        let advanced = if ack.after(una_before) {
+            ack.distance_from(una_before)
+        } else {
+            0
+        };
+        self.update_prr(advanced + newly_sacked + estimated);
         self.fin_acknowledged_transitions(now);
     }
 
@@ -200,6 +212,10 @@ impl Connection {
                 high_rxt: self.snd.una,
                 forced: true,
                 rescued: false,
+                prr_delivered: 0,
+                prr_out: 0,
+                recover_fs: flight,
+                sndcnt: 0,
             });
         }
     }
@@ -371,9 +387,48 @@ impl Connection {
         Some(self.emit_data_fin(now, start, len, fin, buf))
     }
 
-    /// Whether cwnd leaves room for one more full segment in flight (RFC 6675 §5 step (C)).
+    /// Whether one more full segment may go: within PRR's allowance during recovery, else
+    /// within cwnd (RFC 6675 §5 step (C)).
     fn room_for_a_segment(&self) -> bool {
-        self.pipe() + self.snd.mss <= self.loss.cc.window()
+        self.send_allowance() >= self.snd.mss
+    }
+
+    /// Bytes that may be sent now: in recovery what PRR allows (RFC 6937), else cwnd - pipe.
+    pub(super) fn send_allowance(&self) -> usize {
+        match self.loss.recovery {
+            Some(rec) => rec.sndcnt,
+            None => self.loss.cc.window().saturating_sub(self.pipe()),
+        }
+    }
+
+    /// RFC 6937 §3, on each ACK during recovery: how much may be sent in answer. While pipe
+    /// is above ssthresh, in proportion to what was delivered (so the reduction is spread over
+    /// the round trip instead of a silence followed by a burst); below it, PRR-SSRB: catch up
+    /// towards ssthresh, at most one segment beyond what was delivered.
+    pub(super) fn update_prr(&mut self, delivered: usize) {
+        let Some(mut rec) = self.loss.recovery else {
+            return;
+        };
+        rec.prr_delivered += delivered;
+        let pipe = self.pipe();
+        let ssthresh = self.loss.cc.ssthresh();
+        rec.sndcnt = if pipe > ssthresh {
+            let due = (rec.prr_delivered as u128 * ssthresh as u128)
+                .div_ceil(rec.recover_fs.max(1) as u128) as usize;
+            due.saturating_sub(rec.prr_out)
+        } else {
+            let limit = rec.prr_delivered.saturating_sub(rec.prr_out).max(delivered) + self.snd.mss;
+            (ssthresh - pipe).min(limit)
+        };
+        self.loss.recovery = Some(rec);
+    }
+
+    /// PRR's accounting of a segment sent during recovery (RFC 6937: prr_out).
+    pub(super) fn count_recovery_send(&mut self, len: usize) {
+        if let Some(rec) = &mut self.loss.recovery {
+            rec.prr_out += len;
+            rec.sndcnt = rec.sndcnt.saturating_sub(len);
+        }
     }
 
     /// Payload bytes a retransmission may carry next to its options (SACK blocks included).

@@ -110,7 +110,7 @@ impl Connection {
             // A zero-window probe is no restart: the window it finds closed says nothing new.
             self.restart_if_idle(now);
         }
-        let cwnd_room = self.loss.cc.window().saturating_sub(self.pipe());
+        let cwnd_room = self.send_allowance();
         let max_payload = self
             .snd
             .mss
@@ -230,6 +230,7 @@ impl Connection {
             self.snd.nxt = end;
         }
         self.loss.last_data_sent = Some(now);
+        self.count_recovery_send(copied + usize::from(fin));
         // The user timeout measures how long data stays unacknowledged, so it starts afresh
         // when this segment ends an idle period (nothing was in flight).
         let was_idle = self.snd.una == self.snd.max;
