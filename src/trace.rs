@@ -1,8 +1,11 @@
-//! `--verbose`: one line per datagram on stderr, like a tiny tcpdump of what the stack sees.
+//! `--verbose`: one line per datagram on stderr, like a tiny tcpdump of what the stack sees,
+//! with the sender's state beside each TCP segment: the RTT sample an ACK produced (once),
+//! SRTT, RTO, cwnd and ssthresh — the segment log a loss-recovery investigation starts from.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use etherparse::TcpHeaderSlice;
 
@@ -12,6 +15,9 @@ use crate::stack::Stack;
 pub struct Tracer {
     start: Instant,
     line: String,
+    /// RTT samples already shown, per connection, so each is printed once: on the line of the
+    /// datagram that produced it (or the first one after).
+    samples_seen: HashMap<(u16, SocketAddrV4), u64>,
 }
 
 impl Tracer {
@@ -20,6 +26,7 @@ impl Tracer {
         Tracer {
             start,
             line: String::with_capacity(160),
+            samples_seen: HashMap::new(),
         }
     }
 
@@ -28,12 +35,24 @@ impl Tracer {
         self.line.clear();
         let t = now.saturating_duration_since(self.start).as_secs_f64();
         let _ = write!(self.line, "{t:10.6} {direction:>3} ");
-        describe(&mut self.line, datagram, stack, direction == "in");
+        describe(
+            &mut self.line,
+            datagram,
+            stack,
+            direction == "in",
+            &mut self.samples_seen,
+        );
         eprintln!("{}", self.line);
     }
 }
 
-fn describe(out: &mut String, datagram: &[u8], stack: &Stack, inbound: bool) {
+fn describe(
+    out: &mut String,
+    datagram: &[u8],
+    stack: &Stack,
+    inbound: bool,
+    samples_seen: &mut HashMap<(u16, SocketAddrV4), u64>,
+) {
     if datagram.first().map(|b| b >> 4) != Some(4) || datagram.len() < 20 {
         let _ = write!(out, "non-IPv4 datagram, {} bytes", datagram.len());
         return;
@@ -86,10 +105,47 @@ fn describe(out: &mut String, datagram: &[u8], stack: &Stack, inbound: bool) {
             SocketAddrV4::new(dst, tcp.destination_port()),
         )
     };
-    if let Some(srtt) = stack
+    let Some(stats) = stack
         .connection_by_ports(local_port, remote)
-        .and_then(|c| c.stats().srtt)
-    {
-        let _ = write!(out, " srtt {:.1}ms", srtt.as_secs_f64() * 1000.0);
+        .map(|c| c.stats())
+    else {
+        return;
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let seen = samples_seen.entry((local_port, remote)).or_insert(0);
+    if let (Some(sample), true) = (stats.rtt_sample, stats.rtt_samples > *seen) {
+        *seen = stats.rtt_samples;
+        let _ = write!(out, " rtt {:.1}ms", ms(sample));
+    }
+    if let Some(srtt) = stats.srtt {
+        let _ = write!(out, " srtt {:.1}ms", ms(srtt));
+    }
+    let _ = write!(out, " rto {:.0}ms cwnd {}", ms(stats.rto), stats.cwnd);
+    if stats.ssthresh != usize::MAX {
+        let _ = write!(out, " ssthresh {}", stats.ssthresh);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::StackConfig;
+
+    #[test]
+    fn a_segment_line_carries_the_sender_state() {
+        let now = Instant::now();
+        let config = StackConfig::new(Ipv4Addr::new(10, 77, 0, 2), 1500, [1; 16], 1);
+        let mut stack = Stack::new(now, config);
+        stack
+            .connect(now, SocketAddrV4::new(Ipv4Addr::new(10, 77, 1, 2), 80))
+            .unwrap();
+        let mut buf = vec![0; 2048];
+        let len = stack.poll_transmit(now, &mut buf).expect("the SYN");
+        let mut line = String::new();
+        describe(&mut line, &buf[..len], &stack, false, &mut HashMap::new());
+        assert!(line.starts_with("10.77.0.2:"), "{line}");
+        assert!(line.contains("> 10.77.1.2:80 [S] seq "), "{line}");
+        // Before the handshake: the default MSS (536) sizes the window, RTO is the initial 1 s.
+        assert!(line.ends_with(" rto 1000ms cwnd 2144"), "{line}");
     }
 }

@@ -39,9 +39,18 @@ pub struct RttEstimator {
     backoffs: u32,
     /// Clock granularity G of RFC 6298 §2.
     granularity: Duration,
+    /// The latest measurement and how many were taken, for the segment log.
+    last_sample: Option<Duration>,
+    samples: u64,
 }
 
 impl RttEstimator {
+    /// The latest RTT measurement and the number taken so far (a log shows a sample when
+    /// the count moves).
+    pub fn last_sample(&self) -> (Option<Duration>, u64) {
+        (self.last_sample, self.samples)
+    }
+
     /// A fresh estimator: RTO = initial (RFC 6298 §2.1).
     pub fn new(bounds: RtoBounds) -> Self {
         RttEstimator {
@@ -51,12 +60,16 @@ impl RttEstimator {
             base_rto: bounds.initial,
             backoffs: 0,
             granularity: Duration::from_millis(1),
+            last_sample: None,
+            samples: 0,
         }
     }
 
     /// Takes one RTT measurement. Callers apply Karn's rule (§3): no samples from retransmitted
     /// segments unless timestamps make them unambiguous.
     pub fn on_sample(&mut self, rtt: Duration) {
+        self.last_sample = Some(rtt);
+        self.samples += 1;
         match self.srtt {
             // §2.2: first measurement.
             None => {

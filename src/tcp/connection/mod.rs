@@ -259,6 +259,11 @@ pub struct ConnStats {
     pub rejected_in: u64,
     /// Smoothed RTT, once there is a sample.
     pub srtt: Option<Duration>,
+    /// The latest RTT sample, and how many have been taken.
+    pub rtt_sample: Option<Duration>,
+    pub rtt_samples: u64,
+    /// The retransmission timeout now (backoff included).
+    pub rto: Duration,
     /// Congestion window in bytes.
     pub cwnd: usize,
     /// Slow-start threshold in bytes.
@@ -602,8 +607,12 @@ impl Connection {
 
     /// Counters, with the current RTT and window filled in.
     pub fn stats(&self) -> ConnStats {
+        let (rtt_sample, rtt_samples) = self.loss.rtt.last_sample();
         ConnStats {
             srtt: self.loss.rtt.srtt(),
+            rtt_sample,
+            rtt_samples,
+            rto: self.loss.rtt.rto(),
             cwnd: self.loss.cc.window(),
             ssthresh: self.loss.cc.ssthresh(),
             ..self.stats.clone()
