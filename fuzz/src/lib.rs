@@ -6,6 +6,7 @@ pub mod http_target;
 pub mod input;
 pub mod ipv4_target;
 pub mod packet;
+pub mod serve_target;
 pub mod tcp_target;
 
 #[cfg(test)]
@@ -39,5 +40,10 @@ mod tests {
     #[test]
     fn http_seeds() {
         replay("http", crate::http_target::run);
+    }
+
+    #[test]
+    fn serve_seeds() {
+        replay("serve", crate::serve_target::run);
     }
 }
