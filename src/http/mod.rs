@@ -16,7 +16,7 @@ pub mod response;
 pub mod resume;
 
 pub use headers::{Credentials, HeaderEdit};
-pub use output::{file_name_from_url, Output, OutputError, OutputTarget};
+pub use output::{file_name_from_url, Output, OutputError, OutputTarget, OutputTargetError};
 pub use redirect::{redirect_target, RedirectChain, DEFAULT_MAX_REDIRECTS};
 pub use request::{build_request, Method, RequestOptions};
 pub use response::{Progress, ResponseHead, ResponseReader, HEAD_LIMIT_BYTES, MAX_HEADERS};
