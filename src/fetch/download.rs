@@ -1,5 +1,5 @@
-//! One URL from the command line: its redirect chain, the exchange in progress, and the
-//! counters that end up in its summary line.
+//! One URL to download (from the command line or `-i`): its redirect chain, its retries, the
+//! exchange in progress, and the counters that end up in its summary line.
 
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crate::http::{
 };
 use crate::stack::{ConnId, Event, Stack};
 
-/// Everything the downloads share: settings from the command line.
+/// Everything the downloads share, derived once from [`super::Options`] by [`super::run`].
 pub struct Settings {
     pub limits: Limits,
     pub resolve: Vec<ResolveEntry>,

@@ -13,6 +13,7 @@ mod progress;
 mod rate;
 mod resolve;
 mod retry;
+mod summary;
 mod tls_error;
 pub mod transport;
 mod trust;
@@ -35,7 +36,7 @@ use crate::device::{Device, DeviceError};
 use crate::event_loop::EventLoop;
 use crate::http::{HttpError, OutputError, OutputTarget};
 use crate::stack::{Event, Stack, StackConfig, StackError};
-use crate::tcp::{ConnError, ConnStats};
+use crate::tcp::ConnError;
 use download::{Download, IdleConnection, Origin, Settings, Step};
 use exchange::{Limits, Mode};
 use progress::{Progress, Snapshot};
@@ -47,6 +48,7 @@ pub use options::{
     DEFAULT_PARALLEL, DEFAULT_RETRY, DEFAULT_TIMEOUT,
 };
 pub use resolve::{resolve, ResolveEntry, ResolveError, ResolveParseError};
+pub use summary::{Summary, TcpTotals};
 
 /// Everything that can end a download early; each Display is the one line the user sees.
 /// Variants are typed so that callers can branch on them (retry policy, exit status) and tests
@@ -143,67 +145,6 @@ pub enum FetchError {
     Interrupted,
 }
 
-/// What a successful download reports in its summary line.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub url: Url,
-    pub bytes: u64,
-    pub elapsed: Duration,
-    /// TCP counters summed over every connection of the download (redirects included).
-    pub tcp: TcpTotals,
-    pub destination: String,
-    /// `-c` found nothing left to download.
-    pub already_complete: bool,
-    /// `-I`: only the head was asked for (and printed).
-    pub head_only: bool,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.already_complete {
-            return write!(f, "{} is already complete", self.destination);
-        }
-        if self.head_only {
-            return write!(f, "printed the response head of {}", self.url);
-        }
-        let secs = self.elapsed.as_secs_f64().max(1e-6);
-        let mbit = self.bytes as f64 * 8.0 / secs / 1e6;
-        write!(
-            f,
-            "saved {} bytes to {} in {:.2} s ({:.1} Mbit/s); retransmitted {}, received {} duplicate \
-             and {} out-of-order segments, sent {} duplicate ACKs",
-            self.bytes,
-            self.destination,
-            secs,
-            mbit,
-            self.tcp.retransmits_fast + self.tcp.retransmits_timeout,
-            self.tcp.duplicate_segments_in,
-            self.tcp.out_of_order_in,
-            self.tcp.dup_acks_out,
-        )
-    }
-}
-
-/// The per-connection counters that matter to a user, summed over connections.
-#[derive(Debug, Clone, Default)]
-pub struct TcpTotals {
-    pub retransmits_fast: u64,
-    pub retransmits_timeout: u64,
-    pub duplicate_segments_in: u64,
-    pub out_of_order_in: u64,
-    pub dup_acks_out: u64,
-}
-
-impl TcpTotals {
-    fn add(&mut self, stats: &ConnStats) {
-        self.retransmits_fast += stats.retransmits_fast;
-        self.retransmits_timeout += stats.retransmits_timeout;
-        self.duplicate_segments_in += stats.duplicate_segments_in;
-        self.out_of_order_in += stats.out_of_order_in;
-        self.dup_acks_out += stats.dup_acks_out;
-    }
-}
-
 /// Set by the SIGINT/SIGTERM handler; the loop notices it after the interrupted wait.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -234,7 +175,9 @@ pub fn interrupted() -> bool {
 /// One URL to download and where its body goes.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The URL as given.
     pub url: Url,
+    /// Where its body goes (`-o`, or a name taken from the URL).
     pub target: OutputTarget,
 }
 
