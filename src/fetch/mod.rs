@@ -480,3 +480,65 @@ fn build_device(
     }
     Ok(device)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// The typed variants must read exactly as the strings they replaced did.
+    #[test]
+    fn typed_errors_keep_their_messages() {
+        let capture = FetchError::Capture {
+            path: PathBuf::from("/nope/c.pcap"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(
+            capture.to_string(),
+            "cannot write /nope/c.pcap: entity not found"
+        );
+        let decode = FetchError::Decode {
+            coding: "gzip",
+            source: io::Error::new(io::ErrorKind::InvalidData, "invalid gzip header"),
+        };
+        assert_eq!(decode.to_string(), "corrupt gzip body: invalid gzip header");
+        let mismatch = FetchError::RangeMismatch {
+            offset: 100,
+            content_range: Some("bytes 0-9/10".into()),
+        };
+        assert_eq!(
+            mismatch.to_string(),
+            "cannot resume: server answered the range request from byte 100 with \"bytes 0-9/10\""
+        );
+        let missing = FetchError::RangeMismatch {
+            offset: 5,
+            content_range: None,
+        };
+        assert_eq!(
+            missing.to_string(),
+            "cannot resume: server answered the range request from byte 5 with \"no Content-Range\""
+        );
+        let url = Url::parse("http://h/").unwrap();
+        for (error, text) in [
+            (ResolveError::NoHost(url), "URL has no host: http://h/"),
+            (
+                ResolveError::Ipv6Literal("[::1]".into()),
+                "[::1] is an IPv6 address; only IPv4 is supported",
+            ),
+            (
+                ResolveError::Lookup {
+                    host: "nx.example".into(),
+                    source: io::Error::other("failed to lookup address information"),
+                },
+                "cannot resolve nx.example: failed to lookup address information",
+            ),
+            (
+                ResolveError::NoIpv4("v6only".into()),
+                "v6only has no IPv4 address; only IPv4 is supported",
+            ),
+        ] {
+            assert_eq!(FetchError::from(error).to_string(), text);
+        }
+    }
+}
