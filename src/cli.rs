@@ -1,22 +1,23 @@
 //! The command line: what the user asked for, parsed and checked without touching the network.
 //!
 //! Everything here is pure so that usage mistakes are caught (exit status 2) before a device is
-//! opened or a packet is sent.
+//! opened or a packet is sent. clap stays in this module: [`FetchArgs::options`] turns the parsed
+//! command line into the plain [`crate::fetch::Options`] the engine takes, and the defaults clap shows
+//! are the engine's own constants.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::device::fault::ImpairSpec;
-use crate::http::{Credentials, HeaderEdit};
-
-/// Address the stack uses on the TUN subnet unless told otherwise (the kernel side is 10.77.0.1).
-pub const DEFAULT_LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+use crate::fetch::{
+    DeviceOptions, Options, ResolveEntry, DEFAULT_IFACE, DEFAULT_LOCAL_IP, DEFAULT_MAX_REDIRECTS,
+    DEFAULT_PARALLEL, DEFAULT_RETRY, DEFAULT_TIMEOUT,
+};
+use crate::http::{Credentials, HeaderEdit, OutputTarget};
 
 /// The whole command line of `tunstack`.
 #[derive(Debug, Parser)]
@@ -38,7 +39,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// TUN interface to attach to (create it first with `sudo setup/up`).
-    #[arg(long, value_name = "NAME", default_value = "tun0")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_IFACE)]
     pub iface: String,
 
     /// IPv4 address the stack uses as its own on the TUN subnet.
@@ -47,20 +48,20 @@ pub struct FetchArgs {
 
     /// Where to save the body: a file path, or `-` for standard output. Without it the name
     /// is taken from the last segment of the URL path, in the current directory.
-    #[arg(short, long, value_name = "PATH", value_parser = parse_output)]
-    pub output: Option<Output>,
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<OutputTarget>,
 
     /// Fail if nothing arrives from the server for this long, counted from the first SYN
     /// (e.g. 30s, 2m, 1h).
-    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_positive_duration)]
-    pub timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_TIMEOUT.into(), value_parser = parse_positive_duration)]
+    pub timeout: humantime::Duration,
 
     /// Fail if the TCP handshake has not completed within this long (e.g. 5s).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
-    pub connect_timeout: Option<Duration>,
+    pub connect_timeout: Option<humantime::Duration>,
 
     /// Follow at most this many redirects (0 means: do not follow any).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REDIRECTS)]
     pub max_redirects: u32,
 
     /// Use ADDR for HOST:PORT instead of resolving HOST, like curl's --resolve (repeatable).
@@ -89,7 +90,7 @@ pub struct FetchArgs {
     pub input_file: Option<PathBuf>,
 
     /// Download at most N URLs at once, over one stack.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARALLEL, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub parallel: u32,
 
     /// Trust the CA certificates in FILE (PEM) instead of the bundled Mozilla roots.
@@ -122,13 +123,13 @@ pub struct FetchArgs {
     /// Try again up to N times after a transient failure (refused, reset or timed-out
     /// connection; HTTP 408, 429, 500, 502, 503, 504), waiting 1 s, 2 s, 4 s... (at most 10
     /// minutes) or what the server's Retry-After asks.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRY)]
     pub retry: u32,
 
     /// Wait this long between retries instead of backing off exponentially (Retry-After from
     /// the server still wins).
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
-    pub retry_delay: Option<Duration>,
+    pub retry_delay: Option<humantime::Duration>,
 
     /// Ask for a compressed body (gzip, deflate, br) and save it decoded.
     #[arg(long, conflicts_with = "resume")]
@@ -145,13 +146,30 @@ pub struct FetchArgs {
 }
 
 impl FetchArgs {
-    /// The address given with `--resolve` for `host:port`, if any (first match wins), so the
-    /// caller can skip name resolution.
-    pub fn resolved_addr(&self, host: &str, port: u16) -> Option<Ipv4Addr> {
-        self.resolve
-            .iter()
-            .find(|entry| entry.matches(host, port))
-            .map(|entry| entry.addr)
+    /// The run this command line asks for, as the plain options the engine takes (the URLs and
+    /// `-o` become [`crate::fetch::Job`]s instead, once checked).
+    pub fn options(&self) -> Options {
+        Options {
+            device: self.device.options(&self.iface, self.local_ip),
+            timeout: self.timeout.into(),
+            connect_timeout: self.connect_timeout.map(Duration::from),
+            max_redirects: self.max_redirects,
+            resolve: self.resolve.clone(),
+            quiet: self.quiet,
+            verbose: self.verbose,
+            resume: self.resume,
+            parallel: self.parallel,
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            headers: self.headers.clone(),
+            user_agent: self.user_agent.clone(),
+            head: self.head,
+            user: self.user.clone(),
+            retry: self.retry,
+            retry_delay: self.retry_delay.map(Duration::from),
+            compressed: self.compressed,
+            limit_rate: self.limit_rate,
+        }
     }
 }
 
@@ -188,37 +206,19 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    /// The impairment for datagrams read from the device, if any.
-    pub fn inbound(&self) -> Option<&ImpairSpec> {
-        self.impair_in
-            .as_ref()
-            .or(self.impair.as_ref())
-            .filter(|s| !s.is_noop())
-    }
-
-    /// The impairment for datagrams written to the device, if any.
-    pub fn outbound(&self) -> Option<&ImpairSpec> {
-        self.impair_out
-            .as_ref()
-            .or(self.impair.as_ref())
-            .filter(|s| !s.is_noop())
-    }
-}
-
-/// Where the downloaded body goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Standard output, asked for with `-o -`.
-    Stdout,
-    /// A file, written under a temporary name and renamed into place when complete.
-    File(PathBuf),
-}
-
-fn parse_output(text: &str) -> Result<Output, String> {
-    match text {
-        "" => Err("the output path is empty".to_owned()),
-        "-" => Ok(Output::Stdout),
-        path => Ok(Output::File(PathBuf::from(path))),
+    /// The device options these flags stand for, on interface `iface` as `local_ip` (those two
+    /// are top-level flags, listed first in `--help`).
+    pub fn options(&self, iface: &str, local_ip: Ipv4Addr) -> DeviceOptions {
+        DeviceOptions {
+            iface: iface.to_owned(),
+            local_ip,
+            offload: !self.no_offload,
+            impair: self.impair.clone(),
+            impair_in: self.impair_in.clone(),
+            impair_out: self.impair_out.clone(),
+            seed: self.seed,
+            pcap: self.pcap.clone(),
+        }
     }
 }
 
@@ -255,81 +255,13 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+fn parse_positive_duration(text: &str) -> Result<humantime::Duration, String> {
     let duration =
         humantime::parse_duration(text).map_err(|error| format!("{error} (try e.g. 30s, 2m)"))?;
     if duration.is_zero() {
         return Err("the duration must be longer than zero".to_owned());
     }
-    Ok(duration)
-}
-
-/// One `--resolve HOST:PORT:ADDR` entry: connect to `addr` whenever the URL names `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolveEntry {
-    /// Host name as it appears in URLs (compared without regard to ASCII case).
-    pub host: String,
-    /// Port the entry applies to.
-    pub port: u16,
-    /// IPv4 address to use instead of resolving `host`.
-    pub addr: Ipv4Addr,
-}
-
-impl ResolveEntry {
-    /// Whether this entry applies to a URL naming `host:port`.
-    pub fn matches(&self, host: &str, port: u16) -> bool {
-        self.port == port && self.host.eq_ignore_ascii_case(host)
-    }
-}
-
-/// Why a `--resolve` value could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveParseError {
-    /// The value is not of the form HOST:PORT:ADDR.
-    #[error("expected HOST:PORT:ADDR, e.g. example.com:80:10.77.1.2")]
-    Shape,
-    /// The host part is empty.
-    #[error("the host is empty (expected HOST:PORT:ADDR)")]
-    EmptyHost,
-    /// The port is not a number from 1 to 65535.
-    #[error("'{0}' is not a port number (1-65535)")]
-    Port(String),
-    /// The address is not a dotted-quad IPv4 address.
-    #[error("'{0}' is not an IPv4 address (only IPv4 is supported)")]
-    Addr(String),
-}
-
-impl FromStr for ResolveEntry {
-    type Err = ResolveParseError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut parts = text.splitn(3, ':');
-        let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ResolveParseError::Shape);
-        };
-        if host.is_empty() {
-            return Err(ResolveParseError::EmptyHost);
-        }
-        let port = match port.parse::<u16>() {
-            Ok(port) if port != 0 => port,
-            _ => return Err(ResolveParseError::Port(port.to_owned())),
-        };
-        let addr = addr
-            .parse::<Ipv4Addr>()
-            .map_err(|_| ResolveParseError::Addr(addr.to_owned()))?;
-        Ok(ResolveEntry {
-            host: host.to_owned(),
-            port,
-            addr,
-        })
-    }
-}
-
-impl fmt::Display for ResolveEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.host, self.port, self.addr)
-    }
+    Ok(duration.into())
 }
 
 /// A URL the user gave that cannot be fetched; reported as a usage error (exit status 2).
@@ -389,17 +321,22 @@ mod tests {
     #[test]
     fn defaults_fit_the_setup_scripts() {
         let args = fetch(&["http://10.77.1.2/"]).unwrap();
-        assert_eq!(args.iface, "tun0");
-        assert_eq!(args.local_ip, Ipv4Addr::new(10, 77, 0, 2));
         assert_eq!(args.output, None);
-        assert_eq!(args.timeout, Duration::from_secs(180));
-        assert_eq!(args.connect_timeout, None);
-        assert_eq!(args.max_redirects, 10);
-        assert!(args.resolve.is_empty());
-        assert!(!args.quiet && !args.verbose);
         assert_eq!(args.urls, vec!["http://10.77.1.2/".to_string()]);
-        assert_eq!(args.parallel, 4);
-        assert!(args.cacert.is_none() && !args.insecure && args.input_file.is_none());
+        assert!(args.input_file.is_none());
+        let options = args.options();
+        // clap's defaults are the engine's: one definition.
+        assert_eq!(options, Options::default());
+        assert_eq!(options.device.iface, "tun0");
+        assert_eq!(options.device.local_ip, Ipv4Addr::new(10, 77, 0, 2));
+        assert!(options.device.offload);
+        assert_eq!(options.timeout, Duration::from_secs(180));
+        assert_eq!(options.connect_timeout, None);
+        assert_eq!(options.max_redirects, 10);
+        assert!(options.resolve.is_empty());
+        assert!(!options.quiet && !options.verbose);
+        assert_eq!(options.parallel, 4);
+        assert!(options.cacert.is_none() && !options.insecure);
     }
 
     #[test]
@@ -421,38 +358,47 @@ mod tests {
             "example.com:80:10.77.1.2",
             "--resolve",
             "other:8080:10.77.1.3",
+            "--no-offload",
+            "--seed",
+            "7",
+            "--pcap",
+            "c.pcap",
             "-v",
             "http://example.com/x",
         ])
         .unwrap();
-        assert_eq!(args.iface, "tun7");
-        assert_eq!(args.local_ip, Ipv4Addr::new(10, 77, 0, 9));
-        assert_eq!(args.output, Some(Output::File(PathBuf::from("out.bin"))));
-        assert_eq!(args.timeout, Duration::from_secs(2));
-        assert_eq!(args.connect_timeout, Some(Duration::from_millis(1500)));
-        assert_eq!(args.max_redirects, 3);
-        assert_eq!(args.resolve.len(), 2);
         assert_eq!(
-            args.resolved_addr("EXAMPLE.com", 80),
-            Some(Ipv4Addr::new(10, 77, 1, 2))
+            args.output,
+            Some(OutputTarget::Path(PathBuf::from("out.bin")))
         );
-        assert_eq!(args.resolved_addr("example.com", 8080), None);
+        let options = args.options();
+        assert_eq!(options.device.iface, "tun7");
+        assert_eq!(options.device.local_ip, Ipv4Addr::new(10, 77, 0, 9));
+        assert!(!options.device.offload);
+        assert_eq!(options.device.seed, Some(7));
+        assert_eq!(options.device.pcap, Some(PathBuf::from("c.pcap")));
+        assert_eq!(options.timeout, Duration::from_secs(2));
+        assert_eq!(options.connect_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(options.max_redirects, 3);
         assert_eq!(
-            args.resolved_addr("other", 8080),
-            Some(Ipv4Addr::new(10, 77, 1, 3))
+            options.resolve,
+            vec![
+                "example.com:80:10.77.1.2".parse::<ResolveEntry>().unwrap(),
+                "other:8080:10.77.1.3".parse().unwrap(),
+            ]
         );
-        assert!(args.verbose);
+        assert!(options.verbose);
     }
 
     #[test]
     fn dash_means_standard_output() {
         assert_eq!(
             fetch(&["-o", "-", "http://h/"]).unwrap().output,
-            Some(Output::Stdout)
+            Some(OutputTarget::Stdout)
         );
         assert_eq!(
             fetch(&["--output=-", "http://h/"]).unwrap().output,
-            Some(Output::Stdout)
+            Some(OutputTarget::Stdout)
         );
         assert!(fetch(&["-o", "", "http://h/"]).is_err());
     }
@@ -557,13 +503,13 @@ mod tests {
         assert_eq!(args.headers[0].value.as_deref(), Some("1"));
         assert_eq!(args.headers[1].value, None);
         assert_eq!(args.user_agent.as_deref(), Some("probe/1"));
-        let user = args.user.unwrap();
+        let user = args.user.clone().unwrap();
         assert_eq!(
             (user.user.as_str(), user.password.as_str()),
             ("alice", "pa:ss")
         );
         assert_eq!(args.retry, 3);
-        assert_eq!(args.retry_delay, Some(Duration::from_millis(250)));
+        assert_eq!(args.options().retry_delay, Some(Duration::from_millis(250)));
         assert!(args.compressed && !args.head);
         assert_eq!(args.limit_rate, Some(500 * 1024));
         assert!(fetch(&["-I", "http://h/"]).unwrap().head);
@@ -611,40 +557,6 @@ mod tests {
         ] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn resolve_entries_follow_curls_form() {
-        let entry: ResolveEntry = "example.com:8080:10.77.1.2".parse().unwrap();
-        assert_eq!(
-            entry,
-            ResolveEntry {
-                host: "example.com".to_owned(),
-                port: 8080,
-                addr: Ipv4Addr::new(10, 77, 1, 2),
-            }
-        );
-        assert_eq!(entry.to_string(), "example.com:8080:10.77.1.2");
-        assert_eq!(
-            "example.com".parse::<ResolveEntry>(),
-            Err(ResolveParseError::Shape)
-        );
-        assert_eq!(
-            ":80:10.0.0.1".parse::<ResolveEntry>(),
-            Err(ResolveParseError::EmptyHost)
-        );
-        assert_eq!(
-            "h:0:10.0.0.1".parse::<ResolveEntry>(),
-            Err(ResolveParseError::Port("0".to_owned()))
-        );
-        assert_eq!(
-            "h:http:10.0.0.1".parse::<ResolveEntry>(),
-            Err(ResolveParseError::Port("http".to_owned()))
-        );
-        assert_eq!(
-            "h:80:[::1]".parse::<ResolveEntry>(),
-            Err(ResolveParseError::Addr("[::1]".to_owned()))
-        );
     }
 
     #[test]

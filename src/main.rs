@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tunstack::cli::{self, parse_url, Cli, Command, FetchArgs};
+use tunstack::cli::{parse_url, Cli, Command, FetchArgs};
 use tunstack::fetch::{self, FetchError, Job};
 use tunstack::http::OutputTarget;
 
@@ -34,15 +34,16 @@ fn fetch_command(args: &FetchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let options = args.options();
     let several = jobs.len() > 1;
     fetch::install_signal_handlers();
     let report = |job: &Job, result: &Result<fetch::Summary, FetchError>| match result {
-        Ok(summary) if !args.quiet => Some(format!("tunstack: {summary}")),
+        Ok(summary) if !options.quiet => Some(format!("tunstack: {summary}")),
         Ok(_) | Err(FetchError::Interrupted) => None,
         Err(err) if several => Some(format!("tunstack: {}: {err}", job.url)),
         Err(err) => Some(format!("tunstack: {err}")),
     };
-    match fetch::run(args, jobs, report) {
+    match fetch::run(&options, jobs, report) {
         Ok(results) if results.iter().all(Result::is_ok) => ExitCode::SUCCESS,
         Ok(results) => {
             if several {
@@ -51,7 +52,7 @@ fn fetch_command(args: &FetchArgs) -> ExitCode {
             }
             ExitCode::from(1)
         }
-        Err(FetchError::Interrupted) if args.resume => {
+        Err(FetchError::Interrupted) if options.resume => {
             eprintln!("tunstack: interrupted; partial downloads kept as NAME.part for the next -c");
             ExitCode::from(130)
         }
@@ -92,8 +93,7 @@ fn plan(args: &FetchArgs) -> Result<Vec<Job>, String> {
     for text in &texts {
         let url = parse_url(text).map_err(|e| e.to_string())?;
         let target = match &args.output {
-            Some(cli::Output::Stdout) => OutputTarget::Stdout,
-            Some(cli::Output::File(path)) => OutputTarget::Path(path.clone()),
+            Some(target) => target.clone(),
             None => OutputTarget::from_url(&url),
         };
         // -I saves nothing, so names cannot collide.

@@ -1,17 +1,17 @@
-//! One URL from the command line: its redirect chain, the exchange in progress, and the
-//! counters that end up in its summary line.
+//! One URL to download (from the command line or `-i`): its redirect chain, its retries, the
+//! exchange in progress, and the counters that end up in its summary line.
 
-use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
 use super::exchange::{BodyProgress, Exchange, Limits, Mode, Outcome};
+use super::resolve::{resolve, ResolveEntry};
 use super::retry::{self, RetryPolicy};
 use super::transport::{TlsSettings, Transport};
 use super::writer::Wake;
 use super::{FetchError, Summary, TcpTotals};
-use crate::cli::ResolveEntry;
 use crate::http::encoding::ACCEPT_ENCODING;
 use crate::http::headers;
 use crate::http::{
@@ -20,7 +20,7 @@ use crate::http::{
 };
 use crate::stack::{ConnId, Event, Stack};
 
-/// Everything the downloads share: settings from the command line.
+/// Everything the downloads share, derived once from [`super::Options`] by [`super::run`].
 pub struct Settings {
     pub limits: Limits,
     pub resolve: Vec<ResolveEntry>,
@@ -413,38 +413,4 @@ impl Download {
             let _ = stack.abort(exchange.conn);
         }
     }
-}
-
-/// Resolves the URL's host: `--resolve`, an IPv4 literal, or the system resolver (IPv4 only).
-fn resolve(entries: &[ResolveEntry], url: &Url) -> Result<SocketAddrV4, FetchError> {
-    let host = url
-        .host_str()
-        .ok_or_else(|| FetchError::Resolve(format!("URL has no host: {url}")))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    if let Some(entry) = entries.iter().find(|e| e.matches(host, port)) {
-        return Ok(SocketAddrV4::new(entry.addr, port));
-    }
-    if let Ok(addr) = host.parse::<Ipv4Addr>() {
-        return Ok(SocketAddrV4::new(addr, port));
-    }
-    if host.starts_with('[') {
-        return Err(FetchError::Resolve(format!(
-            "{host} is an IPv6 address; only IPv4 is supported"
-        )));
-    }
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| FetchError::Resolve(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    addrs
-        .iter()
-        .find_map(|a| match a {
-            std::net::SocketAddr::V4(v4) => Some(*v4),
-            std::net::SocketAddr::V6(_) => None,
-        })
-        .ok_or_else(|| {
-            FetchError::Resolve(format!(
-                "{host} has no IPv4 address; only IPv4 is supported"
-            ))
-        })
 }

@@ -380,7 +380,7 @@ impl Exchange {
             {
                 FetchError::Decode {
                     coding: self.coding.name(),
-                    reason: e.to_string(),
+                    source: e,
                 }
             }
             WriteFailure::Write(e) => OutputError::writing(&self.target, e).into(),
@@ -461,12 +461,10 @@ impl Exchange {
                 match content_range(&head) {
                     Some(ContentRange::Bytes { first, .. }) if first == plan.offset => {}
                     _ => {
-                        return Err(FetchError::Resume(format!(
-                            "server answered the range request from byte {} with {:?}",
-                            plan.offset,
-                            head.header_str("content-range")
-                                .unwrap_or("no Content-Range")
-                        )))
+                        return Err(FetchError::RangeMismatch {
+                            offset: plan.offset,
+                            content_range: head.header_str("content-range").map(str::to_owned),
+                        })
                     }
                 }
                 self.spawn_writer(

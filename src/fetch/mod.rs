@@ -8,9 +8,12 @@
 
 mod download;
 mod exchange;
+mod options;
 mod progress;
 mod rate;
+mod resolve;
 mod retry;
+mod summary;
 mod tls_error;
 pub mod transport;
 mod trust;
@@ -18,6 +21,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +29,6 @@ use std::time::Duration;
 use thiserror::Error;
 use url::Url;
 
-use crate::cli::{DeviceArgs, FetchArgs};
 use crate::device::fault::{Fault, Impairer};
 use crate::device::pcap::Pcap;
 use crate::device::tun::TunDevice;
@@ -33,122 +36,113 @@ use crate::device::{Device, DeviceError};
 use crate::event_loop::EventLoop;
 use crate::http::{HttpError, OutputError, OutputTarget};
 use crate::stack::{Event, Stack, StackConfig, StackError};
-use crate::tcp::{ConnError, ConnStats};
+use crate::tcp::ConnError;
 use download::{Download, IdleConnection, Origin, Settings, Step};
 use exchange::{Limits, Mode};
 use progress::{Progress, Snapshot};
 use retry::RetryPolicy;
 use transport::{TlsError, TlsSettings};
 
+pub use options::{
+    DeviceOptions, Options, DEFAULT_IFACE, DEFAULT_LOCAL_IP, DEFAULT_MAX_REDIRECTS,
+    DEFAULT_PARALLEL, DEFAULT_RETRY, DEFAULT_TIMEOUT,
+};
+pub use resolve::{resolve, ResolveEntry, ResolveError, ResolveParseError};
+pub use summary::{Summary, TcpTotals};
+
 /// Everything that can end a download early; each Display is the one line the user sees.
+/// Variants are typed so that callers can branch on them (retry policy, exit status) and tests
+/// can check the cause without matching message text.
 #[derive(Debug, Error)]
 pub enum FetchError {
+    /// The TUN device could not be opened or configured.
     #[error(transparent)]
     Device(#[from] DeviceError),
-    #[error("{0}")]
-    Resolve(String),
+    /// The URL's host gave no IPv4 address to connect to.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The server answered the SYN with a RST: nothing listens there (retryable).
     #[error("connection refused by {0}")]
     Refused(SocketAddrV4),
+    /// The server reset an established connection (retryable).
     #[error("connection reset by {0}")]
     Reset(SocketAddrV4),
+    /// `--connect-timeout` passed before the handshake completed (retryable).
     #[error("connecting to {addr} timed out after {}", humantime::format_duration(*after))]
-    ConnectTimeout { addr: SocketAddrV4, after: Duration },
+    ConnectTimeout {
+        /// Where the SYNs went.
+        addr: SocketAddrV4,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// `--timeout` passed with nothing from the server (retryable).
     #[error("server sent nothing for {}", humantime::format_duration(*.0))]
     Idle(Duration),
+    /// The connection failed otherwise (the TCP layer says why).
     #[error("connection to {addr} failed: {error}")]
     Connection {
+        /// The server's address.
         addr: SocketAddrV4,
+        /// What the TCP layer reported.
         error: ConnError,
     },
+    /// The HTTP exchange failed (framing, status, redirects...).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The TLS handshake or session failed, or the trust settings are unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The output file could not be prepared, written or saved.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The stack refused an operation (e.g. no free port).
     #[error("stack error: {0}")]
     Stack(#[from] StackError),
-    #[error("{0}")]
-    Capture(String),
-    #[error("corrupt {coding} body: {reason}")]
-    Decode {
-        coding: &'static str,
-        reason: String,
-    },
-    #[error(transparent)]
-    UnsupportedCoding(#[from] crate::http::encoding::UnsupportedCoding),
-    #[error("cannot resume: {0}")]
-    Resume(String),
-    #[error("I/O error on the device: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the TUN device {iface} failed ({source}); was the interface removed?")]
-    DeviceLost {
-        iface: String,
+    /// `--pcap`: the capture file could not be created.
+    #[error("cannot write {}: {source}", path.display())]
+    Capture {
+        /// The capture file asked for.
+        path: PathBuf,
+        /// Why it could not be created.
         source: std::io::Error,
     },
+    /// A compressed body (`--compressed`) did not decode.
+    #[error("corrupt {coding} body: {source}")]
+    Decode {
+        /// The content coding, e.g. `gzip`.
+        coding: &'static str,
+        /// The decoder's complaint.
+        source: std::io::Error,
+    },
+    /// The server sent a content coding we cannot decode.
+    #[error(transparent)]
+    UnsupportedCoding(#[from] crate::http::encoding::UnsupportedCoding),
+    /// `-c`: the server's 206 does not start where the partial file ends, so appending it
+    /// would corrupt the file.
+    #[error(
+        "cannot resume: server answered the range request from byte {offset} with {:?}",
+        content_range.as_deref().unwrap_or("no Content-Range")
+    )]
+    RangeMismatch {
+        /// The byte the Range request asked to start from (the partial file's length).
+        offset: u64,
+        /// The `Content-Range` the server sent, if any.
+        content_range: Option<String>,
+    },
+    /// Reading or writing the device failed.
+    #[error("I/O error on the device: {0}")]
+    Io(#[from] std::io::Error),
+    /// The device failed mid-run, most likely because the interface went away.
+    #[error("the TUN device {iface} failed ({source}); was the interface removed?")]
+    DeviceLost {
+        /// The interface name.
+        iface: String,
+        /// The error from the device.
+        source: std::io::Error,
+    },
+    /// SIGINT or SIGTERM: the user asked to stop (exit status 130).
     #[error("interrupted")]
     Interrupted,
-}
-
-/// What a successful download reports in its summary line.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub url: Url,
-    pub bytes: u64,
-    pub elapsed: Duration,
-    /// TCP counters summed over every connection of the download (redirects included).
-    pub tcp: TcpTotals,
-    pub destination: String,
-    /// `-c` found nothing left to download.
-    pub already_complete: bool,
-    /// `-I`: only the head was asked for (and printed).
-    pub head_only: bool,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.already_complete {
-            return write!(f, "{} is already complete", self.destination);
-        }
-        if self.head_only {
-            return write!(f, "printed the response head of {}", self.url);
-        }
-        let secs = self.elapsed.as_secs_f64().max(1e-6);
-        let mbit = self.bytes as f64 * 8.0 / secs / 1e6;
-        write!(
-            f,
-            "saved {} bytes to {} in {:.2} s ({:.1} Mbit/s); retransmitted {}, received {} duplicate \
-             and {} out-of-order segments, sent {} duplicate ACKs",
-            self.bytes,
-            self.destination,
-            secs,
-            mbit,
-            self.tcp.retransmits_fast + self.tcp.retransmits_timeout,
-            self.tcp.duplicate_segments_in,
-            self.tcp.out_of_order_in,
-            self.tcp.dup_acks_out,
-        )
-    }
-}
-
-/// The per-connection counters that matter to a user, summed over connections.
-#[derive(Debug, Clone, Default)]
-pub struct TcpTotals {
-    pub retransmits_fast: u64,
-    pub retransmits_timeout: u64,
-    pub duplicate_segments_in: u64,
-    pub out_of_order_in: u64,
-    pub dup_acks_out: u64,
-}
-
-impl TcpTotals {
-    fn add(&mut self, stats: &ConnStats) {
-        self.retransmits_fast += stats.retransmits_fast;
-        self.retransmits_timeout += stats.retransmits_timeout;
-        self.duplicate_segments_in += stats.duplicate_segments_in;
-        self.out_of_order_in += stats.out_of_order_in;
-        self.dup_acks_out += stats.dup_acks_out;
-    }
 }
 
 /// Set by the SIGINT/SIGTERM handler; the loop notices it after the interrupted wait.
@@ -181,55 +175,60 @@ pub fn interrupted() -> bool {
 /// One URL to download and where its body goes.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The URL as given.
     pub url: Url,
+    /// Where its body goes (`-o`, or a name taken from the URL).
     pub target: OutputTarget,
 }
 
-/// Runs every job as the CLI asked, over one device and one stack. Returns each job's result
+/// Runs every job as `options` ask, over one device and one stack. Returns each job's result
 /// in order; `Err` only when nothing could run at all (device, TLS settings) or on Ctrl-C.
 /// `report` is called as each download finishes and returns the line to show for it.
 pub fn run(
-    args: &FetchArgs,
+    options: &Options,
     jobs: Vec<Job>,
     mut report: impl FnMut(&Job, &Result<Summary, FetchError>) -> Option<String>,
 ) -> Result<Vec<Result<Summary, FetchError>>, FetchError> {
-    let tun = TunDevice::open(&args.iface, !args.device.no_offload)?;
+    let tun = TunDevice::open(&options.device.iface, options.device.offload)?;
     let mtu = tun.mtu().unwrap_or(1500).clamp(576, 65535);
     tun.wait_until_up(Duration::from_millis(500));
-    let device = build_device(tun, &args.device, args.quiet)?;
+    let device = build_device(tun, &options.device, options.quiet)?;
     let mut secret = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
-    let mut config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
-    if let Some(rate) = args.limit_rate {
+    let mut config = StackConfig::new(options.device.local_ip, mtu, secret, rand::random());
+    if let Some(rate) = options.limit_rate {
         // The window can never invite more than a fraction of a second at the rate.
         let default = config.tcp.recv_buffer;
         config.tcp.recv_buffer =
             rate::receive_buffer_for(rate, usize::from(config.tcp.mss), default);
     }
-    let mut lp = EventLoop::new(device, |now| Stack::new(now, config), args.verbose)?;
+    let mut lp = EventLoop::new(device, |now| Stack::new(now, config), options.verbose)?;
     let settings = Settings {
         limits: Limits {
-            idle: args.timeout,
-            connect: args.connect_timeout,
+            idle: options.timeout,
+            connect: options.connect_timeout,
         },
-        resolve: args.resolve.clone(),
-        tls: Some(TlsSettings::new(args.cacert.as_deref(), args.insecure)?),
-        verbose: args.verbose,
-        max_redirects: args.max_redirects as usize,
-        resume: args.resume,
-        user_agent: args.user_agent.clone(),
-        headers: args.headers.clone(),
-        credentials: args.user.clone(),
+        resolve: options.resolve.clone(),
+        tls: Some(TlsSettings::new(
+            options.cacert.as_deref(),
+            options.insecure,
+        )?),
+        verbose: options.verbose,
+        max_redirects: options.max_redirects as usize,
+        resume: options.resume,
+        user_agent: options.user_agent.clone(),
+        headers: options.headers.clone(),
+        credentials: options.user.clone(),
         mode: Mode {
-            head_only: args.head,
-            decode: args.compressed,
-            rate: args.limit_rate,
+            head_only: options.head,
+            decode: options.compressed,
+            rate: options.limit_rate,
         },
         retry: RetryPolicy {
-            retries: args.retry,
-            fixed_delay: args.retry_delay,
+            retries: options.retry,
+            fixed_delay: options.retry_delay,
         },
-        quiet: args.quiet,
+        quiet: options.quiet,
         wake: {
             let waker = lp.waker();
             Arc::new(move || {
@@ -247,10 +246,10 @@ pub fn run(
         active: Vec::new(),
         next: 0,
         idle: HashMap::new(),
-        parallel: args.parallel.max(1) as usize,
+        parallel: options.parallel.max(1) as usize,
         settings,
-        progress: Progress::new(args.quiet),
-        iface: args.iface.clone(),
+        progress: Progress::new(options.quiet),
+        iface: options.device.iface.clone(),
     };
     let outcome = engine.run(&mut lp, &jobs, &mut report);
     engine.shut_down(&mut lp);
@@ -456,13 +455,15 @@ impl Engine {
 /// crossed the device and the impairment sits between it and the stack.
 fn build_device(
     tun: TunDevice,
-    flags: &DeviceArgs,
+    flags: &DeviceOptions,
     quiet: bool,
 ) -> Result<Box<dyn Device>, FetchError> {
     let mut device: Box<dyn Device> = Box::new(tun);
     if let Some(path) = &flags.pcap {
-        let pcap = Pcap::create(device, path)
-            .map_err(|e| FetchError::Capture(format!("cannot write {}: {e}", path.display())))?;
+        let pcap = Pcap::create(device, path).map_err(|source| FetchError::Capture {
+            path: path.clone(),
+            source,
+        })?;
         device = Box::new(pcap);
     }
     let (inbound, outbound) = (flags.inbound(), flags.outbound());
@@ -478,4 +479,66 @@ fn build_device(
         device = Box::new(Fault::new(device, inbound, outbound));
     }
     Ok(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// The typed variants must read exactly as the strings they replaced did.
+    #[test]
+    fn typed_errors_keep_their_messages() {
+        let capture = FetchError::Capture {
+            path: PathBuf::from("/nope/c.pcap"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(
+            capture.to_string(),
+            "cannot write /nope/c.pcap: entity not found"
+        );
+        let decode = FetchError::Decode {
+            coding: "gzip",
+            source: io::Error::new(io::ErrorKind::InvalidData, "invalid gzip header"),
+        };
+        assert_eq!(decode.to_string(), "corrupt gzip body: invalid gzip header");
+        let mismatch = FetchError::RangeMismatch {
+            offset: 100,
+            content_range: Some("bytes 0-9/10".into()),
+        };
+        assert_eq!(
+            mismatch.to_string(),
+            "cannot resume: server answered the range request from byte 100 with \"bytes 0-9/10\""
+        );
+        let missing = FetchError::RangeMismatch {
+            offset: 5,
+            content_range: None,
+        };
+        assert_eq!(
+            missing.to_string(),
+            "cannot resume: server answered the range request from byte 5 with \"no Content-Range\""
+        );
+        let url = Url::parse("http://h/").unwrap();
+        for (error, text) in [
+            (ResolveError::NoHost(url), "URL has no host: http://h/"),
+            (
+                ResolveError::Ipv6Literal("[::1]".into()),
+                "[::1] is an IPv6 address; only IPv4 is supported",
+            ),
+            (
+                ResolveError::Lookup {
+                    host: "nx.example".into(),
+                    source: io::Error::other("failed to lookup address information"),
+                },
+                "cannot resolve nx.example: failed to lookup address information",
+            ),
+            (
+                ResolveError::NoIpv4("v6only".into()),
+                "v6only has no IPv4 address; only IPv4 is supported",
+            ),
+        ] {
+            assert_eq!(FetchError::from(error).to_string(), text);
+        }
+    }
 }

@@ -132,7 +132,9 @@ mod tests {
             received: 1,
             expected: Some(2)
         })));
-        assert!(!is_transient(&FetchError::Resolve("no such host".into())));
+        assert!(!is_transient(&FetchError::Resolve(
+            super::super::ResolveError::NoIpv4("h".into())
+        )));
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl TlsSettings {
 /// Why moving bytes over the transport stopped.
 #[derive(Debug)]
 pub enum TransportError {
+    /// The stack refused to send or receive (the connection is gone).
     Tcp(StackError),
+    /// The TLS session failed (bad record, alert, certificate).
     Tls(TlsError),
 }
 
@@ -71,7 +73,10 @@ pub enum Received {
 
 /// Plain TCP or TLS over it.
 pub enum Transport {
+    /// `http://`: the TCP byte stream is the HTTP byte stream.
     Plain,
+    /// `https://`: a rustls session between them (boxed: it is large, and idle connections
+    /// are kept in a pool).
     Tls(Box<TlsSession>),
 }
 

@@ -1,10 +1,18 @@
-//! HTTP/1.1 client over a byte stream, for `tunstack fetch`.
+//! HTTP/1.1 client over a byte stream, for `tunstack fetch`: plain `http://` and, over the TLS
+//! transport in `crate::fetch`, `https://` alike (this module never sees ciphertext).
 //!
-//! Everything here except [`output`] is sans-IO: the event loop connects, sends the bytes from
-//! [`build_request`], feeds every received chunk to a [`ResponseReader`], reports EOF with
-//! [`ResponseReader::finish_eof`] and decides what to do with the [`ResponseHead`] (write a file,
-//! follow a redirect via [`redirect_target`] and [`RedirectChain`], or fail). [`output`] owns the
-//! file on disk so that a failed download never leaves a partial or clobbered file behind.
+//! The fetch engine connects and sends the bytes from [`build_request`] (with `Range`/`If-Range`
+//! from [`ResumePlan`] for `-c`, `Accept-Encoding` for `--compressed`, the user's `-H`/`-A`/`-u`
+//! merged by [`headers`]), feeds every received chunk to a [`ResponseReader`], which frames the
+//! body by `Content-Length`, chunked coding or the close and says when it is complete so a
+//! kept-alive connection ([`ResponseHead::keeps_connection_open`]) can carry the next request,
+//! reports EOF with [`ResponseReader::finish_eof`], and decides what to do with the
+//! [`ResponseHead`]: save the body (decoded by [`encoding`] if compressed), follow a redirect via
+//! [`redirect_target`] and [`RedirectChain`], or fail.
+//!
+//! Parsing and framing are sans-IO. Two parts touch the file system: [`output`] owns the file
+//! on disk so that a failed download never leaves a partial or clobbered file behind, and
+//! [`resume`] looks at the partial file and keeps its validator in an extended attribute.
 
 mod chunked;
 pub mod encoding;
@@ -16,7 +24,7 @@ pub mod response;
 pub mod resume;
 
 pub use headers::{Credentials, HeaderEdit};
-pub use output::{file_name_from_url, Output, OutputError, OutputTarget};
+pub use output::{file_name_from_url, Output, OutputError, OutputTarget, OutputTargetError};
 pub use redirect::{redirect_target, RedirectChain, DEFAULT_MAX_REDIRECTS};
 pub use request::{build_request, Method, RequestOptions};
 pub use response::{Progress, ResponseHead, ResponseReader, HEAD_LIMIT_BYTES, MAX_HEADERS};
@@ -30,10 +38,11 @@ pub enum HttpError {
     /// The URL names no host to connect to (e.g. `http:/path` or `file:///x`).
     #[error("URL has no host: {0}")]
     MissingHost(Url),
-    /// Only plain `http://` is implemented; said up front instead of failing obscurely later.
+    /// A scheme other than `http` or `https` (usually from a redirect); said up front instead of
+    /// failing obscurely later.
     #[error("{scheme}:// is not supported ({url})")]
     UnsupportedScheme {
-        /// The scheme that was asked for, e.g. `https`.
+        /// The scheme that was asked for, e.g. `ftp`.
         scheme: String,
         /// The full URL, so the user sees where it came from (often a redirect).
         url: Url,

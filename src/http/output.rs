@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use percent_encoding::percent_decode_str;
@@ -82,29 +83,42 @@ impl OutputError {
     }
 }
 
-/// Where the user asked the body to go (`-o`).
+/// Where the user asked the body to go (`-o`). The command line parses `-o` straight into this
+/// (through [`FromStr`]), so there is one type for it from clap to the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputTarget {
     /// `-o -`: stream to standard output. Bytes written there cannot be taken back, so a failed
     /// download may have printed part of the body.
     Stdout,
-    /// A file path.
+    /// A file path, written under a temporary name and renamed into place when complete.
     Path(PathBuf),
 }
 
 impl OutputTarget {
-    /// Interprets an `-o` value: `-` is standard output, anything else a path.
-    pub fn from_arg(arg: &OsStr) -> Self {
-        if arg == "-" {
-            OutputTarget::Stdout
-        } else {
-            OutputTarget::Path(PathBuf::from(arg))
-        }
-    }
-
     /// The default when no `-o` was given: a file in the current directory named after the URL.
     pub fn from_url(url: &Url) -> Self {
         OutputTarget::Path(PathBuf::from(file_name_from_url(url)))
+    }
+}
+
+/// Why an `-o` value names no output; a usage error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputTargetError {
+    /// `-o ''`: an empty path names no file.
+    #[error("the output path is empty")]
+    Empty,
+}
+
+/// Interprets an `-o` value: `-` is standard output, anything else but the empty string a path.
+impl FromStr for OutputTarget {
+    type Err = OutputTargetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "" => Err(OutputTargetError::Empty),
+            "-" => Ok(OutputTarget::Stdout),
+            path => Ok(OutputTarget::Path(PathBuf::from(path))),
+        }
     }
 }
 
@@ -614,14 +628,9 @@ mod tests {
 
     #[test]
     fn dash_means_stdout() {
-        assert_eq!(
-            OutputTarget::from_arg(OsStr::new("-")),
-            OutputTarget::Stdout
-        );
-        assert_eq!(
-            OutputTarget::from_arg(OsStr::new("-x")),
-            OutputTarget::Path(PathBuf::from("-x"))
-        );
+        assert_eq!("-".parse(), Ok(OutputTarget::Stdout));
+        assert_eq!("-x".parse(), Ok(OutputTarget::Path(PathBuf::from("-x"))));
+        assert_eq!("".parse::<OutputTarget>(), Err(OutputTargetError::Empty));
         assert_eq!(
             OutputTarget::from_url(&url("http://h/a/b.iso")),
             OutputTarget::Path(PathBuf::from("b.iso"))

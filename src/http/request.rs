@@ -1,4 +1,5 @@
-//! Serialising the single request `tunstack fetch` sends per connection.
+//! Serialising the requests `tunstack fetch` sends: one per exchange, several on a kept-alive
+//! connection.
 
 use url::{Position, Url};
 
@@ -24,8 +25,8 @@ impl Method {
     }
 }
 
-/// Knobs for [`build_request`]; separate from the URL so later features (resuming with
-/// `Range`/`If-Range`) add headers without changing the function's signature.
+/// Knobs for [`build_request`]; separate from the URL so that features (resuming with
+/// `Range`/`If-Range`, keep-alive, user headers) add fields without changing its signature.
 #[derive(Debug, Clone, Default)]
 pub struct RequestOptions {
     /// The request method.

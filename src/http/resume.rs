@@ -104,12 +104,18 @@ pub fn validator_of(head: &ResponseHead) -> Option<String> {
 pub enum ContentRange {
     /// `bytes first-last/total` (total `None` for `*`).
     Bytes {
+        /// First byte sent; must be where the partial file ends.
         first: u64,
+        /// Last byte sent (inclusive).
         last: u64,
+        /// Length of the whole entity, if the server knows it.
         total: Option<u64>,
     },
     /// `bytes */total`, as sent with 416.
-    Unsatisfied { total: u64 },
+    Unsatisfied {
+        /// Length of the whole entity; equal to the partial file's when it is complete.
+        total: u64,
+    },
 }
 
 /// Parses the `Content-Range` field of `head`.
