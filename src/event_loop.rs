@@ -7,13 +7,14 @@
 //! stay in the stack.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::device::Device;
+use crate::device::FdDevice;
 use crate::driver::Driver;
 pub use crate::driver::MAX_DATAGRAM;
 use crate::stack::Stack;
@@ -27,17 +28,17 @@ const WAKER: Token = Token(1);
 pub struct EventLoop {
     poll: Poll,
     events: Events,
-    device: Box<dyn Device>,
+    device: Box<dyn FdDevice>,
     driver: Driver,
     writable_interest: bool,
     waker: Arc<Waker>,
 }
 
 impl EventLoop {
-    /// Registers `device` with a new mio poller; `make_stack` gets the clock's current reading
+    /// Registers `device` (its descriptor) with a new mio poller; `make_stack` gets the clock's current reading
     /// to anchor the stack's clocks. `trace` prints every datagram to stderr.
     pub fn new(
-        device: Box<dyn Device>,
+        device: Box<dyn FdDevice>,
         make_stack: impl FnOnce(Instant) -> Stack,
         trace: bool,
     ) -> io::Result<Self> {
@@ -45,8 +46,11 @@ impl EventLoop {
         let stack = make_stack(now);
         let tracer = trace.then(|| Tracer::new(now));
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut SourceFd(&device.raw_fd()), DEVICE, Interest::READABLE)?;
+        poll.registry().register(
+            &mut SourceFd(&device.as_raw_fd()),
+            DEVICE,
+            Interest::READABLE,
+        )?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(EventLoop {
             poll,
@@ -127,9 +131,11 @@ impl EventLoop {
         } else {
             Interest::READABLE
         };
-        self.poll
-            .registry()
-            .reregister(&mut SourceFd(&self.device.raw_fd()), DEVICE, interest)?;
+        self.poll.registry().reregister(
+            &mut SourceFd(&self.device.as_raw_fd()),
+            DEVICE,
+            interest,
+        )?;
         self.writable_interest = wanted;
         Ok(())
     }
@@ -144,7 +150,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::device::Received;
+    use crate::device::{Device, Received};
     use crate::stack::StackConfig;
 
     /// Always has another 64 KiB datagram, like a TUN with offloads behind a fast sender, and
@@ -166,7 +172,11 @@ mod tests {
         fn send(&mut self, _now: Instant, _datagram: &[u8]) -> io::Result<()> {
             Ok(())
         }
-        fn raw_fd(&self) -> std::os::fd::RawFd {
+    }
+
+    /// The loop waits on the socket.
+    impl AsRawFd for Flood {
+        fn as_raw_fd(&self) -> std::os::fd::RawFd {
             self.readable.1.as_raw_fd()
         }
     }

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -388,9 +388,12 @@ impl<D: Device> Device for Fault<D> {
             .filter_map(Impairer::next_due);
         held.chain(self.inner.poll_timeout()).min()
     }
+}
 
-    fn raw_fd(&self) -> RawFd {
-        self.inner.raw_fd()
+/// The injector waits on the device it impairs; its own held datagrams are deadlines.
+impl<D: AsRawFd> AsRawFd for Fault<D> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
     }
 }
 

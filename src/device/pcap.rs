@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -105,8 +105,11 @@ impl<D: Device> Device for Pcap<D> {
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
+}
 
-    fn raw_fd(&self) -> RawFd {
-        self.inner.raw_fd()
+/// The capture waits on the device it records.
+impl<D: AsRawFd> AsRawFd for Pcap<D> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
     }
 }

@@ -29,7 +29,7 @@ use crate::cli::{DeviceArgs, FetchArgs};
 use crate::device::fault::{Fault, Impairer};
 use crate::device::pcap::Pcap;
 use crate::device::tun::TunDevice;
-use crate::device::{Device, DeviceError};
+use crate::device::{DeviceError, FdDevice};
 use crate::event_loop::EventLoop;
 use crate::http::{HttpError, OutputError, OutputTarget};
 use crate::stack::{Event, Stack, StackConfig, StackError};
@@ -458,8 +458,8 @@ fn build_device(
     tun: TunDevice,
     flags: &DeviceArgs,
     quiet: bool,
-) -> Result<Box<dyn Device>, FetchError> {
-    let mut device: Box<dyn Device> = Box::new(tun);
+) -> Result<Box<dyn FdDevice>, FetchError> {
+    let mut device: Box<dyn FdDevice> = Box::new(tun);
     if let Some(path) = &flags.pcap {
         let pcap = Pcap::create(device, path)
             .map_err(|e| FetchError::Capture(format!("cannot write {}: {e}", path.display())))?;

@@ -242,10 +242,6 @@ impl Device for Port<'_> {
     fn poll_timeout(&self) -> Option<Instant> {
         self.into.next_arrival()
     }
-
-    fn raw_fd(&self) -> std::os::fd::RawFd {
-        -1
-    }
 }
 
 /// Writes both links' captures, merged by time, as two pcap files of raw IPv4 (LINKTYPE_RAW)
