@@ -1,54 +1,44 @@
 //! The mio loop: the only place that reads the clock and waits for the device.
 //!
 //! Each turn flushes what the stack wants to send, sleeps until the device is readable or the
-//! stack's next deadline (never a fixed tick), drains the device until `WouldBlock`, fires due
-//! timers, and flushes again. Protocol decisions stay in the stack.
+//! next deadline (never a fixed tick), and hands the rest to the [`Driver`]: it drains the
+//! device in batches, fires due timers and flushes again. The batch and flush policy lives in
+//! the driver so that the simulator in the tests runs exactly the same one; protocol decisions
+//! stay in the stack.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::device::Device;
+use crate::device::FdDevice;
+use crate::driver::Driver;
+pub use crate::driver::MAX_DATAGRAM;
 use crate::stack::Stack;
 use crate::trace::Tracer;
 
 const DEVICE: Token = Token(0);
 /// Another thread (an output writer) has news: room in its queue, or it finished.
 const WAKER: Token = Token(1);
-/// Datagrams read per turn before the application gets to consume data (and so reopen the
-/// receive window); the rest are read on the next turn without sleeping.
-const READ_BATCH: usize = 256;
-/// Bytes read per turn, for the same reason: with offloads 256 datagrams can be 16 MiB, far more
-/// than a receive window, so the application would read only after the window had closed.
-const READ_BATCH_BYTES: usize = 256 << 10;
-/// Largest datagram we read or write.
-pub const MAX_DATAGRAM: usize = 65535;
 
 /// A stack attached to a TUN device, driven by readiness and deadlines.
 pub struct EventLoop {
     poll: Poll,
     events: Events,
-    device: Box<dyn Device>,
-    stack: Stack,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
-    /// A datagram the device refused with `WouldBlock`, kept until it is writable.
-    tx_pending: Option<usize>,
-    /// The last drain stopped at the batch limit, so more may be queued.
-    rx_backlog: bool,
+    device: Box<dyn FdDevice>,
+    driver: Driver,
     writable_interest: bool,
-    tracer: Option<Tracer>,
     waker: Arc<Waker>,
 }
 
 impl EventLoop {
-    /// Registers `device` with a new mio poller; `make_stack` gets the clock's current reading
+    /// Registers `device` (its descriptor) with a new mio poller; `make_stack` gets the clock's current reading
     /// to anchor the stack's clocks. `trace` prints every datagram to stderr.
     pub fn new(
-        device: Box<dyn Device>,
+        device: Box<dyn FdDevice>,
         make_stack: impl FnOnce(Instant) -> Stack,
         trace: bool,
     ) -> io::Result<Self> {
@@ -56,20 +46,18 @@ impl EventLoop {
         let stack = make_stack(now);
         let tracer = trace.then(|| Tracer::new(now));
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut SourceFd(&device.raw_fd()), DEVICE, Interest::READABLE)?;
+        poll.registry().register(
+            &mut SourceFd(&device.as_raw_fd()),
+            DEVICE,
+            Interest::READABLE,
+        )?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(8),
             device,
-            stack,
-            rx: vec![0; MAX_DATAGRAM],
-            tx: vec![0; MAX_DATAGRAM],
-            tx_pending: None,
-            rx_backlog: false,
+            driver: Driver::new(stack, tracer),
             writable_interest: false,
-            tracer,
             waker,
         })
     }
@@ -95,7 +83,7 @@ impl EventLoop {
 
     /// The stack, for application calls (connect, send, recv, close) and events.
     pub fn stack(&mut self) -> &mut Stack {
-        &mut self.stack
+        self.driver.stack_mut()
     }
 
     /// One turn: flush, wait until readiness, a wake-up from another thread, the stack's next
@@ -103,11 +91,11 @@ impl EventLoop {
     pub fn turn(&mut self, until: Option<Instant>) -> io::Result<()> {
         self.flush()?;
         let now = Instant::now();
-        let deadline = [self.stack.poll_timeout(), self.device.poll_timeout(), until]
+        let deadline = [self.driver.deadline(&*self.device), until]
             .into_iter()
             .flatten()
             .min();
-        let timeout = if self.rx_backlog {
+        let timeout = if self.driver.has_backlog() {
             Some(Duration::ZERO)
         } else {
             deadline.map(|at| at.saturating_duration_since(now))
@@ -118,90 +106,20 @@ impl EventLoop {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(err) => return Err(err),
         }
-        let now = Instant::now();
-        self.device.poll(now)?;
-        // A wrapper (fault injection) may hold datagrams that are due now.
-        let device_due = self.device.poll_timeout().is_some_and(|at| at <= now);
-        let mut readable = self.rx_backlog || device_due;
-        for event in self.events.iter().filter(|e| e.token() == DEVICE) {
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                readable = true;
-            }
-        }
-        if readable {
-            self.drain()?;
-        }
-        let now = Instant::now();
-        if self.stack.poll_timeout().is_some_and(|at| at <= now) {
-            self.stack.handle_timeout(now);
-        }
-        self.flush()
-    }
-
-    /// Reads datagrams until the device has none (or a batch is done) and feeds the stack.
-    fn drain(&mut self) -> io::Result<()> {
-        self.rx_backlog = false;
-        // One clock reading per batch: everything in it was already queued when we woke.
-        let now = Instant::now();
-        let mut bytes = 0;
-        for _ in 0..READ_BATCH {
-            if bytes >= READ_BATCH_BYTES {
-                break;
-            }
-            match self.device.recv(now, &mut self.rx) {
-                Ok(received) => {
-                    bytes += received.len;
-                    let datagram = &self.rx[..received.len];
-                    if let Some(tracer) = &mut self.tracer {
-                        tracer.datagram(now, "in", datagram, &self.stack);
-                    }
-                    self.stack
-                        .handle_datagram_with(now, datagram, received.checksum.status());
-                    // Loss signals (a new hole, the first duplicate ACKs, a filled hole) and
-                    // an ACK covering `ack_stretch` segments go out at once; the ACK every
-                    // second segment owes waits for the end of the batch and covers it all.
-                    if self.stack.take_transmit_due() {
-                        self.flush()?;
-                    }
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err),
-            }
-        }
-        self.rx_backlog = true;
-        Ok(())
+        let readable = self
+            .events
+            .iter()
+            .filter(|e| e.token() == DEVICE)
+            .any(|e| e.is_readable() || e.is_read_closed() || e.is_error());
+        self.driver
+            .poll(&mut *self.device, readable, &Instant::now)?;
+        self.set_writable_interest(self.driver.wants_writable())
     }
 
     /// Sends everything the stack has, keeping a refused datagram for when the device is writable.
     pub fn flush(&mut self) -> io::Result<()> {
-        loop {
-            let len = match self.tx_pending.take() {
-                Some(len) => len,
-                None => {
-                    let now = Instant::now();
-                    match self.stack.poll_transmit(now, &mut self.tx) {
-                        Some(len) => {
-                            if let Some(tracer) = &mut self.tracer {
-                                tracer.datagram(now, "out", &self.tx[..len], &self.stack);
-                            }
-                            len
-                        }
-                        None => break,
-                    }
-                }
-            };
-            match self.device.send(Instant::now(), &self.tx[..len]) {
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.tx_pending = Some(len);
-                    break;
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => self.tx_pending = Some(len),
-                Err(err) => return Err(err),
-            }
-        }
-        self.set_writable_interest(self.tx_pending.is_some())
+        self.driver.flush(&mut *self.device, &Instant::now)?;
+        self.set_writable_interest(self.driver.wants_writable())
     }
 
     fn set_writable_interest(&mut self, wanted: bool) -> io::Result<()> {
@@ -213,9 +131,11 @@ impl EventLoop {
         } else {
             Interest::READABLE
         };
-        self.poll
-            .registry()
-            .reregister(&mut SourceFd(&self.device.raw_fd()), DEVICE, interest)?;
+        self.poll.registry().reregister(
+            &mut SourceFd(&self.device.as_raw_fd()),
+            DEVICE,
+            interest,
+        )?;
         self.writable_interest = wanted;
         Ok(())
     }
@@ -230,7 +150,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::device::Received;
+    use crate::device::{Device, Received};
     use crate::stack::StackConfig;
 
     /// Always has another 64 KiB datagram, like a TUN with offloads behind a fast sender, and
@@ -252,7 +172,11 @@ mod tests {
         fn send(&mut self, _now: Instant, _datagram: &[u8]) -> io::Result<()> {
             Ok(())
         }
-        fn raw_fd(&self) -> std::os::fd::RawFd {
+    }
+
+    /// The loop waits on the socket.
+    impl AsRawFd for Flood {
+        fn as_raw_fd(&self) -> std::os::fd::RawFd {
             self.readable.1.as_raw_fd()
         }
     }
@@ -273,7 +197,10 @@ mod tests {
         lp.turn(Some(Instant::now() + Duration::from_secs(1)))
             .unwrap();
         let first = reads.get();
-        assert_eq!(first, READ_BATCH_BYTES.div_ceil(MAX_DATAGRAM));
+        assert_eq!(
+            first,
+            crate::driver::READ_BATCH_BYTES.div_ceil(MAX_DATAGRAM)
+        );
         // Nothing is readable now; a turn that slept would wait for the deadline.
         let started = Instant::now();
         lp.turn(Some(started + Duration::from_secs(5))).unwrap();

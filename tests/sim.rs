@@ -1,4 +1,4 @@
-//! Whole-stack scenarios over the deterministic network simulator in `support`.
+//! Whole-stack scenarios over the deterministic network simulator in `tests/sim/`.
 //!
 //! Every scenario moves a pattern stream through two real [`tunstack::stack::Stack`]s joined by
 //! simulated links, in both directions, over many seeds, and checks every byte, a clean close
@@ -6,13 +6,16 @@
 //! prints a summary line (virtual completion time, retransmissions, RTOs) to stderr, so it
 //! shows even without `--nocapture`.
 
-mod support;
+// The simulator's directory shares this test's name (so `cargo test --test sim` keeps working),
+// which makes a plain `mod sim;` ambiguous between this file and `sim/mod.rs`.
+#[path = "sim/mod.rs"]
+mod sim;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::{Endpoint, LinkConfig, LinkStats, Pair, Pattern, Role, Side};
+use sim::{Endpoint, LinkConfig, LinkStats, Pair, Pattern, Role, Side};
 use tunstack::ipv4::DropReason;
 use tunstack::tcp::{ConnStats, State, TcpConfig};
 
@@ -74,7 +77,7 @@ fn transfer(
     let mut client = Endpoint::new(Side::Client, client_role, bytes, pattern);
     let mut server = Endpoint::new(Side::Server, server_role, bytes, pattern);
     // Generous: the slowest scenario (20% loss both ways) needs a few minutes at most.
-    let limits = support::Limits {
+    let limits = sim::Limits {
         virtual_time: Duration::from_secs(3600),
         steps: 5_000_000 + bytes / 100,
     };
@@ -89,7 +92,7 @@ fn transfer(
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("(no message)");
-        Err(support::RunError {
+        Err(sim::RunError {
             reason: format!("the stack panicked: {message}"),
             at: pair.clock.elapsed(),
             steps: pair.steps,
@@ -97,7 +100,7 @@ fn transfer(
     });
     if capture {
         let base = pcap_base(seed, direction);
-        match support::write_pcaps(&base, &pair.clock, [&pair.up, &pair.down]) {
+        match sim::write_pcaps(&base, &pair.clock, [&pair.up, &pair.down]) {
             Ok([sent, delivered]) => {
                 eprintln!("[sim] wrote {} and {}", sent.display(), delivered.display())
             }
@@ -116,7 +119,10 @@ fn transfer(
             return Err(format!("{name} ended in {state:?}"));
         }
     }
-    for (name, stack) in [("client", &pair.client), ("server", &pair.server)] {
+    for (name, stack) in [
+        ("client", pair.client_stack()),
+        ("server", pair.server_stack()),
+    ] {
         if stack.connection_count() != 0 {
             return Err(format!(
                 "{name} stack still holds {} connections after both closed",
@@ -125,7 +131,7 @@ fn transfer(
         }
     }
     let eof = receiver.eof_at.ok_or("receiver never saw end of stream")?;
-    let caught: u64 = [&pair.client, &pair.server]
+    let caught: u64 = [pair.client_stack(), pair.server_stack()]
         .iter()
         .map(|s| {
             let ip = s.ip_stats();
@@ -523,32 +529,51 @@ fn one_percent_loss_on_10_mbit_costs_less_than_twice_the_clean_time() {
     ));
 }
 
-/// Seeds that once failed in a soak run (`SIM_SEED_OFFSET`), kept so the bugs they found stay
-/// fixed: (scenario, link, direction, seed).
+/// Seeds that once failed in a soak run (`SIM_SEED_OFFSET`): (scenario, link, direction,
+/// seed). Since the links draw their fates from the production impairer
+/// (`tunstack::device::fault::Impairer`) the random sequence differs, so these seeds no longer
+/// replay the runs that found the bugs; they stay as extra 20%-loss runs, and the bug that
+/// needed the default configuration has a deterministic test of its own
+/// (`the_user_timeout_restarts_while_data_moves`).
 #[test]
 fn regression_seeds() {
     let loss_20 = LinkConfig {
         loss: 0.20,
         ..fast_link()
     };
-    // The receiver's FIN lost its ACKs five times; the user timeout, armed at connection
-    // setup and never restarted, aborted it at 300 s.
-    for seed in [101_033, 201_009] {
-        let tcp = TcpConfig::default();
-        transfer_or_panic(
-            "loss 20%",
-            seed,
-            &loss_20,
-            &tcp,
-            10 * MB,
-            Direction::Download,
-        );
-    }
+    // Found with the default configuration: the receiver's FIN lost its ACKs five times; the
+    // user timeout, armed at connection setup and never restarted, aborted it at 300 s. With
+    // the default 5-minute user timeout a run at 20% loss may meet a legitimate stall (see
+    // `sim_tcp_config`), which seed 101_033 does with the current random sequence.
     // Eight (and, with some retransmissions lost too, twelve) exchanges in a row lost during a
     // retransmission backoff: 5-minute stalls (see `sim_tcp_config`).
     let tcp = sim_tcp_config();
-    for (seed, direction) in [(501_019, Direction::Download), (801_031, Direction::Upload)] {
+    for (seed, direction) in [
+        (101_033, Direction::Download),
+        (201_009, Direction::Download),
+        (501_019, Direction::Download),
+        (801_031, Direction::Upload),
+    ] {
         transfer_or_panic("loss 20%", seed, &loss_20, &tcp, 10 * MB, direction);
+    }
+}
+
+/// The user timeout bounds a stall, not a connection's life: a clean transfer that takes
+/// longer than the default five minutes completes (it was once armed at setup and never
+/// restarted).
+#[test]
+fn the_user_timeout_restarts_while_data_moves() {
+    // 2 MB at 40 kbit/s: about 400 s of virtual time.
+    let slow = LinkConfig::clean(40_000, Duration::from_millis(10), 32 << 10);
+    let tcp = TcpConfig::default();
+    assert!(tcp.user_timeout < Duration::from_secs(400));
+    for direction in [Direction::Download, Direction::Upload] {
+        let t = transfer_or_panic("40 kbit/s clean", 1, &slow, &tcp, 2 * MB, direction);
+        assert!(
+            t.completion > tcp.user_timeout,
+            "{direction:?} took only {:?}",
+            t.completion
+        );
     }
 }
 
@@ -556,10 +581,10 @@ fn regression_seeds() {
 
 #[test]
 fn link_serializes_delays_and_drops_tail() {
-    let clock = support::Clock::new();
+    let clock = sim::Clock::new();
     let t0 = clock.now();
     // 8 Mbit/s: one byte per microsecond; 1 ms latency; room for three 1000-byte datagrams.
-    let mut link = support::Link::new(
+    let mut link = sim::Link::new(
         LinkConfig::clean(8_000_000, Duration::from_millis(1), 3000),
         7,
     );
@@ -589,7 +614,7 @@ fn link_serializes_delays_and_drops_tail() {
 
 #[test]
 fn link_impairments_follow_their_rates() {
-    let clock = support::Clock::new();
+    let clock = sim::Clock::new();
     let config = LinkConfig {
         loss: 0.1,
         duplicate: 0.05,
@@ -597,7 +622,7 @@ fn link_impairments_follow_their_rates() {
         corrupt: 0.05,
         ..LinkConfig::clean(0, Duration::from_millis(1), usize::MAX)
     };
-    let mut link = support::Link::new(config, 42);
+    let mut link = sim::Link::new(config, 42);
     let n = 20_000;
     let original = [0x5au8; 100];
     for i in 0..n {
@@ -618,7 +643,8 @@ fn link_impairments_follow_their_rates() {
         |count: u64, rate: f64| (count as f64 - rate * n as f64).abs() < 0.15 * rate * n as f64;
     assert!(near(s.lost, 0.1), "{s:?}");
     assert!(near(s.duplicated, 0.9 * 0.05), "{s:?}");
-    assert!(near(s.reordered, 0.9 * 0.1), "{s:?}");
+    // Each copy (duplicates included) meets its own reordering chance.
+    assert!(near(s.reordered, 0.9 * 1.05 * 0.1), "{s:?}");
     assert!(near(s.corrupted, 0.9 * 1.05 * 0.05), "{s:?}");
     assert_eq!(u64::from(flipped_bits), s.corrupted);
     assert_eq!(s.delivered, n - s.lost + s.duplicated);

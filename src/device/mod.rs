@@ -9,15 +9,17 @@ pub mod pcap;
 pub mod tun;
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use crate::wire::{checksum, ChecksumStatus};
 
-/// A source and sink of whole IPv4 datagrams that the event loop can wait on.
+/// A source and sink of whole IPv4 datagrams.
 ///
 /// Wrappers compose (`Fault<Pcap<Tun>>`): each forwards to the device inside it and may hold
-/// datagrams back, which is why a device has deadlines of its own.
+/// datagrams back, which is why a device has deadlines of its own. Waiting is not part of it:
+/// the event loop waits on a descriptor ([`FdDevice`]), the simulator in the tests on virtual
+/// time, so a device without a descriptor need not pretend to have one.
 pub trait Device {
     /// Reads one datagram into `buf`; `WouldBlock` when none is ready now.
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received>;
@@ -31,8 +33,19 @@ pub trait Device {
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
-    /// The descriptor to wait on.
-    fn raw_fd(&self) -> RawFd;
+}
+
+/// A device with a descriptor the event loop can wait on (its `as_raw_fd`); wrappers have
+/// one when the device inside them does.
+pub trait FdDevice: Device + AsRawFd {}
+
+impl<D: Device + AsRawFd + ?Sized> FdDevice for D {}
+
+/// A boxed device chosen at run time keeps its descriptor (std's impl covers sized boxes only).
+impl AsRawFd for Box<dyn FdDevice> {
+    fn as_raw_fd(&self) -> RawFd {
+        (**self).as_raw_fd()
+    }
 }
 
 /// One datagram read into the caller's buffer.
@@ -166,9 +179,6 @@ impl<D: Device + ?Sized> Device for Box<D> {
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
     }
-    fn raw_fd(&self) -> RawFd {
-        (**self).raw_fd()
-    }
 }
 
 #[cfg(test)]
@@ -269,9 +279,6 @@ mod tests {
         fn send(&mut self, _now: Instant, _datagram: &[u8]) -> io::Result<()> {
             Ok(())
         }
-        fn raw_fd(&self) -> RawFd {
-            -1
-        }
     }
 
     /// `--impair` acts on wire packets: a super-segment is cut into the segments it stands
@@ -315,9 +322,6 @@ mod tests {
         }
         fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {
             self.0.send(now, datagram)
-        }
-        fn raw_fd(&self) -> RawFd {
-            -1
         }
     }
 

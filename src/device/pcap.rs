@@ -3,9 +3,9 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{complete_checksum, Device, Received};
 
@@ -14,15 +14,16 @@ const LINKTYPE_RAW: u32 = 101;
 /// Records are cut at this length; our datagrams never exceed it.
 const SNAPLEN: u32 = 65535;
 
-/// Records what `inner` reads and writes.
-pub struct Pcap<D> {
-    inner: D,
+/// A classic pcap file of raw IP records, each stamped with a time the caller chooses: the
+/// wall clock for `--pcap`, virtual time for the simulator in the tests, so both write the
+/// same format through one writer.
+pub struct PcapWriter {
     out: BufWriter<File>,
 }
 
-impl<D: Device> Pcap<D> {
+impl PcapWriter {
     /// Creates (truncates) `path` and writes the pcap file header.
-    pub fn create(inner: D, path: &Path) -> io::Result<Self> {
+    pub fn create(path: &Path) -> io::Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
         // Magic (microsecond timestamps), version 2.4, GMT offset, accuracy, snaplen, link type.
         out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
@@ -32,14 +33,11 @@ impl<D: Device> Pcap<D> {
         out.write_all(&0u32.to_le_bytes())?;
         out.write_all(&SNAPLEN.to_le_bytes())?;
         out.write_all(&LINKTYPE_RAW.to_le_bytes())?;
-        Ok(Pcap { inner, out })
+        Ok(PcapWriter { out })
     }
 
-    fn record(&mut self, datagram: &[u8]) -> io::Result<()> {
-        // Wall-clock time, as capture tools expect; only the device layer may read it.
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+    /// Appends one record stamped `since_epoch` (capture tools read it as time since 1970).
+    pub fn record(&mut self, since_epoch: Duration, datagram: &[u8]) -> io::Result<()> {
         let len = datagram.len().min(SNAPLEN as usize) as u32;
         self.out
             .write_all(&(since_epoch.as_secs() as u32).to_le_bytes())?;
@@ -48,6 +46,41 @@ impl<D: Device> Pcap<D> {
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&(datagram.len() as u32).to_le_bytes())?;
         self.out.write_all(&datagram[..len as usize])
+    }
+
+    /// Writes out what is buffered; dropping the writer does it too, ignoring errors.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for PcapWriter {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// Records what `inner` reads and writes.
+pub struct Pcap<D> {
+    inner: D,
+    out: PcapWriter,
+}
+
+impl<D: Device> Pcap<D> {
+    /// Creates (truncates) `path` and writes the pcap file header.
+    pub fn create(inner: D, path: &Path) -> io::Result<Self> {
+        Ok(Pcap {
+            inner,
+            out: PcapWriter::create(path)?,
+        })
+    }
+
+    fn record(&mut self, datagram: &[u8]) -> io::Result<()> {
+        // Wall-clock time, as capture tools expect; only the device layer may read it.
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.out.record(since_epoch, datagram)
     }
 }
 
@@ -72,14 +105,11 @@ impl<D: Device> Device for Pcap<D> {
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
-
-    fn raw_fd(&self) -> RawFd {
-        self.inner.raw_fd()
-    }
 }
 
-impl<D> Drop for Pcap<D> {
-    fn drop(&mut self) {
-        let _ = self.out.flush();
+/// The capture waits on the device it records.
+impl<D: AsRawFd> AsRawFd for Pcap<D> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
     }
 }

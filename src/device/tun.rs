@@ -220,10 +220,6 @@ impl super::Device for TunDevice {
     fn send(&mut self, _now: Instant, datagram: &[u8]) -> io::Result<()> {
         TunDevice::send(self, datagram).map(|_| ())
     }
-
-    fn raw_fd(&self) -> RawFd {
-        self.as_raw_fd()
-    }
 }
 
 fn interface_dir(name: &str) -> PathBuf {

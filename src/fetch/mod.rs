@@ -32,7 +32,7 @@ use url::Url;
 use crate::device::fault::{Fault, Impairer};
 use crate::device::pcap::Pcap;
 use crate::device::tun::TunDevice;
-use crate::device::{Device, DeviceError};
+use crate::device::{DeviceError, FdDevice};
 use crate::event_loop::EventLoop;
 use crate::http::{HttpError, OutputError, OutputTarget};
 use crate::stack::{Event, Stack, StackConfig, StackError};
@@ -457,8 +457,8 @@ fn build_device(
     tun: TunDevice,
     flags: &DeviceOptions,
     quiet: bool,
-) -> Result<Box<dyn Device>, FetchError> {
-    let mut device: Box<dyn Device> = Box::new(tun);
+) -> Result<Box<dyn FdDevice>, FetchError> {
+    let mut device: Box<dyn FdDevice> = Box::new(tun);
     if let Some(path) = &flags.pcap {
         let pcap = Pcap::create(device, path).map_err(|source| FetchError::Capture {
             path: path.clone(),

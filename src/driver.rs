@@ -1,0 +1,199 @@
+//! The batch and flush policy between a device and the stack, without I/O of its own.
+//!
+//! Both the mio event loop and the deterministic simulator in the tests run this one driver,
+//! so what the simulator measures (how many datagrams make one batch, when ACKs go out) is
+//! what production does. The driver never reads the clock and never waits: it is handed a
+//! clock to read at the points where the policy needs the time, a device to read and write,
+//! and whether the device became readable; it answers with the next deadline.
+//!
+//! One call of [`Driver::poll`] after waking:
+//! 1. lets the device move datagrams it holds (a fault injector's delay) whose time has come;
+//! 2. reads a batch (at most [`READ_BATCH`] datagrams or [`READ_BATCH_BYTES`] bytes) if the
+//!    device is readable, holds datagrams that are due, or the last batch stopped at the limit,
+//!    and hands each datagram to the stack; an ACK the stack wants out before more is read (a
+//!    loss signal, a stretch ACK, a reset) is sent at once, the others wait for the batch's end
+//!    and cover all of it;
+//! 3. fires the stack's timers that are due;
+//! 4. sends everything the stack has.
+
+use std::io;
+use std::time::Instant;
+
+use crate::device::Device;
+use crate::stack::Stack;
+use crate::trace::Tracer;
+
+/// Datagrams read per batch before the application gets to consume data (and so reopen the
+/// receive window); the rest are read on the next call without sleeping.
+pub const READ_BATCH: usize = 256;
+/// Bytes read per batch, for the same reason: with offloads 256 datagrams can be 16 MiB, far
+/// more than a receive window, so the application would read only after the window had closed.
+pub const READ_BATCH_BYTES: usize = 256 << 10;
+/// Largest datagram we read or write.
+pub const MAX_DATAGRAM: usize = 65535;
+
+/// A stack and the policy that feeds it from a device: batch reads, ACK flushing, timers.
+///
+/// The device is passed to each call rather than owned, so the event loop can also register
+/// it with its poller and the simulator can lend a view of its shared links.
+pub struct Driver {
+    stack: Stack,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// A datagram the device refused with `WouldBlock`, kept until it is writable.
+    tx_pending: Option<usize>,
+    /// The last batch stopped at the limit, so more may be queued.
+    rx_backlog: bool,
+    tracer: Option<Tracer>,
+}
+
+impl Driver {
+    /// Drives `stack`; `tracer` (if any) prints every datagram in and out.
+    pub fn new(stack: Stack, tracer: Option<Tracer>) -> Self {
+        Driver {
+            stack,
+            rx: vec![0; MAX_DATAGRAM],
+            tx: vec![0; MAX_DATAGRAM],
+            tx_pending: None,
+            rx_backlog: false,
+            tracer,
+        }
+    }
+
+    /// The stack, for inspection.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The stack, for application calls (connect, send, recv, close) and events.
+    pub fn stack_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+
+    /// When the driver wants to be called again without the device becoming readable: at once
+    /// (`now`) if the last batch left datagrams unread, otherwise the earlier of the stack's
+    /// next timer and the device's next held datagram.
+    pub fn poll_timeout<D: Device + ?Sized>(&self, device: &D, now: Instant) -> Option<Instant> {
+        if self.rx_backlog {
+            return Some(now);
+        }
+        self.deadline(device)
+    }
+
+    /// Like [`Driver::poll_timeout`] without the backlog: the stack's and device's deadlines.
+    pub fn deadline<D: Device + ?Sized>(&self, device: &D) -> Option<Instant> {
+        [self.stack.poll_timeout(), device.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The last batch stopped at its limit: call [`Driver::poll`] again without waiting.
+    pub fn has_backlog(&self) -> bool {
+        self.rx_backlog
+    }
+
+    /// A datagram waits for the device to become writable.
+    pub fn wants_writable(&self) -> bool {
+        self.tx_pending.is_some()
+    }
+
+    /// One step after waking: device timers, a batch read (if `readable`, or the device holds
+    /// due datagrams, or a backlog remains), the stack's due timers, then a flush. `clock` is
+    /// read once for the device, once for the batch, once for the timers and per datagram sent.
+    pub fn poll<D: Device + ?Sized>(
+        &mut self,
+        device: &mut D,
+        readable: bool,
+        clock: &impl Fn() -> Instant,
+    ) -> io::Result<()> {
+        let now = clock();
+        device.poll(now)?;
+        // A wrapper (fault injection) may hold datagrams that are due now.
+        let device_due = device.poll_timeout().is_some_and(|at| at <= now);
+        if self.rx_backlog || device_due || readable {
+            self.drain(device, clock)?;
+        }
+        let now = clock();
+        if self.stack.poll_timeout().is_some_and(|at| at <= now) {
+            self.stack.handle_timeout(now);
+        }
+        self.flush(device, clock)
+    }
+
+    /// Reads datagrams until the device has none (or a batch is done) and feeds the stack.
+    fn drain<D: Device + ?Sized>(
+        &mut self,
+        device: &mut D,
+        clock: &impl Fn() -> Instant,
+    ) -> io::Result<()> {
+        self.rx_backlog = false;
+        // One clock reading per batch: everything in it was already queued when we woke.
+        let now = clock();
+        let mut bytes = 0;
+        for _ in 0..READ_BATCH {
+            if bytes >= READ_BATCH_BYTES {
+                break;
+            }
+            match device.recv(now, &mut self.rx) {
+                Ok(received) => {
+                    bytes += received.len;
+                    let datagram = &self.rx[..received.len];
+                    if let Some(tracer) = &mut self.tracer {
+                        tracer.datagram(now, "in", datagram, &self.stack);
+                    }
+                    self.stack
+                        .handle_datagram_with(now, datagram, received.checksum.status());
+                    // Loss signals (a new hole, the first duplicate ACKs, a filled hole) and
+                    // an ACK covering `ack_stretch` segments go out at once; the ACK every
+                    // second segment owes waits for the end of the batch and covers it all.
+                    if self.stack.take_transmit_due() {
+                        self.flush(device, clock)?;
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        self.rx_backlog = true;
+        Ok(())
+    }
+
+    /// Sends everything the stack has, keeping a refused datagram for when the device is
+    /// writable ([`Driver::wants_writable`]). `clock` is read per datagram, so each carries the
+    /// time it really left.
+    pub fn flush<D: Device + ?Sized>(
+        &mut self,
+        device: &mut D,
+        clock: &impl Fn() -> Instant,
+    ) -> io::Result<()> {
+        loop {
+            let len = match self.tx_pending.take() {
+                Some(len) => len,
+                None => {
+                    let now = clock();
+                    match self.stack.poll_transmit(now, &mut self.tx) {
+                        Some(len) => {
+                            if let Some(tracer) = &mut self.tracer {
+                                tracer.datagram(now, "out", &self.tx[..len], &self.stack);
+                            }
+                            len
+                        }
+                        None => break,
+                    }
+                }
+            };
+            match device.send(clock(), &self.tx[..len]) {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.tx_pending = Some(len);
+                    break;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => self.tx_pending = Some(len),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
