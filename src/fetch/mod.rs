@@ -200,6 +200,8 @@ pub fn run(
     let mut secret = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let mut config = StackConfig::new(args.local_ip, mtu, secret, rand::random());
+    // A lost SYN is resent after 1 s four times over, as Linux's client does (see TcpConfig).
+    config.tcp.syn_linear_timeouts = 4;
     if let Some(rate) = args.limit_rate {
         // The window can never invite more than a fraction of a second at the rate.
         let default = config.tcp.recv_buffer;

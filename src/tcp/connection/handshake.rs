@@ -45,6 +45,8 @@ impl Connection {
                 if self.snd.una == self.snd.iss && unambiguous {
                     self.sample_rtt_from(now, seg, Some(self.snd.iss));
                 }
+                // The SYN's linear timeouts end with it: data timeouts double from the first.
+                self.loss.rtt.set_linear_backoffs(0);
                 if self.loss.rtt.backoffs() > 0 {
                     // RFC 6298 §5.7: no sample after a SYN timed out; data starts with a fresh
                     // 3 s RTO, not the handshake's backoff doubled again.
