@@ -207,6 +207,9 @@ pub fn run(
         let default = config.tcp.recv_buffer;
         config.tcp.recv_buffer =
             rate::receive_buffer_for(rate, usize::from(config.tcp.mss), default);
+    } else {
+        // Loss that fills the window past a hole lets the buffer grow (see TcpConfig).
+        config.tcp.recv_buffer_max = 4 << 20;
     }
     let mut lp = EventLoop::new(device, |now| Stack::new(now, config), args.verbose)?;
     let settings = Settings {

@@ -58,6 +58,7 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "mtu" => {}
             "mss" => tcp.mss = num()? as u16,
             "recv_buffer" => tcp.recv_buffer = num()?,
+            "recv_buffer_max" => tcp.recv_buffer_max = num()?,
             "send_buffer" => tcp.send_buffer = num()?,
             "window_scale" | "window_scaling" => tcp.window_scaling = on()?,
             "timestamps" => tcp.timestamps = on()?,

@@ -112,7 +112,7 @@ impl Connection {
 
     /// The scale we offer: the smallest that lets the whole receive buffer be advertised.
     pub(super) fn wanted_rcv_scale(&self) -> WindowScale {
-        WindowScale::for_window(self.config.recv_buffer)
+        WindowScale::for_window(self.config.recv_buffer.max(self.config.recv_buffer_max))
     }
 
     pub(super) fn emit_syn(&mut self, now: Instant, buf: &mut [u8]) -> usize {

@@ -66,6 +66,14 @@ pub struct TcpConfig {
     pub mss: u16,
     /// Receive buffer, which is also the largest window we advertise.
     pub recv_buffer: usize,
+    /// The receive buffer may grow, by doubling, up to this many bytes while loss keeps the
+    /// window full: when data beyond a hole reaches the window's right edge, the sender can
+    /// send nothing new, so a lost retransmission can only be found by its RTO (RACK needs
+    /// later data delivered) and a lost ACK of the last segments costs one too. Linux's
+    /// receive-buffer autotuning lets its window grow for this. A clean transfer never grows
+    /// the buffer (no out-of-order data). 0, or no more than `recv_buffer`: fixed size. The
+    /// window scale we offer is chosen for this size, so a larger one changes our SYN.
+    pub recv_buffer_max: usize,
     /// Send buffer: application bytes not yet acknowledged.
     pub send_buffer: usize,
     /// Offer window scaling (RFC 7323 §2): without it no window exceeds 64 KiB, too little for
@@ -120,6 +128,7 @@ impl Default for TcpConfig {
         TcpConfig {
             mss: 1460,
             recv_buffer: 1 << 20,
+            recv_buffer_max: 0,
             send_buffer: 256 << 10,
             window_scaling: true,
             timestamps: true,
