@@ -105,9 +105,9 @@ pub struct TcpConfig {
     /// The first this many retransmissions of an active open's SYN keep the initial RTO
     /// instead of doubling it (Linux's `tcp_syn_linear_timeouts`, 4 there since 6.7); later
     /// ones back off as RFC 6298 §5.5 says. 0 (the default) backs off from the first. Under
-    /// heavy loss a SYN-ACK that answers a SYN sent a second ago, rather than a SYN-ACK the
-    /// peer's own timer resent, also gives a true RTT sample instead of one inflated by the
-    /// peer's wait, so a lost request is resent after ~200 ms rather than after ~3 s.
+    /// heavy loss this saves a second on a third SYN, three on a fourth. (It does not change
+    /// the RTO data starts with: a Linux peer's SYN-ACK to a resent SYN echoes an earlier
+    /// SYN's TSval, so there is still no sample and RFC 6298 §5.7's 3 s applies.)
     pub syn_linear_timeouts: u32,
     /// Consecutive retransmission timeouts of data before giving up.
     pub data_retries: u32,
