@@ -196,11 +196,16 @@ pub fn run(
     let mut secret = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let mut config = StackConfig::new(options.device.local_ip, mtu, secret, rand::random());
+    // A lost SYN is resent after 1 s four times over, as Linux's client does (see TcpConfig).
+    config.tcp.syn_linear_timeouts = 4;
     if let Some(rate) = options.limit_rate {
         // The window can never invite more than a fraction of a second at the rate.
         let default = config.tcp.recv_buffer;
         config.tcp.recv_buffer =
             rate::receive_buffer_for(rate, usize::from(config.tcp.mss), default);
+    } else {
+        // Loss that fills the window past a hole lets the buffer grow (see TcpConfig).
+        config.tcp.recv_buffer_max = 4 << 20;
     }
     let mut lp = EventLoop::new(device, |now| Stack::new(now, config), options.verbose)?;
     let settings = Settings {

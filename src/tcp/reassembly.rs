@@ -68,6 +68,34 @@ impl ReceiveBuffer {
         }
     }
 
+    /// Enlarges the ring to `capacity` bytes (it never shrinks): every readable and held byte
+    /// keeps its stream offset, and the end of the buffer (the window's right edge) moves right
+    /// by the growth. Costs a copy of the old ring, so callers grow by doubling, rarely.
+    pub fn grow(&mut self, capacity: usize) {
+        let old = self.capacity();
+        if capacity <= old {
+            return;
+        }
+        // Unroll the ring so that offset `read_offset + i` sits at index i.
+        let mut ring = vec![0; capacity].into_boxed_slice();
+        let (head, tail) = self.ring.split_at(self.read_index);
+        ring[..tail.len()].copy_from_slice(tail);
+        ring[tail.len()..old].copy_from_slice(head);
+        let mut held = vec![0u64; capacity.div_ceil(64)].into_boxed_slice();
+        for (word, &bits) in self.held.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let index = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let unrolled = (index + old - self.read_index) % old;
+                held[unrolled / 64] |= 1 << (unrolled % 64);
+            }
+        }
+        self.ring = ring;
+        self.held = held;
+        self.read_index = 0;
+    }
+
     /// Total size of the ring.
     pub fn capacity(&self) -> usize {
         self.ring.len()
@@ -514,17 +542,22 @@ mod tests {
     proptest! {
         /// Whatever order and overlap the pieces arrive in, the stream comes out intact, the
         /// memory held never exceeds the buffer, and the SACK ranges are exactly maximal runs of
-        /// held bytes, the one just grown first.
+        /// held bytes, the one just grown first; also when the ring grows on the way.
         #[test]
         fn any_arrival_order_reassembles(
             pieces in proptest::collection::vec((0usize..2000, 1usize..300), 1..200),
             read_every in 1usize..10,
+            grow_at in 0usize..250,
         ) {
             let stream: Vec<u8> = (0..2300u32).map(|i| (i * 7 + 3) as u8).collect();
             let mut buf = ReceiveBuffer::new(1000);
             let mut held = vec![false; stream.len() + 1000];
             let mut out = Vec::new();
             for (n, (start, len)) in pieces.iter().enumerate() {
+                if n == grow_at {
+                    // Growing mid-stream (to a size that is no multiple of 64) loses nothing.
+                    buf.grow(1537);
+                }
                 let end = (start + len).min(stream.len());
                 let r = buf.insert(*start as u64, &stream[*start..end]);
                 let next = buf.next_offset() as usize;
@@ -559,5 +592,32 @@ mod tests {
             }
             prop_assert_eq!(out, stream);
         }
+    }
+
+    #[test]
+    fn growing_keeps_readable_and_held_bytes_at_their_offsets() {
+        let stream: Vec<u8> = (0..400u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut buf = ReceiveBuffer::new(100);
+        // Wrap the ring: read 70 of 80 bytes, so the read index sits at 70.
+        buf.insert(0, &stream[..80]);
+        let mut sink = [0u8; 70];
+        assert_eq!(buf.read(&mut sink), 70);
+        // A hole at 80..90, an island at 90..170 that wraps the ring and ends at its end.
+        assert!(buf.insert(90, &stream[90..170]).out_of_order);
+        assert_eq!(buf.window(), 90);
+        buf.grow(250);
+        assert_eq!(buf.capacity(), 250);
+        assert_eq!(buf.window(), 240);
+        assert_eq!(buf.out_of_order_bytes(), 80);
+        assert_eq!(buf.sack_ranges().next(), Some(90..170));
+        assert_eq!(buf.sack_ranges().count(), 1);
+        // Room beyond the old end, then the hole: everything reads back in order.
+        assert!(buf.insert(170, &stream[170..300]).out_of_order);
+        assert_eq!(buf.insert(80, &stream[80..90]).advanced, 220);
+        assert!(!buf.has_out_of_order());
+        assert_eq!(read_all(&mut buf), &stream[70..300]);
+        // Growing to less than the capacity does nothing.
+        buf.grow(10);
+        assert_eq!(buf.capacity(), 250);
     }
 }

@@ -37,6 +37,8 @@ pub struct RttEstimator {
     base_rto: Duration,
     /// How many times the timer has expired without a new sample since (RFC 6298 §5.5).
     backoffs: u32,
+    /// The first this many expiries leave the RTO as it was (a SYN's linear timeouts).
+    linear_backoffs: u32,
     /// Clock granularity G of RFC 6298 §2.
     granularity: Duration,
     /// The latest measurement and how many were taken, for the segment log.
@@ -59,6 +61,7 @@ impl RttEstimator {
             rttvar: Duration::ZERO,
             base_rto: bounds.initial,
             backoffs: 0,
+            linear_backoffs: 0,
             granularity: Duration::from_millis(1),
             last_sample: None,
             samples: 0,
@@ -96,9 +99,16 @@ impl RttEstimator {
         self.backoffs = self.backoffs.saturating_add(1);
     }
 
+    /// The first `n` expiries from now on do not double the RTO; later ones do (from the
+    /// RTO they left). 0 ends this (as the handshake's completion does).
+    pub fn set_linear_backoffs(&mut self, n: u32) {
+        self.linear_backoffs = n;
+    }
+
     /// The retransmission timeout to arm now, backoff included.
     pub fn rto(&self) -> Duration {
-        let factor = 1u32 << self.backoffs.min(16);
+        let doublings = self.backoffs.saturating_sub(self.linear_backoffs);
+        let factor = 1u32 << doublings.min(16);
         self.base_rto.saturating_mul(factor).min(self.bounds.max)
     }
 
@@ -177,5 +187,20 @@ mod tests {
         assert_eq!(est.rto(), Duration::from_secs(60));
         est.on_sample(ms(100));
         assert_eq!(est.rto(), ms(300));
+    }
+
+    #[test]
+    fn linear_backoffs_hold_the_rto_then_doubling_resumes() {
+        let mut est = RttEstimator::new(RtoBounds::default());
+        est.set_linear_backoffs(2);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            est.on_timeout();
+            seen.push(est.rto());
+        }
+        assert_eq!(seen, [ms(1000), ms(1000), ms(2000), ms(4000)]);
+        // Ending them (the handshake completed) makes every expiry count again.
+        est.set_linear_backoffs(0);
+        assert_eq!(est.rto(), ms(16_000));
     }
 }

@@ -58,6 +58,7 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "mtu" => {}
             "mss" => tcp.mss = num()? as u16,
             "recv_buffer" => tcp.recv_buffer = num()?,
+            "recv_buffer_max" => tcp.recv_buffer_max = num()?,
             "send_buffer" => tcp.send_buffer = num()?,
             "window_scale" | "window_scaling" => tcp.window_scaling = on()?,
             "timestamps" => tcp.timestamps = on()?,
@@ -71,6 +72,7 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "time_wait" => tcp.time_wait = dur()?,
             "user_timeout" => tcp.user_timeout = dur()?,
             "syn_retries" => tcp.syn_retries = num()? as u32,
+            "syn_linear_timeouts" => tcp.syn_linear_timeouts = num()? as u32,
             "data_retries" => tcp.data_retries = num()? as u32,
             "challenge_acks_per_second" => tcp.challenge_acks_per_second = num()? as u32,
             "keepalive" => tcp.keepalive = Some(dur()?),

@@ -45,6 +45,8 @@ impl Connection {
                 if self.snd.una == self.snd.iss && unambiguous {
                     self.sample_rtt_from(now, seg, Some(self.snd.iss));
                 }
+                // The SYN's linear timeouts end with it: data timeouts double from the first.
+                self.loss.rtt.set_linear_backoffs(0);
                 if self.loss.rtt.backoffs() > 0 {
                     // RFC 6298 §5.7: no sample after a SYN timed out; data starts with a fresh
                     // 3 s RTO, not the handshake's backoff doubled again.
@@ -110,7 +112,7 @@ impl Connection {
 
     /// The scale we offer: the smallest that lets the whole receive buffer be advertised.
     pub(super) fn wanted_rcv_scale(&self) -> WindowScale {
-        WindowScale::for_window(self.config.recv_buffer)
+        WindowScale::for_window(self.config.recv_buffer.max(self.config.recv_buffer_max))
     }
 
     pub(super) fn emit_syn(&mut self, now: Instant, buf: &mut [u8]) -> usize {

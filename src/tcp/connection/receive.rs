@@ -190,6 +190,19 @@ impl Connection {
         self.accept_pending_fin(now);
     }
 
+    /// Receive-buffer growth under loss (see `TcpConfig::recv_buffer_max`): out-of-order data
+    /// ending within a segment of the buffer's end means the sender has filled the window past
+    /// a hole; double the buffer (up to the maximum) so that new data can keep flowing while
+    /// the hole is repaired, and the ACK this segment triggers offers the larger window.
+    fn grow_if_window_bound(&mut self, end_offset: u64) {
+        let capacity = self.rcv.buffer.capacity();
+        let max = self.config.recv_buffer_max;
+        let edge = self.rcv.buffer.consumed() + capacity as u64;
+        if capacity < max && end_offset + u64::from(self.config.mss) >= edge {
+            self.rcv.buffer.grow(capacity.saturating_mul(2).min(max));
+        }
+    }
+
     /// Remembers duplicate data for the next ACK's D-SACK block (RFC 2883 §4: one block, the
     /// latest duplicate) when SACK was agreed.
     pub(super) fn report_duplicate(&mut self, left: SeqNum, right: SeqNum) {
@@ -221,6 +234,7 @@ impl Connection {
         self.rcv.unacked_bytes += payload.len();
         if result.out_of_order {
             self.stats.out_of_order_in += 1;
+            self.grow_if_window_bound(start + payload.len() as u64);
             self.rcv.out_of_order_since_advance += 1;
             // RFC 5681 §4.2 asks for an immediate duplicate ACK per out-of-order segment, and
             // without SACK the sender counts them, so each one goes at once. With SACK, as
