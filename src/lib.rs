@@ -12,5 +12,8 @@ pub mod http;
 pub mod ipv4;
 pub mod stack;
 pub mod tcp;
+/// Datagram builders for tests and fuzz harnesses (the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace;
 pub mod wire;
