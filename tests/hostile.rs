@@ -15,13 +15,17 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
+use common::segment::{segment, tcp_datagram};
 use tunstack::ipv4::{DropReason, Ipv4Config, Ipv4Layer};
 use tunstack::stack::{ConnId, Event, Stack, StackConfig};
 use tunstack::tcp::reassembly::ReceiveBuffer;
 use tunstack::tcp::State;
+use tunstack::testing::{fix_ipv4_checksum, ipv4_datagram, Ipv4Fields};
 use tunstack::wire::checksum;
 use tunstack::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
@@ -50,7 +54,8 @@ fn pattern(seq: u32) -> u8 {
 
 // ------------------------------------------------------------------------------ datagrams
 
-/// An IPv4 datagram with a correct header checksum.
+/// An IPv4 datagram with a correct header checksum (DF set, identification 0), from the
+/// library's test builder.
 fn ipv4(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -60,35 +65,12 @@ fn ipv4(
     payload: &[u8],
 ) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0);
-    let header_len = 20 + options.len();
-    let mut out = vec![0u8; header_len];
-    out[0] = 0x40 | (header_len / 4) as u8;
-    out[2..4].copy_from_slice(&((header_len + payload.len()) as u16).to_be_bytes());
-    out[6] = 0x40;
-    out[8] = ttl;
-    out[9] = protocol;
-    out[12..16].copy_from_slice(&src.octets());
-    out[16..20].copy_from_slice(&dst.octets());
-    out[20..].copy_from_slice(options);
-    let sum = checksum::checksum(&out);
-    out[10..12].copy_from_slice(&sum.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Recomputes the header checksum after a test edited the header.
-fn refresh_ipv4_checksum(datagram: &mut [u8]) {
-    let header_len = usize::from(datagram[0] & 0x0f) * 4;
-    datagram[10] = 0;
-    datagram[11] = 0;
-    let sum = checksum::checksum(&datagram[..header_len]);
-    datagram[10..12].copy_from_slice(&sum.to_be_bytes());
-}
-
-fn tcp_datagram(src: Ipv4Addr, dst: Ipv4Addr, repr: &TcpRepr<'_>) -> Vec<u8> {
-    let mut segment = vec![0u8; repr.header_len() + repr.payload.len()];
-    repr.emit(src, dst, &mut segment);
-    ipv4(src, dst, TCP, 64, &[], &segment)
+    let fields = Ipv4Fields {
+        ttl,
+        options,
+        ..Ipv4Fields::plain(src, dst, protocol)
+    };
+    ipv4_datagram(&fields, payload)
 }
 
 /// The TCP segment in a datagram a stack sent: (source, destination, segment).
@@ -459,7 +441,7 @@ fn fragment_datagram(spec: &FragmentSpec) -> Vec<u8> {
         flags |= 0x2000;
     }
     datagram[6..8].copy_from_slice(&flags.to_be_bytes());
-    refresh_ipv4_checksum(&mut datagram);
+    fix_ipv4_checksum(&mut datagram);
     datagram
 }
 
@@ -910,7 +892,7 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
     match stray {
         Stray::OtherDestination => {
             copy[16..20].copy_from_slice(&Ipv4Addr::new(10, 77, 0, 3).octets());
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, Some(DropReason::NotForUs))
         }
         Stray::Ipv6 => {
@@ -931,12 +913,12 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
         Stray::BadTotalLength => {
             let claimed = (real.len() + 1) as u16;
             copy[2..4].copy_from_slice(&claimed.to_be_bytes());
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, Some(DropReason::BadTotalLength))
         }
         Stray::MartianSource => {
             copy[12..16].copy_from_slice(&Ipv4Addr::new(224, 0, 0, 251).octets());
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, Some(DropReason::BadSource))
         }
         Stray::OtherProtocol => (
@@ -960,9 +942,7 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
                     options: TcpOptions::default(),
                     payload: b"injected",
                 };
-                let mut segment = vec![0u8; repr.header_len() + repr.payload.len()];
-                repr.emit(SERVER, CLIENT, &mut segment);
-                segment
+                segment(SERVER, CLIENT, &repr)
             };
             let record_route = [7, 7, 4, 0, 0, 0, 0, 0];
             (
@@ -972,7 +952,7 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
         }
         Stray::TtlZero => {
             copy[8] = 0;
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, None)
         }
     }
