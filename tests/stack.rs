@@ -1,16 +1,20 @@
 //! Tests of the `Stack` as a whole (not one `Connection`): the resets it sends for closed ports and
-//! a listener's passive open, datagram in, datagram out.
+//! a listener's passive open, datagram in, datagram out; and the fuzzers' regressions that need a
+//! whole stack against a scripted peer.
 //!
-//! Fixtures and conventions: `tests/common/conn.rs`.
+//! Fixtures and conventions: `tests/common/conn.rs`, `tests/common/scripted.rs`.
 
 mod common;
 
+use std::net::SocketAddrV4;
 use std::time::Instant;
 
 use tunstack::stack::{Stack, StackConfig};
+use tunstack::tcp::State;
 use tunstack::wire::{Control, SeqNum, TcpOptions, TcpRepr};
 
 use common::conn::*;
+use common::scripted::{stack_config, tcp_of, ScriptedPeer, CLIENT, MTU, SERVER, SERVER_PORT};
 use common::segment::tcp_datagram;
 
 // ==================================================================== the stack's resets
@@ -157,4 +161,153 @@ fn stack_listener_completes_a_passive_open() {
     let mut out = [0u8; 10];
     assert_eq!(stack.recv(id, &mut out), Ok(2));
     assert_eq!(&out[..2], b"hi");
+}
+
+// ==================================================================== fuzz regressions
+
+// Found by the fuzzers in fuzz/; they need a whole `Stack` and a scripted peer
+// (tests/common/scripted.rs).
+
+/// Found by fuzz/ (tcp target): a segment starting before the first byte of the stream, at the
+/// sequence number of the peer's SYN, had its bytes stored one place early, so the application
+/// read the byte sent at the SYN's sequence number as the stream's first byte.
+#[test]
+fn data_overlapping_the_syn_sequence_number_is_trimmed() {
+    let mut peer = ScriptedPeer::connect(65536, 0xb995_282e, true);
+    let isn = peer.peer_isn;
+    peer.data(isn, 100);
+    peer.recv(1000);
+    assert_eq!(
+        peer.read.len(),
+        99,
+        "the byte at the SYN's sequence number is not data"
+    );
+    assert_eq!(peer.read, peer.expected_read());
+}
+
+/// Found by fuzz/ (tcp target): after a simultaneous open (our SYN answered by a bare SYN), a
+/// close in SYN-RECEIVED moved the connection to FIN-WAIT-1 although nobody had acknowledged
+/// our SYN. The SYN-ACK was then never retransmitted, and after a timeout the FIN went out with
+/// the SYN's sequence number (debug builds tripped over the byte of "data" that did not exist).
+#[test]
+fn close_during_simultaneous_open_sends_the_fin_after_the_handshake() {
+    let now = Instant::now();
+    let mut stack = Stack::new(now, stack_config(CLIENT, 9, 65536));
+    let id = stack
+        .connect(now, SocketAddrV4::new(SERVER, SERVER_PORT))
+        .expect("connect");
+    let mut buf = vec![0u8; MTU];
+    let mut sent = |stack: &mut Stack, at: Instant| {
+        let mut out = Vec::new();
+        while let Some(len) = stack.poll_transmit(at, &mut buf) {
+            let (_, _, repr) = tcp_of(&buf[..len]).expect("TCP");
+            out.push((repr.control, repr.seq.0, repr.ack.map(|a| a.0)));
+        }
+        out
+    };
+    let syn = sent(&mut stack, now);
+    assert_eq!(syn.len(), 1);
+    let (control, iss, _) = syn[0];
+    assert_eq!(control, Control::Syn);
+    let port = stack.connection(id).expect("live").local().port();
+    let peer_isn = 0x1234_5678u32;
+    let from_peer = |control, seq: u32, ack: Option<u32>| {
+        tcp_datagram(
+            SERVER,
+            CLIENT,
+            &TcpRepr {
+                src_port: SERVER_PORT,
+                dst_port: port,
+                control,
+                seq: SeqNum(seq),
+                ack: ack.map(SeqNum),
+                window: 65535,
+                options: TcpOptions {
+                    mss: (control == Control::Syn).then_some(1460),
+                    ..TcpOptions::default()
+                },
+                payload: &[],
+            },
+        )
+    };
+    stack.handle_datagram(now, &from_peer(Control::Syn, peer_isn, None));
+    let synack = sent(&mut stack, now);
+    assert_eq!(
+        synack,
+        vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))]
+    );
+
+    stack.close(id).expect("close");
+    let mut at = now;
+    for _ in 0..4 {
+        assert!(
+            sent(&mut stack, at).iter().all(|s| s.0 == Control::Syn),
+            "only SYN-ACKs until the peer acknowledges our SYN"
+        );
+        at = stack
+            .poll_timeout()
+            .expect("the SYN-ACK retransmission timer runs");
+        stack.handle_timeout(at);
+        let retransmitted = sent(&mut stack, at);
+        assert_eq!(
+            retransmitted,
+            vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))],
+            "the SYN-ACK is retransmitted"
+        );
+    }
+
+    let ack = Some(iss.wrapping_add(1));
+    stack.handle_datagram(at, &from_peer(Control::None, peer_isn.wrapping_add(1), ack));
+    let fin = sent(&mut stack, at);
+    assert_eq!(fin.len(), 1, "{fin:?}");
+    assert_eq!(fin[0].0, Control::Fin);
+    assert_eq!(fin[0].1, iss.wrapping_add(1), "the FIN follows the SYN");
+    let fin_ack = Some(iss.wrapping_add(2));
+    stack.handle_datagram(
+        at,
+        &from_peer(Control::None, peer_isn.wrapping_add(1), fin_ack),
+    );
+    assert_eq!(
+        stack.connection(id).map(|c| c.state()),
+        Some(State::FinWait2)
+    );
+}
+
+/// Found by fuzz/ (tcp target): fast recovery whose hole was only our FIN "retransmitted" a byte
+/// of data that does not exist (a bare segment without the FIN; debug builds tripped over it),
+/// so the FIN waited for the retransmission timeout instead.
+#[test]
+fn fast_retransmit_of_a_lone_fin_resends_the_fin() {
+    let mut peer = ScriptedPeer::connect(65536, 77, false);
+    let fin_seq = peer.stack_next;
+    peer.stack.close(peer.id).expect("close");
+    let sent = peer.flush();
+    let (_, _, fin) = tcp_of(&sent[0]).expect("TCP");
+    assert_eq!((fin.control, fin.seq.0), (Control::Fin, fin_seq));
+    let dup_ack = TcpRepr {
+        src_port: SERVER_PORT,
+        dst_port: peer.port,
+        control: Control::None,
+        seq: SeqNum(peer.peer_isn.wrapping_add(1)),
+        ack: Some(SeqNum(fin_seq)),
+        window: 65535,
+        options: TcpOptions::default(),
+        payload: &[],
+    };
+    let mut resent = Vec::new();
+    for _ in 0..3 {
+        resent.extend(peer.send(&dup_ack));
+    }
+    let resent: Vec<(Control, u32, usize)> = resent
+        .iter()
+        .map(|d| {
+            let (_, _, repr) = tcp_of(d).expect("TCP");
+            (repr.control, repr.seq.0, repr.payload.len())
+        })
+        .collect();
+    assert_eq!(
+        resent,
+        vec![(Control::Fin, fin_seq, 0)],
+        "the FIN is fast-retransmitted"
+    );
 }
