@@ -22,18 +22,9 @@ use e2e::lab::{
     can_run, server_url, tunstack_bin, Lab, CLOSED_PORT, DROPPED_PORT, NGINX_PORT, ODD_PORT,
     PYTHON_PORT, SERVER_IP,
 };
-use e2e::process::{tunstack_lines, Outcome, Running};
+use e2e::process::{assert_exit, tunstack_lines, Outcome, Running};
 
 const PRECIOUS: &[u8] = b"an older download that must survive a failed one\n";
-
-fn assert_success(outcome: &Outcome) {
-    assert_eq!(
-        outcome.code(),
-        Some(0),
-        "expected success\n{}",
-        outcome.describe()
-    );
-}
 
 /// The single `tunstack: ...` error line on stderr, without its prefix.
 fn error_message(outcome: &Outcome) -> String {
@@ -48,12 +39,7 @@ fn error_message(outcome: &Outcome) -> String {
 }
 
 fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
-    assert_eq!(
-        outcome.code(),
-        Some(code),
-        "wrong exit status\n{}",
-        outcome.describe()
-    );
+    assert_exit(outcome, code);
     assert_eq!(
         error_message(outcome),
         message,
@@ -63,12 +49,7 @@ fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
 }
 
 fn assert_fails_mentioning(outcome: &Outcome, code: i32, fragment: &str) {
-    assert_eq!(
-        outcome.code(),
-        Some(code),
-        "wrong exit status\n{}",
-        outcome.describe()
-    );
+    assert_exit(outcome, code);
     let message = error_message(outcome);
     assert!(
         message.contains(fragment),
@@ -142,7 +123,7 @@ fn python_http_server_1mib_to_named_output() {
 
     let outcome = lab.fetch(&["-o", "saved.bin", &server_url(PYTHON_PORT, "/one.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["saved.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("saved.bin")), want);
     lab.assert_no_client_rst();
@@ -159,7 +140,7 @@ fn nginx_sendfile_16mib() {
 
     let outcome = lab.fetch(&["-o", "big.bin", &server_url(NGINX_PORT, "/big.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["big.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("big.bin")), want);
     lab.assert_no_client_rst();
@@ -176,7 +157,7 @@ fn output_name_comes_from_the_url_path() {
 
     let outcome = lab.fetch(&[&server_url(PYTHON_PORT, "/named.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["named.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("named.bin")), want);
     lab.assert_no_client_rst();
@@ -193,7 +174,7 @@ fn dash_writes_the_body_to_stdout() {
 
     let outcome = lab.fetch(&["-o", "-", &server_url(NGINX_PORT, "/piped.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_eq!(sha256_hex(&outcome.stdout), want);
     assert_dir_holds(&lab.out_dir(), &[]);
     lab.assert_no_client_rst();
@@ -214,7 +195,7 @@ fn chunked_body_with_extensions_and_trailers() {
         &server_url(ODD_PORT, "/chunked/chunky.bin"),
     ]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["chunky.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("chunky.bin")), want);
     lab.assert_no_client_rst();
@@ -236,7 +217,7 @@ fn relative_redirect_is_followed() {
         &server_url(ODD_PORT, "/redirect/moved.bin"),
     ]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["moved.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("moved.bin")), want);
     lab.assert_no_client_rst();
@@ -362,7 +343,7 @@ fn informational_responses_before_200_are_skipped() {
         &server_url(ODD_PORT, "/continue/later.bin"),
     ]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["later.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("later.bin")), want);
     lab.assert_no_client_rst();
@@ -378,7 +359,7 @@ fn no_content_204_saves_an_empty_file() {
 
     let outcome = lab.fetch(&["-o", "empty.bin", &server_url(ODD_PORT, "/nocontent")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["empty.bin"]);
     assert_eq!(fs::read(lab.out_dir().join("empty.bin")).unwrap(), b"");
     lab.assert_no_client_rst();

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use e2e::files::{file_len, sha256_of_file, MIB};
 use e2e::lab::{can_run, server_url, tunstack_bin, Lab, FETCH_LIMIT, NGINX_PORT};
-use e2e::process::{Outcome, Running};
+use e2e::process::{sole_error_line, Outcome, Running};
 
 /// Reads its input (`-` for standard input, else a path) in pieces of at most CHUNK bytes with
 /// a pause after each, appending them unbuffered to OUT, until end of file.
@@ -331,8 +331,8 @@ fn slo_a_full_device_fails_with_one_line() {
     let outcome = Running::new(fetch).finish(FETCH_LIMIT);
     assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
     assert_eq!(
-        outcome.stderr.trim_end(),
-        "tunstack: cannot write /dev/full: No space left on device (os error 28)",
+        sole_error_line(&outcome),
+        "cannot write /dev/full: No space left on device (os error 28)",
         "{}",
         outcome.describe()
     );
