@@ -15,5 +15,8 @@ pub mod ipv4;
 pub mod serve;
 pub mod stack;
 pub mod tcp;
+/// Datagram builders for tests and fuzz harnesses (the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace;
 pub mod wire;

@@ -27,22 +27,18 @@ use std::net::Ipv4Addr;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use e2e::capture::Capture;
 use e2e::files::{list_dir, sha256_of_file, ScratchDir, MIB};
-use e2e::lab::{can_run, tcp_counter, Lab, NGINX_PORT, SERVER_IP};
+use e2e::lab::{can_run, server_url, tcp_counter, Lab, NGINX_PORT, SERVER_IP};
 use e2e::nft::{Dropped, KernelLoss};
-use e2e::process::{Outcome, Running};
+use e2e::process::{sole_error_line, Outcome, Running};
 use e2e::summary::Summary;
 use tunstack::tcp::TcpConfig;
 
 const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const SAVED_AS: &str = "chaos.bin";
-const ERROR_PREFIX: &str = "tunstack: ";
-/// The informational line `--impair` prints; not an error.
-const SEED_LINE_PREFIX: &str = "* impairing with seed";
 
 /// Bound for the mild cases (they take seconds when recovery works).
 const MILD_LIMIT: Duration = Duration::from_secs(120);
@@ -72,7 +68,7 @@ struct Case {
 }
 
 fn url(path: &str) -> String {
-    format!("http://{SERVER_IP}:{NGINX_PORT}{path}")
+    server_url(NGINX_PORT, path)
 }
 
 /// A TCP counter (e.g. `RetransSegs`) of the namespace `netns`'s kernel.
@@ -464,57 +460,10 @@ fn start_slow_download(lab: &mut Lab, pcap: &Path, extra: &[&str]) -> Running {
     let url = url("/served.bin");
     args.extend(["-o", SAVED_AS, &url]);
     let running = lab.spawn_fetch(&args);
-    wait_for_partial_download(lab, &running, 2 * MIB as u64);
-    running
-}
-
-/// Polls (at most 20 s) until the temporary file in the output directory holds `bytes`.
-fn wait_for_partial_download(lab: &Lab, running: &Running, bytes: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let partial: u64 = fs::read_dir(lab.out_dir())
-            .unwrap()
-            .filter_map(|entry| entry.ok()?.metadata().ok())
-            .map(|meta| meta.len())
-            .sum();
-        if partial >= bytes {
-            return;
-        }
-        assert!(
-            !running.has_exited(),
-            "tunstack exited before the failure was injected\n{}",
-            lab.server_logs()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "fewer than {bytes} bytes arrived within 20 s ({partial} so far)\n{}",
-            lab.server_logs()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The single error line on stderr (the `--impair` seed line aside), without its prefix.
-fn error_line(outcome: &Outcome) -> String {
-    let lines: Vec<&str> = outcome
-        .stderr
-        .lines()
-        .filter(|line| !line.starts_with(SEED_LINE_PREFIX))
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one error line\n{}",
-        outcome.describe()
-    );
-    let message = lines[0].strip_prefix(ERROR_PREFIX).unwrap_or_else(|| {
-        panic!(
-            "the error line lacks the {ERROR_PREFIX:?} prefix\n{}",
-            outcome.describe()
-        )
+    lab.wait_for_bytes(&running, "the partial download", 2 * MIB as u64, || {
+        lab.out_dir_bytes()
     });
-    assert!(!message.trim().is_empty(), "empty error line");
-    message.to_owned()
+    running
 }
 
 /// Exit 1 with one error line mentioning one of `fragments`, within `bound` of the failure, nothing in
@@ -543,7 +492,7 @@ fn assert_clean_failure(
         "{what}: wrong exit status\n{}",
         outcome.describe()
     );
-    let message = error_line(outcome);
+    let message = sole_error_line(outcome);
     assert!(
         fragments.iter().any(|f| message.contains(f)),
         "{what}: error line {message:?} mentions none of {fragments:?}"

@@ -18,13 +18,13 @@ mod e2e {
 }
 
 use std::fs;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, SystemTime};
 
-use e2e::files::{assert_dir_holds, seeded_bytes, sha256_hex, sha256_of_file, MIB};
-use e2e::lab::{can_run, tunstack_bin, Lab, NGINX_PORT, PYTHON_PORT};
+use e2e::files::{assert_dir_holds, file_len, seeded_bytes, sha256_hex, sha256_of_file, MIB};
+use e2e::lab::{
+    can_run, resolve_to_server, server_url, tunstack_bin, Lab, NGINX_PORT, PYTHON_PORT, SERVER_IP,
+};
 use e2e::process::{assert_exit, tunstack_lines, Outcome, Running};
 use e2e::terminal::{have_tmux, Terminal};
 use e2e::tls::{Pki, CERT_HOST};
@@ -37,16 +37,11 @@ const EXPIRED_PORT: u16 = 8444;
 const FUTURE_PORT: u16 = 8445;
 
 fn http_url(path: &str) -> String {
-    format!("http://10.77.1.2:{NGINX_PORT}{path}")
+    server_url(NGINX_PORT, path)
 }
 
 fn https_url(host: &str, port: u16, path: &str) -> String {
     format!("https://{host}:{port}{path}")
-}
-
-/// `--resolve` for a host name on one of the HTTPS ports.
-fn resolve(host: &str, port: u16) -> String {
-    format!("{host}:{port}:10.77.1.2")
 }
 
 /// The bytes a summary line reports for `name` ("saved N bytes to NAME in ..."), if there is one.
@@ -88,29 +83,6 @@ fn assert_file(lab: &Lab, name: &str, sha256: &str) {
     );
 }
 
-/// Waits (at most 20 s) until `path` holds at least `bytes`, while `running` keeps going.
-fn wait_for_size(running: &Running, path: &Path, bytes: u64, lab: &Lab) -> u64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let size = fs::metadata(path).map_or(0, |m| m.len());
-        if size >= bytes {
-            return size;
-        }
-        assert!(
-            !running.has_exited(),
-            "tunstack exited before {} reached {bytes} bytes\n{}",
-            path.display(),
-            lab.server_logs()
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} held {size} bytes after 20 s, wanted {bytes}",
-            path.display()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A lab whose nginx serves `served/` over HTTPS on three ports (valid, expired and
 /// not-yet-valid certificates) and over plain HTTP, with redirects between the two:
 /// `http://10.77.1.2:8081/to-https/NAME` -> `https://files.test:8443/NAME` and
@@ -123,7 +95,7 @@ fn tls_lab(name: &str) -> (Lab, Pki) {
     let tls_server = |port: u16, pair: &e2e::tls::KeyPair, extra: &str| {
         format!(
             "server {{\n\
-             \x20       listen 10.77.1.2:{port} ssl;\n\
+             \x20       listen {SERVER_IP}:{port} ssl;\n\
              \x20       ssl_certificate {};\n\
              \x20       ssl_certificate_key {};\n\
              \x20       root {root};\n\
@@ -134,7 +106,7 @@ fn tls_lab(name: &str) -> (Lab, Pki) {
         )
     };
     let to_http = format!(
-        "location /to-http/ {{ rewrite ^/to-http/(.*)$ http://10.77.1.2:{NGINX_PORT}/$1 permanent; }}"
+        "location /to-http/ {{ rewrite ^/to-http/(.*)$ http://{SERVER_IP}:{NGINX_PORT}/$1 permanent; }}"
     );
     let to_https = format!(
         "location /to-https/ {{ rewrite ^/to-https/(.*)$ https://{CERT_HOST}:{HTTPS_PORT}/$1 permanent; }}"
@@ -145,7 +117,7 @@ fn tls_lab(name: &str) -> (Lab, Pki) {
         tls_server(FUTURE_PORT, &pki.not_yet_valid, ""),
         format!(
             "server {{\n\
-             \x20       listen 10.77.1.2:{NGINX_PORT};\n\
+             \x20       listen {SERVER_IP}:{NGINX_PORT};\n\
              \x20       root {root};\n\
              \x20       {to_https}\n\
              \x20   }}\n"
@@ -173,7 +145,7 @@ fn https_with_cacert_saves_files_intact() {
         "--cacert",
         cacert,
         "--resolve",
-        &resolve(CERT_HOST, HTTPS_PORT),
+        &resolve_to_server(CERT_HOST, HTTPS_PORT),
         &https_url(CERT_HOST, HTTPS_PORT, "/sixteen.bin"),
     ]);
     assert_exit(&by_name, 0);
@@ -189,7 +161,7 @@ fn https_with_cacert_saves_files_intact() {
     let by_ip = lab.fetch(&[
         "--cacert",
         cacert,
-        &https_url("10.77.1.2", HTTPS_PORT, "/big.bin"),
+        &https_url(&SERVER_IP.to_string(), HTTPS_PORT, "/big.bin"),
     ]);
     assert_exit(&by_ip, 0);
     assert_file(&lab, "big.bin", &big);
@@ -213,7 +185,7 @@ fn https_keep_alive_reuses_the_tls_session() {
         .iter()
         .map(|n| https_url(CERT_HOST, HTTPS_PORT, &format!("/{n}")))
         .collect();
-    let resolve = resolve(CERT_HOST, HTTPS_PORT);
+    let resolve = resolve_to_server(CERT_HOST, HTTPS_PORT);
     let mut args = vec![
         "-v",
         "--parallel",
@@ -231,7 +203,7 @@ fn https_keep_alive_reuses_the_tls_session() {
     for (name, digest) in names.iter().zip(&digests) {
         assert_file(&lab, name, digest);
     }
-    let (connects, reuses) = connection_lines(&outcome, "10.77.1.2:8443");
+    let (connects, reuses) = connection_lines(&outcome, &format!("{SERVER_IP}:{HTTPS_PORT}"));
     assert_eq!(
         (connects, reuses),
         (1, 3),
@@ -252,7 +224,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
 
     let untrusted = lab.fetch(&[
         "--resolve",
-        &resolve(CERT_HOST, HTTPS_PORT),
+        &resolve_to_server(CERT_HOST, HTTPS_PORT),
         &https_url(CERT_HOST, HTTPS_PORT, "/c.bin"),
     ]);
     assert_fails_with(
@@ -265,20 +237,20 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
         "--cacert",
         cacert,
         "--resolve",
-        &resolve("other.test", HTTPS_PORT),
+        &resolve_to_server("other.test", HTTPS_PORT),
         &https_url("other.test", HTTPS_PORT, "/c.bin"),
     ];
     let wrong_name = lab.fetch(&wrong_name_args);
     assert_fails_with(
         &wrong_name,
-        "certificate is for files.test, 10.77.1.2, not other.test",
+        &format!("certificate is for {CERT_HOST}, {SERVER_IP}, not other.test"),
     );
 
     let expired = lab.fetch(&[
         "--cacert",
         cacert,
         "--resolve",
-        &resolve(CERT_HOST, EXPIRED_PORT),
+        &resolve_to_server(CERT_HOST, EXPIRED_PORT),
         &https_url(CERT_HOST, EXPIRED_PORT, "/c.bin"),
     ]);
     assert_fails_with(&expired, "certificate for files.test expired on 2021-01-01");
@@ -287,7 +259,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
         "--cacert",
         cacert,
         "--resolve",
-        &resolve(CERT_HOST, FUTURE_PORT),
+        &resolve_to_server(CERT_HOST, FUTURE_PORT),
         &https_url(CERT_HOST, FUTURE_PORT, "/c.bin"),
     ]);
     assert_fails_with(
@@ -306,7 +278,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
         "-k",
         "-o",
         "expired.bin",
-        &https_url("10.77.1.2", EXPIRED_PORT, "/c.bin"),
+        &https_url(&SERVER_IP.to_string(), EXPIRED_PORT, "/c.bin"),
     ]);
     assert_exit(&insecure_expired, 0);
     assert_file(&lab, "expired.bin", &want);
@@ -328,7 +300,7 @@ fn https_download_survives_5_percent_loss() {
         "104",
         "--cacert",
         pki.ca_cert.to_str().unwrap(),
-        &https_url("10.77.1.2", HTTPS_PORT, "/lossy.bin"),
+        &https_url(&SERVER_IP.to_string(), HTTPS_PORT, "/lossy.bin"),
     ]);
 
     assert_exit(&outcome, 0);
@@ -355,7 +327,7 @@ fn redirects_between_http_and_https() {
     let cacert = pki.ca_cert.to_str().unwrap();
     let up = lab.serve_file("up.bin", 2 * MIB, 105);
     let down = lab.serve_file("down.bin", 2 * MIB, 106);
-    let resolve = resolve(CERT_HOST, HTTPS_PORT);
+    let resolve = resolve_to_server(CERT_HOST, HTTPS_PORT);
 
     let to_https = lab.fetch(&[
         "--cacert",
@@ -550,7 +522,7 @@ fn keep_alive_reuses_connections_to_the_same_server() {
     for (name, digest) in names.iter().zip(&digests) {
         assert_file(&lab, name, digest);
     }
-    let (connects, reuses) = connection_lines(&outcome, "10.77.1.2:8081");
+    let (connects, reuses) = connection_lines(&outcome, &format!("{SERVER_IP}:{NGINX_PORT}"));
     assert_eq!(
         connects + reuses,
         6,
@@ -581,10 +553,7 @@ fn conflicting_targets_are_usage_errors() {
         Running::new(child).finish(Duration::from_secs(10))
     };
 
-    let same_name = run(&[
-        "http://10.77.1.2:8081/one/x.bin",
-        "http://10.77.1.2:8081/two/x.bin",
-    ]);
+    let same_name = run(&[&http_url("/one/x.bin"), &http_url("/two/x.bin")]);
     assert_exit(&same_name, 2);
     assert_eq!(
         tunstack_lines(&same_name),
@@ -593,12 +562,7 @@ fn conflicting_targets_are_usage_errors() {
         same_name.describe()
     );
 
-    let one_output = run(&[
-        "-o",
-        "both.bin",
-        "http://10.77.1.2:8081/a.bin",
-        "http://10.77.1.2:8081/b.bin",
-    ]);
+    let one_output = run(&["-o", "both.bin", &http_url("/a.bin"), &http_url("/b.bin")]);
     assert_exit(&one_output, 2);
     let lines = tunstack_lines(&one_output);
     assert!(
@@ -634,7 +598,8 @@ fn interrupted_continue_resumes_to_an_identical_file() {
 
     // 100 Mbit/s makes the 64 MiB take over 5 s; interrupt once a quarter is there.
     let running = lab.spawn_fetch(&["-c", "--impair-in", "rate=100mbit", "--seed", "300", &url]);
-    wait_for_size(&running, &part, 16 * MIB as u64, &lab);
+    let part_name = part.display().to_string();
+    lab.wait_for_bytes(&running, &part_name, 16 * MIB as u64, || file_len(&part));
     running.signal(libc::SIGINT);
     let interrupted = running.finish(Duration::from_secs(15));
 
@@ -721,7 +686,7 @@ fn continue_starts_over_when_the_server_ignores_range() {
     // body, would both give a wrong result.
     fs::write(lab.out_dir().join("whole.bin.part"), vec![0xaa; MIB]).unwrap();
 
-    let outcome = lab.fetch(&["-c", &format!("http://10.77.1.2:{PYTHON_PORT}/whole.bin")]);
+    let outcome = lab.fetch(&["-c", &server_url(PYTHON_PORT, "/whole.bin")]);
 
     assert_exit(&outcome, 0);
     assert_eq!(
@@ -748,7 +713,8 @@ fn continue_after_the_file_changed_gets_the_new_file() {
     let part = lab.out_dir().join("moving.bin.part");
 
     let running = lab.spawn_fetch(&["-c", "--impair-in", "rate=100mbit", "--seed", "320", &url]);
-    wait_for_size(&running, &part, 4 * MIB as u64, &lab);
+    let part_name = part.display().to_string();
+    lab.wait_for_bytes(&running, &part_name, 4 * MIB as u64, || file_len(&part));
     running.signal(libc::SIGINT);
     let interrupted = running.finish(Duration::from_secs(15));
     assert_exit(&interrupted, 130);

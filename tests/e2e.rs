@@ -15,38 +15,20 @@ mod e2e {
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e::files::{assert_dir_holds, list_dir, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{
-    can_run, tunstack_bin, Lab, CLOSED_PORT, DROPPED_PORT, NGINX_PORT, ODD_PORT, PYTHON_PORT,
+    can_run, server_url, tunstack_bin, Lab, CLOSED_PORT, DROPPED_PORT, NGINX_PORT, ODD_PORT,
+    PYTHON_PORT, SERVER_IP,
 };
-use e2e::process::{Outcome, Running};
+use e2e::process::{assert_exit, tunstack_lines, Outcome, Running};
 
-const ERROR_PREFIX: &str = "tunstack: ";
 const PRECIOUS: &[u8] = b"an older download that must survive a failed one\n";
-
-fn url(port: u16, path: &str) -> String {
-    format!("http://10.77.1.2:{port}{path}")
-}
-
-fn assert_success(outcome: &Outcome) {
-    assert_eq!(
-        outcome.code(),
-        Some(0),
-        "expected success\n{}",
-        outcome.describe()
-    );
-}
 
 /// The single `tunstack: ...` error line on stderr, without its prefix.
 fn error_message(outcome: &Outcome) -> String {
-    let lines: Vec<&str> = outcome
-        .stderr
-        .lines()
-        .filter_map(|line| line.strip_prefix(ERROR_PREFIX))
-        .collect();
+    let lines = tunstack_lines(outcome);
     assert_eq!(
         lines.len(),
         1,
@@ -57,12 +39,7 @@ fn error_message(outcome: &Outcome) -> String {
 }
 
 fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
-    assert_eq!(
-        outcome.code(),
-        Some(code),
-        "wrong exit status\n{}",
-        outcome.describe()
-    );
+    assert_exit(outcome, code);
     assert_eq!(
         error_message(outcome),
         message,
@@ -72,12 +49,7 @@ fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
 }
 
 fn assert_fails_mentioning(outcome: &Outcome, code: i32, fragment: &str) {
-    assert_eq!(
-        outcome.code(),
-        Some(code),
-        "wrong exit status\n{}",
-        outcome.describe()
-    );
+    assert_exit(outcome, code);
     let message = error_message(outcome);
     assert!(
         message.contains(fragment),
@@ -135,7 +107,7 @@ fn usage_errors_exit_2_without_touching_the_network() {
         "tsnope0",
         "-q",
         "-v",
-        "http://10.77.1.2/",
+        &format!("http://{SERVER_IP}/"),
     ]);
     assert_eq!(conflicting.code(), Some(2), "{}", conflicting.describe());
 }
@@ -149,9 +121,9 @@ fn python_http_server_1mib_to_named_output() {
     let want = lab.serve_file("one.bin", MIB, 1);
     lab.start_python();
 
-    let outcome = lab.fetch(&["-o", "saved.bin", &url(PYTHON_PORT, "/one.bin")]);
+    let outcome = lab.fetch(&["-o", "saved.bin", &server_url(PYTHON_PORT, "/one.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["saved.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("saved.bin")), want);
     lab.assert_no_client_rst();
@@ -166,9 +138,9 @@ fn nginx_sendfile_16mib() {
     let want = lab.serve_file("big.bin", 16 * MIB, 2);
     lab.start_nginx();
 
-    let outcome = lab.fetch(&["-o", "big.bin", &url(NGINX_PORT, "/big.bin")]);
+    let outcome = lab.fetch(&["-o", "big.bin", &server_url(NGINX_PORT, "/big.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["big.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("big.bin")), want);
     lab.assert_no_client_rst();
@@ -183,9 +155,9 @@ fn output_name_comes_from_the_url_path() {
     let want = lab.serve_file("named.bin", MIB, 3);
     lab.start_python();
 
-    let outcome = lab.fetch(&[&url(PYTHON_PORT, "/named.bin")]);
+    let outcome = lab.fetch(&[&server_url(PYTHON_PORT, "/named.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["named.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("named.bin")), want);
     lab.assert_no_client_rst();
@@ -200,9 +172,9 @@ fn dash_writes_the_body_to_stdout() {
     let want = lab.serve_file("piped.bin", MIB, 4);
     lab.start_nginx();
 
-    let outcome = lab.fetch(&["-o", "-", &url(NGINX_PORT, "/piped.bin")]);
+    let outcome = lab.fetch(&["-o", "-", &server_url(NGINX_PORT, "/piped.bin")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_eq!(sha256_hex(&outcome.stdout), want);
     assert_dir_holds(&lab.out_dir(), &[]);
     lab.assert_no_client_rst();
@@ -217,9 +189,13 @@ fn chunked_body_with_extensions_and_trailers() {
     let want = lab.serve_file("chunky.bin", MIB, 5);
     lab.start_odd();
 
-    let outcome = lab.fetch(&["-o", "chunky.bin", &url(ODD_PORT, "/chunked/chunky.bin")]);
+    let outcome = lab.fetch(&[
+        "-o",
+        "chunky.bin",
+        &server_url(ODD_PORT, "/chunked/chunky.bin"),
+    ]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["chunky.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("chunky.bin")), want);
     lab.assert_no_client_rst();
@@ -235,9 +211,13 @@ fn relative_redirect_is_followed() {
     lab.start_odd();
 
     // /redirect/moved.bin answers 302 with "Location: ../plain/moved.bin".
-    let outcome = lab.fetch(&["-o", "moved.bin", &url(ODD_PORT, "/redirect/moved.bin")]);
+    let outcome = lab.fetch(&[
+        "-o",
+        "moved.bin",
+        &server_url(ODD_PORT, "/redirect/moved.bin"),
+    ]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["moved.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("moved.bin")), want);
     lab.assert_no_client_rst();
@@ -251,7 +231,7 @@ fn redirect_loop_fails() {
     let mut lab = Lab::new("tsE07");
     lab.start_odd();
 
-    let outcome = lab.fetch(&["-o", "loop.bin", &url(ODD_PORT, "/loop/a")]);
+    let outcome = lab.fetch(&["-o", "loop.bin", &server_url(ODD_PORT, "/loop/a")]);
 
     assert_fails_mentioning(&outcome, 1, "redirect loop");
     assert_dir_holds(&lab.out_dir(), &[]);
@@ -267,7 +247,11 @@ fn http_404_fails_and_keeps_the_existing_file() {
     lab.start_odd();
     place_precious(&lab, "wanted.bin");
 
-    let outcome = lab.fetch(&["-o", "wanted.bin", &url(ODD_PORT, "/plain/absent.bin")]);
+    let outcome = lab.fetch(&[
+        "-o",
+        "wanted.bin",
+        &server_url(ODD_PORT, "/plain/absent.bin"),
+    ]);
 
     assert_fails_with(&outcome, 1, "HTTP 404 Not Found");
     assert_dir_holds(&lab.out_dir(), &["wanted.bin"]);
@@ -285,7 +269,7 @@ fn reset_mid_body_fails() {
     lab.start_odd();
     place_precious(&lab, "cut.bin");
 
-    let outcome = lab.fetch(&["-o", "cut.bin", &url(ODD_PORT, "/reset/cut.bin")]);
+    let outcome = lab.fetch(&["-o", "cut.bin", &server_url(ODD_PORT, "/reset/cut.bin")]);
 
     assert_fails_mentioning(&outcome, 1, "reset");
     assert_dir_holds(&lab.out_dir(), &["cut.bin"]);
@@ -304,7 +288,11 @@ fn close_before_content_length_is_a_truncated_body() {
     place_precious(&lab, "short.bin");
 
     // The server sends exactly half of the announced body, then closes cleanly.
-    let outcome = lab.fetch(&["-o", "short.bin", &url(ODD_PORT, "/truncate/short.bin")]);
+    let outcome = lab.fetch(&[
+        "-o",
+        "short.bin",
+        &server_url(ODD_PORT, "/truncate/short.bin"),
+    ]);
 
     let message = format!("body truncated: {} of {} bytes", MIB / 2, MIB);
     assert_fails_with(&outcome, 1, &message);
@@ -326,7 +314,7 @@ fn silence_after_headers_hits_the_idle_timeout() {
         "2s",
         "-o",
         "quiet.bin",
-        &url(ODD_PORT, "/silence"),
+        &server_url(ODD_PORT, "/silence"),
     ]);
 
     assert_fails_with(&outcome, 1, "server sent nothing for 2s");
@@ -349,9 +337,13 @@ fn informational_responses_before_200_are_skipped() {
     lab.start_odd();
 
     // 100 Continue and 103 Early Hints come first.
-    let outcome = lab.fetch(&["-o", "later.bin", &url(ODD_PORT, "/continue/later.bin")]);
+    let outcome = lab.fetch(&[
+        "-o",
+        "later.bin",
+        &server_url(ODD_PORT, "/continue/later.bin"),
+    ]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["later.bin"]);
     assert_eq!(sha256_of_file(&lab.out_dir().join("later.bin")), want);
     lab.assert_no_client_rst();
@@ -365,9 +357,9 @@ fn no_content_204_saves_an_empty_file() {
     let mut lab = Lab::new("tsE13");
     lab.start_odd();
 
-    let outcome = lab.fetch(&["-o", "empty.bin", &url(ODD_PORT, "/nocontent")]);
+    let outcome = lab.fetch(&["-o", "empty.bin", &server_url(ODD_PORT, "/nocontent")]);
 
-    assert_success(&outcome);
+    assert_exit(&outcome, 0);
     assert_dir_holds(&lab.out_dir(), &["empty.bin"]);
     assert_eq!(fs::read(lab.out_dir().join("empty.bin")).unwrap(), b"");
     lab.assert_no_client_rst();
@@ -380,9 +372,13 @@ fn closed_port_is_connection_refused() {
     }
     let lab = Lab::new("tsE14");
 
-    let outcome = lab.fetch(&["-o", "nothing.bin", &url(CLOSED_PORT, "/")]);
+    let outcome = lab.fetch(&["-o", "nothing.bin", &server_url(CLOSED_PORT, "/")]);
 
-    assert_fails_with(&outcome, 1, "connection refused by 10.77.1.2:81");
+    assert_fails_with(
+        &outcome,
+        1,
+        &format!("connection refused by {SERVER_IP}:{CLOSED_PORT}"),
+    );
     assert_dir_holds(&lab.out_dir(), &[]);
     lab.assert_no_client_rst();
 }
@@ -400,7 +396,7 @@ fn unanswered_syn_hits_the_connect_timeout() {
         "1s",
         "-o",
         "never.bin",
-        &url(DROPPED_PORT, "/"),
+        &server_url(DROPPED_PORT, "/"),
     ]);
 
     assert_fails_mentioning(&outcome, 1, "timed out");
@@ -424,21 +420,17 @@ fn sigint_mid_download_removes_the_temporary_file() {
 
     // /slow sends 64 KiB at once, then 1 KiB every 50 ms: the download is still going when the
     // temporary file shows up in the output directory.
-    let running = lab.spawn_fetch(&["-o", "trickle.bin", &url(ODD_PORT, "/slow/trickle.bin")]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while list_dir(&lab.out_dir()).is_empty() {
-        assert!(
-            !running.has_exited(),
-            "tunstack exited before being interrupted\n{}",
-            lab.server_logs()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no temporary file appeared in the output directory within 15 s\n{}",
-            lab.server_logs()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    let running = lab.spawn_fetch(&[
+        "-o",
+        "trickle.bin",
+        &server_url(ODD_PORT, "/slow/trickle.bin"),
+    ]);
+    lab.wait_while_running(
+        &running,
+        Duration::from_secs(15),
+        "a temporary file in the output directory",
+        || !list_dir(&lab.out_dir()).is_empty(),
+    );
     running.signal(libc::SIGINT);
     let outcome = running.finish(Duration::from_secs(15));
 

@@ -6,29 +6,29 @@
 //!   a connection (RFC 5961), and only draws rate-limited challenge ACKs.
 //! * ISNs and ephemeral ports are unpredictable across connections (RFC 6528, RFC 6056).
 //! * Datagrams not for us, or broken, are counted and dropped and do not disturb a transfer.
-//! * Regressions found by the fuzzers in `fuzz/`.
 //!
 //! Everything runs in memory: two `Stack`s handing datagrams to each other, or one `Stack`
-//! driven by a scripted peer. Time is virtual.
+//! driven by a scripted peer (tests/common/scripted.rs). Time is virtual. The fuzzers' regressions
+//! live beside what they exercise: tests/stack.rs and src/wire/checksum.rs.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
+use common::scripted::*;
+use common::segment::{segment, tcp_datagram};
 use tunstack::ipv4::{DropReason, Ipv4Config, Ipv4Layer};
-use tunstack::stack::{ConnId, Event, Stack, StackConfig};
+use tunstack::stack::{ConnId, Event, Stack};
 use tunstack::tcp::reassembly::ReceiveBuffer;
 use tunstack::tcp::State;
-use tunstack::wire::checksum;
-use tunstack::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr, Timestamps};
+use tunstack::testing::{fix_ipv4_checksum, ipv4_datagram, Ipv4Fields};
+use tunstack::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
-const SERVER_PORT: u16 = 80;
-const MTU: usize = 1500;
 const TCP: u8 = 6;
 
 /// Fixed seeds: a failure reproduces, and the tiny chance that a random guess is right (which
@@ -42,15 +42,10 @@ fn config(cases: u32) -> Config {
     }
 }
 
-/// The byte at sequence number `seq` of a scripted stream, so content can be checked whatever
-/// order and overlap segments arrive in.
-fn pattern(seq: u32) -> u8 {
-    (seq.wrapping_mul(0x9e37_79b1) >> 24) as u8
-}
-
 // ------------------------------------------------------------------------------ datagrams
 
-/// An IPv4 datagram with a correct header checksum.
+/// An IPv4 datagram with a correct header checksum (DF set, identification 0), from the
+/// library's test builder.
 fn ipv4(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -60,56 +55,12 @@ fn ipv4(
     payload: &[u8],
 ) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0);
-    let header_len = 20 + options.len();
-    let mut out = vec![0u8; header_len];
-    out[0] = 0x40 | (header_len / 4) as u8;
-    out[2..4].copy_from_slice(&((header_len + payload.len()) as u16).to_be_bytes());
-    out[6] = 0x40;
-    out[8] = ttl;
-    out[9] = protocol;
-    out[12..16].copy_from_slice(&src.octets());
-    out[16..20].copy_from_slice(&dst.octets());
-    out[20..].copy_from_slice(options);
-    let sum = checksum::checksum(&out);
-    out[10..12].copy_from_slice(&sum.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Recomputes the header checksum after a test edited the header.
-fn refresh_ipv4_checksum(datagram: &mut [u8]) {
-    let header_len = usize::from(datagram[0] & 0x0f) * 4;
-    datagram[10] = 0;
-    datagram[11] = 0;
-    let sum = checksum::checksum(&datagram[..header_len]);
-    datagram[10..12].copy_from_slice(&sum.to_be_bytes());
-}
-
-fn tcp_datagram(src: Ipv4Addr, dst: Ipv4Addr, repr: &TcpRepr<'_>) -> Vec<u8> {
-    let mut segment = vec![0u8; repr.header_len() + repr.payload.len()];
-    repr.emit(src, dst, &mut segment);
-    ipv4(src, dst, TCP, 64, &[], &segment)
-}
-
-/// The TCP segment in a datagram a stack sent: (source, destination, segment).
-fn tcp_of(datagram: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, TcpRepr<'_>)> {
-    let header_len = usize::from(datagram.first()? & 0x0f) * 4;
-    if datagram.get(9) != Some(&TCP) {
-        return None;
-    }
-    let src = Ipv4Addr::new(datagram[12], datagram[13], datagram[14], datagram[15]);
-    let dst = Ipv4Addr::new(datagram[16], datagram[17], datagram[18], datagram[19]);
-    let repr = TcpRepr::parse(src, dst, datagram.get(header_len..)?).ok()?;
-    Some((src, dst, repr))
-}
-
-fn stack_config(addr: Ipv4Addr, seed: u64, recv_buffer: usize) -> StackConfig {
-    let mut secret = [0u8; 16];
-    secret[..8].copy_from_slice(&seed.to_le_bytes());
-    secret[8..].copy_from_slice(&(!seed).to_le_bytes());
-    let mut config = StackConfig::new(addr, MTU, secret, seed);
-    config.tcp.recv_buffer = recv_buffer;
-    config
+    let fields = Ipv4Fields {
+        ttl,
+        options,
+        ..Ipv4Fields::plain(src, dst, protocol)
+    };
+    ipv4_datagram(&fields, payload)
 }
 
 // ------------------------------------------------------------------------------ two stacks
@@ -296,130 +247,6 @@ fn transfer_data(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-// ------------------------------------------------------------------------------ one stack, scripted peer
-
-/// A client `Stack` connected to a peer scripted by the test, which knows the real sequence
-/// numbers because it did the handshake from the stack's own SYN.
-struct ScriptedPeer {
-    now: Instant,
-    stack: Stack,
-    id: ConnId,
-    port: u16,
-    peer_isn: u32,
-    /// The stack's ISN + 1 (its first data sequence number) and its latest ACK.
-    stack_next: u32,
-    stack_ack: u32,
-    read: Vec<u8>,
-    buf: Vec<u8>,
-}
-
-impl ScriptedPeer {
-    fn connect(recv_buffer: usize, peer_isn: u32, timestamps: bool) -> ScriptedPeer {
-        let now = Instant::now();
-        let mut stack = Stack::new(now, stack_config(CLIENT, u64::from(peer_isn), recv_buffer));
-        let id = stack
-            .connect(now, SocketAddrV4::new(SERVER, SERVER_PORT))
-            .expect("connect");
-        let mut peer = ScriptedPeer {
-            now,
-            stack,
-            id,
-            port: 0,
-            peer_isn,
-            stack_next: 0,
-            stack_ack: 0,
-            read: Vec::new(),
-            buf: vec![0; MTU],
-        };
-        let syn = peer
-            .flush()
-            .into_iter()
-            .next()
-            .expect("the stack sends its SYN");
-        let (_, _, syn) = tcp_of(&syn).expect("a TCP SYN");
-        assert_eq!(syn.control, Control::Syn);
-        peer.port = syn.src_port;
-        peer.stack_next = syn.seq.0.wrapping_add(1);
-        let echo = syn.options.timestamps.map_or(0, |ts| ts.value);
-        peer.send(&TcpRepr {
-            src_port: SERVER_PORT,
-            dst_port: peer.port,
-            control: Control::Syn,
-            seq: SeqNum(peer_isn),
-            ack: Some(SeqNum(peer.stack_next)),
-            window: 65535,
-            options: TcpOptions {
-                mss: Some(1460),
-                sack_permitted: true,
-                timestamps: timestamps.then_some(Timestamps { value: 1, echo }),
-                ..TcpOptions::default()
-            },
-            payload: &[],
-        });
-        assert_eq!(peer.state(), Some(State::Established));
-        peer
-    }
-
-    fn state(&self) -> Option<State> {
-        self.stack.connection(self.id).map(|c| c.state())
-    }
-
-    /// A data segment at `seq` whose bytes are `pattern(seq + i)`.
-    fn data(&mut self, seq: u32, len: usize) {
-        let payload: Vec<u8> = (0..len)
-            .map(|i| pattern(seq.wrapping_add(i as u32)))
-            .collect();
-        self.send(&TcpRepr {
-            src_port: SERVER_PORT,
-            dst_port: self.port,
-            control: Control::Psh,
-            seq: SeqNum(seq),
-            ack: Some(SeqNum(self.stack_next)),
-            window: 65535,
-            options: TcpOptions::default(),
-            payload: &payload,
-        });
-    }
-
-    fn send(&mut self, repr: &TcpRepr<'_>) -> Vec<Vec<u8>> {
-        let datagram = tcp_datagram(SERVER, CLIENT, repr);
-        self.stack.handle_datagram(self.now, &datagram);
-        self.flush()
-    }
-
-    fn flush(&mut self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        while let Some(len) = self.stack.poll_transmit(self.now, &mut self.buf) {
-            let datagram = self.buf[..len].to_vec();
-            if let Some((_, _, repr)) = tcp_of(&datagram) {
-                if let Some(ack) = repr.ack {
-                    self.stack_ack = ack.0;
-                }
-            }
-            out.push(datagram);
-        }
-        while self.stack.poll_event().is_some() {}
-        out
-    }
-
-    /// Reads up to `len` bytes into `read`.
-    fn recv(&mut self, len: usize) {
-        let mut chunk = vec![0u8; len];
-        if let Ok(n) = self.stack.recv(self.id, &mut chunk) {
-            self.read.extend_from_slice(&chunk[..n]);
-        }
-        self.flush();
-    }
-
-    /// The bytes the application should have read: the peer's stream from its ISN + 1.
-    fn expected_read(&self) -> Vec<u8> {
-        let first = self.peer_isn.wrapping_add(1);
-        (0..self.read.len())
-            .map(|i| pattern(first.wrapping_add(i as u32)))
-            .collect()
-    }
-}
-
 // ------------------------------------------------------------------------------ memory bounds
 
 /// A fragment an attacker might send: which datagram, where, how long, whether more follow.
@@ -459,7 +286,7 @@ fn fragment_datagram(spec: &FragmentSpec) -> Vec<u8> {
         flags |= 0x2000;
     }
     datagram[6..8].copy_from_slice(&flags.to_be_bytes());
-    refresh_ipv4_checksum(&mut datagram);
+    fix_ipv4_checksum(&mut datagram);
     datagram
 }
 
@@ -910,7 +737,7 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
     match stray {
         Stray::OtherDestination => {
             copy[16..20].copy_from_slice(&Ipv4Addr::new(10, 77, 0, 3).octets());
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, Some(DropReason::NotForUs))
         }
         Stray::Ipv6 => {
@@ -931,12 +758,12 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
         Stray::BadTotalLength => {
             let claimed = (real.len() + 1) as u16;
             copy[2..4].copy_from_slice(&claimed.to_be_bytes());
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, Some(DropReason::BadTotalLength))
         }
         Stray::MartianSource => {
             copy[12..16].copy_from_slice(&Ipv4Addr::new(224, 0, 0, 251).octets());
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, Some(DropReason::BadSource))
         }
         Stray::OtherProtocol => (
@@ -960,9 +787,7 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
                     options: TcpOptions::default(),
                     payload: b"injected",
                 };
-                let mut segment = vec![0u8; repr.header_len() + repr.payload.len()];
-                repr.emit(SERVER, CLIENT, &mut segment);
-                segment
+                segment(SERVER, CLIENT, &repr)
             };
             let record_route = [7, 7, 4, 0, 0, 0, 0, 0];
             (
@@ -972,7 +797,7 @@ fn make_stray(stray: Stray, real: &[u8], client_port: u16) -> (Vec<u8>, Option<D
         }
         Stray::TtlZero => {
             copy[8] = 0;
-            refresh_ipv4_checksum(&mut copy);
+            fix_ipv4_checksum(&mut copy);
             (copy, None)
         }
     }
@@ -1073,192 +898,4 @@ fn a_trusted_segment_skips_the_checksum_and_an_unverified_one_is_checked() {
     assert!(pair.eof);
     assert!(pair.received == data, "the download differs");
     assert_eq!(pair.client.stats().tcp_checksum_failures, 3);
-}
-
-// ------------------------------------------------------------------------------ fuzz regressions
-
-/// Found by fuzz/ (tcp target): a segment starting before the first byte of the stream, at the
-/// sequence number of the peer's SYN, had its bytes stored one place early, so the application
-/// read the byte sent at the SYN's sequence number as the stream's first byte.
-#[test]
-fn data_overlapping_the_syn_sequence_number_is_trimmed() {
-    let mut peer = ScriptedPeer::connect(65536, 0xb995_282e, true);
-    let isn = peer.peer_isn;
-    peer.data(isn, 100);
-    peer.recv(1000);
-    assert_eq!(
-        peer.read.len(),
-        99,
-        "the byte at the SYN's sequence number is not data"
-    );
-    assert_eq!(peer.read, peer.expected_read());
-}
-
-/// Found by fuzz/ (tcp target): after a simultaneous open (our SYN answered by a bare SYN), a
-/// close in SYN-RECEIVED moved the connection to FIN-WAIT-1 although nobody had acknowledged
-/// our SYN. The SYN-ACK was then never retransmitted, and after a timeout the FIN went out with
-/// the SYN's sequence number (debug builds tripped over the byte of "data" that did not exist).
-#[test]
-fn close_during_simultaneous_open_sends_the_fin_after_the_handshake() {
-    let now = Instant::now();
-    let mut stack = Stack::new(now, stack_config(CLIENT, 9, 65536));
-    let id = stack
-        .connect(now, SocketAddrV4::new(SERVER, SERVER_PORT))
-        .expect("connect");
-    let mut buf = vec![0u8; MTU];
-    let mut sent = |stack: &mut Stack, at: Instant| {
-        let mut out = Vec::new();
-        while let Some(len) = stack.poll_transmit(at, &mut buf) {
-            let (_, _, repr) = tcp_of(&buf[..len]).expect("TCP");
-            out.push((repr.control, repr.seq.0, repr.ack.map(|a| a.0)));
-        }
-        out
-    };
-    let syn = sent(&mut stack, now);
-    assert_eq!(syn.len(), 1);
-    let (control, iss, _) = syn[0];
-    assert_eq!(control, Control::Syn);
-    let port = stack.connection(id).expect("live").local().port();
-    let peer_isn = 0x1234_5678u32;
-    let from_peer = |control, seq: u32, ack: Option<u32>| {
-        tcp_datagram(
-            SERVER,
-            CLIENT,
-            &TcpRepr {
-                src_port: SERVER_PORT,
-                dst_port: port,
-                control,
-                seq: SeqNum(seq),
-                ack: ack.map(SeqNum),
-                window: 65535,
-                options: TcpOptions {
-                    mss: (control == Control::Syn).then_some(1460),
-                    ..TcpOptions::default()
-                },
-                payload: &[],
-            },
-        )
-    };
-    stack.handle_datagram(now, &from_peer(Control::Syn, peer_isn, None));
-    let synack = sent(&mut stack, now);
-    assert_eq!(
-        synack,
-        vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))]
-    );
-
-    stack.close(id).expect("close");
-    let mut at = now;
-    for _ in 0..4 {
-        assert!(
-            sent(&mut stack, at).iter().all(|s| s.0 == Control::Syn),
-            "only SYN-ACKs until the peer acknowledges our SYN"
-        );
-        at = stack
-            .poll_timeout()
-            .expect("the SYN-ACK retransmission timer runs");
-        stack.handle_timeout(at);
-        let retransmitted = sent(&mut stack, at);
-        assert_eq!(
-            retransmitted,
-            vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))],
-            "the SYN-ACK is retransmitted"
-        );
-    }
-
-    let ack = Some(iss.wrapping_add(1));
-    stack.handle_datagram(at, &from_peer(Control::None, peer_isn.wrapping_add(1), ack));
-    let fin = sent(&mut stack, at);
-    assert_eq!(fin.len(), 1, "{fin:?}");
-    assert_eq!(fin[0].0, Control::Fin);
-    assert_eq!(fin[0].1, iss.wrapping_add(1), "the FIN follows the SYN");
-    let fin_ack = Some(iss.wrapping_add(2));
-    stack.handle_datagram(
-        at,
-        &from_peer(Control::None, peer_isn.wrapping_add(1), fin_ack),
-    );
-    assert_eq!(
-        stack.connection(id).map(|c| c.state()),
-        Some(State::FinWait2)
-    );
-}
-
-/// RFC 1071's plain 16-bit one's-complement sum, the reference for the fast checksum.
-fn reference_checksum(start: u32, data: &[u8]) -> u16 {
-    let mut sum = u64::from(start);
-    for pair in data.chunks(2) {
-        let high = u64::from(pair[0]) << 8;
-        sum += high | pair.get(1).copied().map_or(0, u64::from);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Found by fuzz/ (ipv4 and tcp targets): the checksum sums 8 bytes at a time into a u64; when
-/// that sum ended just below 2^64, adding the last 2..7 bytes overflowed (a panic with overflow
-/// checks, a checksum off by one without them).
-#[test]
-fn checksum_of_a_wide_sum_near_the_top_is_exact() {
-    let mut data = vec![0xff; 8];
-    data.extend_from_slice(&[0x00, 0x01]);
-    assert_eq!(checksum::checksum(&data), reference_checksum(0, &data));
-    data.push(0x80);
-    assert_eq!(checksum::checksum(&data), reference_checksum(0, &data));
-}
-
-proptest! {
-    #![proptest_config(config(512))]
-
-    /// The checksum equals RFC 1071's 16-bit sum for any bytes and any running sum a caller may
-    /// pass in, runs of 0xff (sums near the top of the wide accumulator) included.
-    #[test]
-    fn checksum_matches_rfc1071(
-        start in 0u32..0x2_0000,
-        data in proptest::collection::vec(prop_oneof![3 => Just(0xffu8), 1 => any::<u8>()], 0..80),
-    ) {
-        prop_assert_eq!(
-            checksum::finish(checksum::accumulate(start, &data)),
-            reference_checksum(start, &data)
-        );
-    }
-}
-
-/// Found by fuzz/ (tcp target): fast recovery whose hole was only our FIN "retransmitted" a byte
-/// of data that does not exist (a bare segment without the FIN; debug builds tripped over it),
-/// so the FIN waited for the retransmission timeout instead.
-#[test]
-fn fast_retransmit_of_a_lone_fin_resends_the_fin() {
-    let mut peer = ScriptedPeer::connect(65536, 77, false);
-    let fin_seq = peer.stack_next;
-    peer.stack.close(peer.id).expect("close");
-    let sent = peer.flush();
-    let (_, _, fin) = tcp_of(&sent[0]).expect("TCP");
-    assert_eq!((fin.control, fin.seq.0), (Control::Fin, fin_seq));
-    let dup_ack = TcpRepr {
-        src_port: SERVER_PORT,
-        dst_port: peer.port,
-        control: Control::None,
-        seq: SeqNum(peer.peer_isn.wrapping_add(1)),
-        ack: Some(SeqNum(fin_seq)),
-        window: 65535,
-        options: TcpOptions::default(),
-        payload: &[],
-    };
-    let mut resent = Vec::new();
-    for _ in 0..3 {
-        resent.extend(peer.send(&dup_ack));
-    }
-    let resent: Vec<(Control, u32, usize)> = resent
-        .iter()
-        .map(|d| {
-            let (_, _, repr) = tcp_of(d).expect("TCP");
-            (repr.control, repr.seq.0, repr.payload.len())
-        })
-        .collect();
-    assert_eq!(
-        resent,
-        vec![(Control::Fin, fin_seq, 0)],
-        "the FIN is fast-retransmitted"
-    );
 }

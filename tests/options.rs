@@ -22,13 +22,16 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::files::{assert_dir_holds, seeded_bytes, sha256_hex, sha256_of_file, MIB};
-use e2e::lab::{can_run, tcp_counter, Lab, CLOSED_PORT, NGINX_PORT, ODD_PORT};
+use e2e::files::{assert_dir_holds, file_len, seeded_bytes, sha256_hex, sha256_of_file, MIB};
+use e2e::lab::{
+    can_run, resolve_to_server, server_url, tcp_counter, Lab, CLOSED_PORT, NGINX_PORT, ODD_PORT,
+    SERVER_IP,
+};
 use e2e::process::{assert_exit, tunstack_lines, Running};
 use e2e::tls::{Pki, CERT_HOST};
 
 fn odd_url(path: &str) -> String {
-    format!("http://10.77.1.2:{ODD_PORT}{path}")
+    server_url(ODD_PORT, path)
 }
 
 /// The request head the odd server echoed into `name`, as text.
@@ -88,7 +91,11 @@ fn header_options_replace_remove_and_add_fields() {
     assert!(head.contains("\r\naccept: text/plain\r\n"), "{head}");
     assert!(field(&got, "Connection").is_empty(), "{head}");
     assert_eq!(field(&got, "X-Extra"), ["yes, really"], "{head}");
-    assert_eq!(field(&got, "Host"), ["10.77.1.2:8082"], "{head}");
+    assert_eq!(
+        field(&got, "Host"),
+        [format!("{SERVER_IP}:{ODD_PORT}")],
+        "{head}"
+    );
 
     // -H User-Agent wins over -A, and removing Host is the user's call.
     let outcome = lab.fetch(&[
@@ -129,7 +136,7 @@ fn malformed_headers_are_usage_errors_before_any_network() {
         let child = Command::new(e2e::lab::tunstack_bin())
             .args(["fetch", "--iface", "no-such-tun"])
             .args(bad)
-            .arg("http://10.77.1.2:8082/echo")
+            .arg(odd_url("/echo"))
             .current_dir(scratch.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -155,7 +162,7 @@ fn head_prints_the_response_head_and_saves_nothing() {
     let mut lab = Lab::new("opthead1");
     lab.serve_file("h.bin", 12_345, 7);
     lab.start_nginx();
-    let url = format!("http://10.77.1.2:{NGINX_PORT}/h.bin");
+    let url = server_url(NGINX_PORT, "/h.bin");
     let outcome = lab.fetch(&["-I", &url]);
     assert_exit(&outcome, 0);
     let stdout = String::from_utf8(outcome.stdout.clone()).unwrap();
@@ -164,7 +171,7 @@ fn head_prints_the_response_head_and_saves_nothing() {
     assert!(stdout.ends_with("\r\n\r\n"), "{stdout}");
     assert_dir_holds(&lab.out_dir(), &[]);
 
-    let missing = format!("http://10.77.1.2:{NGINX_PORT}/missing.bin");
+    let missing = server_url(NGINX_PORT, "/missing.bin");
     let outcome = lab.fetch(&["-I", &missing]);
     assert_exit(&outcome, 1);
     let stdout = String::from_utf8(outcome.stdout.clone()).unwrap();
@@ -198,12 +205,11 @@ fn credentials_go_only_to_the_origin_they_were_given_for() {
 
     // Two names for the one server: a redirect to the other name must not carry the password,
     // one to the same name must.
-    let resolve = [
-        "--resolve",
-        "hosta:8082:10.77.1.2",
-        "--resolve",
-        "hostb:8082:10.77.1.2",
-    ];
+    let (resolve_a, resolve_b) = (
+        resolve_to_server("hosta", ODD_PORT),
+        resolve_to_server("hostb", ODD_PORT),
+    );
+    let resolve = ["--resolve", &resolve_a, "--resolve", &resolve_b];
     let mut args = resolve.to_vec();
     args.extend(["-u", "alice:s3cret", "-H", "Cookie: k=v", "-o", "cross.txt"]);
     args.push("http://hosta:8082/goto?http://hostb:8082/echo");
@@ -341,14 +347,14 @@ fn retry_gives_up_with_the_last_error_and_skips_permanent_ones() {
     );
     assert_dir_holds(&lab.out_dir(), &[]);
 
-    let refused = format!("http://10.77.1.2:{CLOSED_PORT}/f.bin");
+    let refused = server_url(CLOSED_PORT, "/f.bin");
     let outcome = lab.fetch(&["--retry", "1", "--retry-delay", "200ms", &refused]);
     assert_exit(&outcome, 1);
     assert_eq!(
         tunstack_lines(&outcome),
         [
-            "connection refused by 10.77.1.2:81; retrying in 200ms (0 retries left)",
-            "connection refused by 10.77.1.2:81",
+            format!("connection refused by {SERVER_IP}:{CLOSED_PORT}; retrying in 200ms (0 retries left)"),
+            format!("connection refused by {SERVER_IP}:{CLOSED_PORT}"),
         ]
     );
 
@@ -548,13 +554,13 @@ fn limit_rate_slows_the_server_through_the_window() {
     let capture = Running::new(capture);
     // tcpdump writes the file header once the capture is live.
     let ready_by = Instant::now() + Duration::from_secs(5);
-    while fs::metadata(&pcap).map_or(0, |m| m.len()) < 24 {
+    while file_len(&pcap) < 24 {
         assert!(Instant::now() < ready_by, "tcpdump did not start");
         assert!(!capture.has_exited(), "tcpdump exited");
         thread::sleep(Duration::from_millis(20));
     }
     let retrans_before = server_retrans_segs(&lab);
-    let url = format!("http://10.77.1.2:{NGINX_PORT}/slow.bin");
+    let url = server_url(NGINX_PORT, "/slow.bin");
     let outcome = lab.fetch(&["--limit-rate", "512k", &url]);
     let retrans_after = server_retrans_segs(&lab);
     // tcpdump drops what it has not written yet when interrupted: wait for the server's FIN.
@@ -636,7 +642,7 @@ fn limit_rate_holds_over_https_too() {
     let sha = lab.serve_file("tls.bin", MIB, 31);
     let server = format!(
         "server {{\n\
-         \x20       listen 10.77.1.2:8443 ssl;\n\
+         \x20       listen {SERVER_IP}:8443 ssl;\n\
          \x20       ssl_certificate {};\n\
          \x20       ssl_certificate_key {};\n\
          \x20       root {};\n\
@@ -652,7 +658,7 @@ fn limit_rate_holds_over_https_too() {
         "--cacert",
         pki.ca_cert.to_str().unwrap(),
         "--resolve",
-        &format!("{CERT_HOST}:8443:10.77.1.2"),
+        &resolve_to_server(CERT_HOST, 8443),
         &format!("https://{CERT_HOST}:8443/tls.bin"),
     ]);
     assert_exit(&outcome, 0);

@@ -23,9 +23,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use e2e::files::{sha256_of_file, MIB};
-use e2e::lab::{can_run, tunstack_bin, Lab, FETCH_LIMIT, NGINX_PORT};
-use e2e::process::{Outcome, Running};
+use e2e::files::{file_len, sha256_of_file, MIB};
+use e2e::lab::{can_run, server_url, tunstack_bin, Lab, FETCH_LIMIT, NGINX_PORT};
+use e2e::process::{sole_error_line, Outcome, Running};
 
 /// Reads its input (`-` for standard input, else a path) in pieces of at most CHUNK bytes with
 /// a pause after each, appending them unbuffered to OUT, until end of file.
@@ -53,7 +53,7 @@ const SLOW_CHUNK: &str = "65536";
 const SLOW_PAUSE: &str = "0.05";
 
 fn url(path: &str) -> String {
-    format!("http://10.77.1.2:{NGINX_PORT}{path}")
+    server_url(NGINX_PORT, path)
 }
 
 /// Starts the slow reader on `source`, writing what it read to `out`; its standard input is a
@@ -273,7 +273,7 @@ fn slo_a_slow_fifo_does_not_hold_up_another_download() {
     let mut slow_read_then = None;
     while let Ok(line) = lines.recv_timeout(FETCH_LIMIT) {
         if line.contains("tunstack: saved ") && line.contains("fast.bin") {
-            slow_read_then = Some(fs::metadata(&received).map_or(0, |m| m.len()));
+            slow_read_then = Some(file_len(&received));
             break;
         }
         if line.contains("tunstack: saved ") && line.contains("slow.bin") {
@@ -331,8 +331,8 @@ fn slo_a_full_device_fails_with_one_line() {
     let outcome = Running::new(fetch).finish(FETCH_LIMIT);
     assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
     assert_eq!(
-        outcome.stderr.trim_end(),
-        "tunstack: cannot write /dev/full: No space left on device (os error 28)",
+        sole_error_line(&outcome),
+        "cannot write /dev/full: No space left on device (os error 28)",
         "{}",
         outcome.describe()
     );

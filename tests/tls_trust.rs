@@ -20,8 +20,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use e2e::files::assert_dir_holds;
-use e2e::lab::{can_run, Lab};
-use e2e::process::Outcome;
+use e2e::lab::{can_run, resolve_to_server, Lab, SERVER_IP};
+use e2e::process::{sole_error_line, Outcome};
 use e2e::tls::openssl;
 
 /// A key and certificate pair made in the test's scratch directory.
@@ -31,12 +31,39 @@ struct Cert {
 }
 
 impl Cert {
+    /// The pair `NAME.pem` and `NAME.key` in `dir`.
+    fn named(dir: &Path, name: &str) -> Cert {
+        Cert {
+            pem: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        }
+    }
+
     fn pem(&self) -> &str {
         self.pem.to_str().unwrap()
     }
 }
 
+/// A fresh directory for a test's certificates, in the lab's scratch directory.
+fn pki_dir(lab: &Lab) -> PathBuf {
+    let dir = lab.scratch_dir().join("pki");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 const P256: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
+/// `openssl req -new`: a new P-256 key `NAME.key` and a request `NAME.csr` for `/CN=cn`; returns
+/// their file names.
+fn key_and_request(dir: &Path, name: &str, cn: &str) -> (String, String) {
+    let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+    let subject = format!("/CN={cn}");
+    let mut request = vec!["req", "-new", "-nodes", "-subj", &subject];
+    request.extend(P256);
+    request.extend(["-keyout", &key, "-out", &csr]);
+    openssl(dir, &request);
+    (key, csr)
+}
 
 /// `openssl req -x509`: self-signed, valid for 30 days from now, `CA:TRUE` unless `extra`
 /// says otherwise (`-addext` lines).
@@ -48,10 +75,7 @@ fn self_signed(dir: &Path, name: &str, cn: &str, extra: &[&str]) -> Cert {
     args.extend(["-keyout", &key, "-out", &pem]);
     args.extend(extra);
     openssl(dir, &args);
-    Cert {
-        pem: dir.join(pem),
-        key: dir.join(key),
-    }
+    Cert::named(dir, name)
 }
 
 /// A self-signed `CA:TRUE` certificate for `dns` valid from `start` to `end` (openssl 3.0's
@@ -71,16 +95,8 @@ fn self_signed_dated(dir: &Path, name: &str, dns: &str, start: &str, end: &str) 
     );
     let config_file = format!("{name}.cnf");
     fs::write(dir.join(&config_file), config).unwrap();
-    let (pem, key, csr) = (
-        format!("{name}.pem"),
-        format!("{name}.key"),
-        format!("{name}.csr"),
-    );
-    let subject = format!("/CN={dns}");
-    let mut request = vec!["req", "-new", "-nodes", "-subj", &subject];
-    request.extend(P256);
-    request.extend(["-keyout", &key, "-out", &csr]);
-    openssl(dir, &request);
+    let pem = format!("{name}.pem");
+    let (key, csr) = key_and_request(dir, name, dns);
     openssl(
         dir,
         &[
@@ -104,27 +120,15 @@ fn self_signed_dated(dir: &Path, name: &str, dns: &str, start: &str, end: &str) 
             "ext",
         ],
     );
-    Cert {
-        pem: dir.join(pem),
-        key: dir.join(key),
-    }
+    Cert::named(dir, name)
 }
 
 /// A certificate for `cn` signed by `issuer` with the extensions in `extensions` (one
 /// `key = value` a line), valid 30 days.
 fn issued(dir: &Path, name: &str, cn: &str, issuer: &Cert, serial: &str, extensions: &str) -> Cert {
-    let (pem, key, csr, ext) = (
-        format!("{name}.pem"),
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.ext"),
-    );
+    let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
     fs::write(dir.join(&ext), format!("[ ext ]\n{extensions}")).unwrap();
-    let subject = format!("/CN={cn}");
-    let mut request = vec!["req", "-new", "-nodes", "-subj", &subject];
-    request.extend(P256);
-    request.extend(["-keyout", &key, "-out", &csr]);
-    openssl(dir, &request);
+    let (_, csr) = key_and_request(dir, name, cn);
     openssl(
         dir,
         &[
@@ -148,17 +152,14 @@ fn issued(dir: &Path, name: &str, cn: &str, issuer: &Cert, serial: &str, extensi
             &pem,
         ],
     );
-    Cert {
-        pem: dir.join(pem),
-        key: dir.join(key),
-    }
+    Cert::named(dir, name)
 }
 
 /// `openssl s_server -WWW` on 10.77.1.2:`port` serving the lab's `served/` directory (an
 /// HTTP/1.0 answer without Content-Length, ended by closing), with `extra` options.
 fn start_s_server(lab: &mut Lab, label: &'static str, port: u16, cert: &Cert, extra: &str) {
     let script = format!(
-        "cd '{}' && exec openssl s_server -accept 10.77.1.2:{port} -cert '{}' -key '{}' -WWW {extra}",
+        "cd '{}' && exec openssl s_server -accept {SERVER_IP}:{port} -cert '{}' -key '{}' -WWW {extra}",
         lab.served_dir().display(),
         cert.pem.display(),
         cert.key.display()
@@ -168,7 +169,7 @@ fn start_s_server(lab: &mut Lab, label: &'static str, port: u16, cert: &Cert, ex
 
 /// Fetches `https://HOST:PORT/NAME` (HOST resolved to the server) with `args` before it.
 fn fetch(lab: &Lab, args: &[&str], host: &str, port: u16, name: &str) -> Outcome {
-    let resolve = format!("{host}:{port}:10.77.1.2");
+    let resolve = resolve_to_server(host, port);
     let url = format!("https://{host}:{port}/{name}");
     let mut all = args.to_vec();
     all.extend(["--resolve", &resolve, &url]);
@@ -193,11 +194,10 @@ fn assert_saved(lab: &Lab, outcome: &Outcome, name: &str, digest: &str) {
 /// Exit status 1 and exactly one line on stderr: `tunstack: SENTENCE`.
 fn assert_fails_with(outcome: &Outcome, sentence: &str) {
     assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
-    let lines: Vec<&str> = outcome.stderr.lines().collect();
     assert_eq!(
-        lines,
-        [format!("tunstack: {sentence}")],
-        "wrong error lines\n{}",
+        sole_error_line(outcome),
+        sentence,
+        "wrong error line\n{}",
         outcome.describe()
     );
 }
@@ -208,8 +208,7 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         return;
     }
     let mut lab = Lab::new("tlstrust1");
-    let dir = lab.scratch_dir().join("pki");
-    fs::create_dir_all(&dir).unwrap();
+    let dir = pki_dir(&lab);
     let san = ["-addext", "subjectAltName=DNS:acc.test,DNS:www.acc.test"];
     let ca_true = self_signed(&dir, "catrue", "acc.test", &san);
     let ca_false = self_signed(
@@ -368,8 +367,7 @@ fn a_chain_needs_its_intermediate() {
         return;
     }
     let mut lab = Lab::new("tlstrust2");
-    let dir = lab.scratch_dir().join("pki");
-    fs::create_dir_all(&dir).unwrap();
+    let dir = pki_dir(&lab);
     let root = self_signed(&dir, "root", "tunstack test root", &[]);
     let intermediate = issued(
         &dir,
@@ -426,8 +424,7 @@ fn handshake_refusals_are_named() {
         return;
     }
     let mut lab = Lab::new("tlstrust3");
-    let dir = lab.scratch_dir().join("pki");
-    fs::create_dir_all(&dir).unwrap();
+    let dir = pki_dir(&lab);
     let cert = self_signed(
         &dir,
         "server",

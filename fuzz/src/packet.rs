@@ -11,80 +11,8 @@ pub const ICMP: u8 = 1;
 /// IP protocol number of TCP.
 pub const TCP: u8 = 6;
 
-/// The header fields of a datagram a harness sends; everything else is derived.
-#[derive(Debug, Clone, Copy)]
-pub struct Ipv4Fields<'a> {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
-    pub protocol: u8,
-    pub ttl: u8,
-    pub identification: u16,
-    pub dont_fragment: bool,
-    pub more_fragments: bool,
-    /// Fragment offset in 8-byte units (13 bits are kept).
-    pub offset_units: u16,
-    /// IP options, padded with zeros (end of options) to a multiple of 4 and cut at 40 bytes.
-    pub options: &'a [u8],
-}
-
-impl<'a> Ipv4Fields<'a> {
-    /// An ordinary unfragmented datagram from `src` to `dst`.
-    pub fn plain(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8) -> Self {
-        Ipv4Fields {
-            src,
-            dst,
-            protocol,
-            ttl: 64,
-            identification: 0,
-            dont_fragment: true,
-            more_fragments: false,
-            offset_units: 0,
-            options: &[],
-        }
-    }
-}
-
-/// A datagram with a correct header checksum carrying `payload`.
-pub fn ipv4_datagram(fields: &Ipv4Fields<'_>, payload: &[u8]) -> Vec<u8> {
-    let options = &fields.options[..fields.options.len().min(40)];
-    let header_len = 20 + options.len().div_ceil(4) * 4;
-    let total = (header_len + payload.len()).min(usize::from(u16::MAX));
-    let mut out = vec![0u8; header_len];
-    out[0] = 0x40 | (header_len / 4) as u8;
-    out[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    out[4..6].copy_from_slice(&fields.identification.to_be_bytes());
-    let mut flags_offset = fields.offset_units & 0x1fff;
-    if fields.dont_fragment {
-        flags_offset |= 0x4000;
-    }
-    if fields.more_fragments {
-        flags_offset |= 0x2000;
-    }
-    out[6..8].copy_from_slice(&flags_offset.to_be_bytes());
-    out[8] = fields.ttl;
-    out[9] = fields.protocol;
-    out[12..16].copy_from_slice(&fields.src.octets());
-    out[16..20].copy_from_slice(&fields.dst.octets());
-    out[20..20 + options.len()].copy_from_slice(options);
-    out.extend_from_slice(&payload[..total - header_len]);
-    fix_ipv4_checksum(&mut out);
-    out
-}
-
-/// Recomputes the header checksum of a datagram in place, if its IHL fits in the bytes.
-pub fn fix_ipv4_checksum(datagram: &mut [u8]) {
-    let Some(&first) = datagram.first() else {
-        return;
-    };
-    let header_len = usize::from(first & 0x0f) * 4;
-    if header_len < 20 || header_len > datagram.len() {
-        return;
-    }
-    datagram[10] = 0;
-    datagram[11] = 0;
-    let sum = checksum::checksum(&datagram[..header_len]);
-    datagram[10..12].copy_from_slice(&sum.to_be_bytes());
-}
+// The IPv4 builder is the library's own (the `testing` feature), shared with tunstack's tests.
+pub use tunstack::testing::{fix_ipv4_checksum, ipv4_datagram, Ipv4Fields};
 
 /// Recomputes the TCP checksum of `segment` (sent from `src` to `dst`) in place.
 pub fn fix_tcp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &mut [u8]) {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
+use crate::testing::{fix_ipv4_checksum, ipv4_datagram, Ipv4Fields};
 use crate::wire::checksum;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -77,16 +78,6 @@ fn layer() -> Ipv4Layer {
     })
 }
 
-/// Recomputes the header checksum after a test edited the header.
-fn fix_header_checksum(datagram: &mut [u8]) {
-    let header_len = usize::from(datagram[0] & 0x0f) * 4;
-    datagram[10] = 0;
-    datagram[11] = 0;
-    let [hi, lo] = checksum::checksum(&datagram[..header_len]).to_be_bytes();
-    datagram[10] = hi;
-    datagram[11] = lo;
-}
-
 /// Recomputes the ICMP checksum of an ICMP datagram with a 20-byte header.
 fn fix_icmp_checksum(datagram: &mut [u8]) {
     datagram[22] = 0;
@@ -98,17 +89,11 @@ fn fix_icmp_checksum(datagram: &mut [u8]) {
 
 /// A datagram from the peer to us with a correct header checksum.
 fn datagram(protocol: u8, identification: u16, flags_and_offset: u16, payload: &[u8]) -> Vec<u8> {
-    let total = u16::try_from(20 + payload.len()).expect("fits");
-    let mut bytes = vec![0x45, 0];
-    bytes.extend_from_slice(&total.to_be_bytes());
-    bytes.extend_from_slice(&identification.to_be_bytes());
-    bytes.extend_from_slice(&flags_and_offset.to_be_bytes());
-    bytes.extend_from_slice(&[64, protocol, 0, 0]);
-    bytes.extend_from_slice(&PEER.octets());
-    bytes.extend_from_slice(&LOCAL.octets());
-    bytes.extend_from_slice(payload);
-    fix_header_checksum(&mut bytes);
-    bytes
+    let fields = Ipv4Fields {
+        identification,
+        ..Ipv4Fields::plain(PEER, LOCAL, protocol)
+    };
+    ipv4_datagram(&fields.with_flags_and_offset(flags_and_offset), payload)
 }
 
 /// Fragments of `payload` (split at `size`, a multiple of 8) as the peer would send them.
@@ -186,7 +171,7 @@ fn ip_options_are_skipped() {
     with_options[3] += 4;
     with_options.extend_from_slice(&[1, 1, 1, 0]);
     with_options.extend_from_slice(&SYN[20..]);
-    fix_header_checksum(&mut with_options);
+    fix_ipv4_checksum(&mut with_options);
     let mut ip = layer();
     assert_eq!(
         expect_tcp(ip.handle_datagram(Instant::now(), &with_options)),
@@ -201,7 +186,7 @@ fn ttl_zero_and_one_are_still_delivered() {
     for ttl in [0, 1] {
         let mut syn = SYN;
         syn[8] = ttl;
-        fix_header_checksum(&mut syn);
+        fix_ipv4_checksum(&mut syn);
         assert_eq!(
             expect_tcp(ip.handle_datagram(Instant::now(), &syn)),
             &SYN[20..]
@@ -537,13 +522,13 @@ fn provoke(reason: DropReason) -> Ipv4Stats {
             probe.feed(&SYN[..59]);
             probe.feed(&edited_syn(|b| {
                 b[3] = 19;
-                fix_header_checksum(b);
+                fix_ipv4_checksum(b);
             }));
         }
         DropReason::BadChecksum => probe.feed(&edited_syn(|b| b[8] = 63)),
         DropReason::NotForUs => probe.feed(&edited_syn(|b| {
             b[19] = 3;
-            fix_header_checksum(b);
+            fix_ipv4_checksum(b);
         })),
         DropReason::BadSource => {
             for source in [
@@ -555,7 +540,7 @@ fn provoke(reason: DropReason) -> Ipv4Stats {
             ] {
                 probe.feed(&edited_syn(|b| {
                     b[12..16].copy_from_slice(&source);
-                    fix_header_checksum(b);
+                    fix_ipv4_checksum(b);
                 }));
             }
         }

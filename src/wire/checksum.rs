@@ -57,6 +57,9 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) ->
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::RngSeed;
+
     use super::*;
 
     #[test]
@@ -102,5 +105,55 @@ mod tests {
             0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(checksum(&header), 0);
+    }
+
+    // Regressions found by the fuzzers in fuzz/.
+
+    /// RFC 1071's plain 16-bit one's-complement sum, the reference for the fast checksum.
+    fn reference_checksum(start: u32, data: &[u8]) -> u16 {
+        let mut sum = u64::from(start);
+        for pair in data.chunks(2) {
+            let high = u64::from(pair[0]) << 8;
+            sum += high | pair.get(1).copied().map_or(0, u64::from);
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// Found by fuzz/ (ipv4 and tcp targets): the checksum sums 8 bytes at a time into a u64; when
+    /// that sum ended just below 2^64, adding the last 2..7 bytes overflowed (a panic with overflow
+    /// checks, a checksum off by one without them).
+    #[test]
+    fn checksum_of_a_wide_sum_near_the_top_is_exact() {
+        let mut data = vec![0xff; 8];
+        data.extend_from_slice(&[0x00, 0x01]);
+        assert_eq!(checksum(&data), reference_checksum(0, &data));
+        data.push(0x80);
+        assert_eq!(checksum(&data), reference_checksum(0, &data));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            // Fixed, so a failure reproduces.
+            rng_seed: RngSeed::Fixed(0x7475_6e73),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// The checksum equals RFC 1071's 16-bit sum for any bytes and any running sum a caller may
+        /// pass in, runs of 0xff (sums near the top of the wide accumulator) included.
+        #[test]
+        fn checksum_matches_rfc1071(
+            start in 0u32..0x2_0000,
+            data in proptest::collection::vec(prop_oneof![3 => Just(0xffu8), 1 => any::<u8>()], 0..80),
+        ) {
+            prop_assert_eq!(
+                finish(accumulate(start, &data)),
+                reference_checksum(start, &data)
+            );
+        }
     }
 }

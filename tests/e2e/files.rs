@@ -30,6 +30,12 @@ pub fn sha256_of_file(path: &Path) -> String {
     sha256_hex(&bytes)
 }
 
+/// The length of the file at `path`, 0 while it does not exist.
+#[allow(dead_code)] // not every test file watches files grow
+pub fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
 /// The names in `dir`, sorted.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)

@@ -23,6 +23,18 @@ pub const CLOSED_PORT: u16 = 81;
 /// The server namespace silently drops SYNs to this port once `drop_port` ran.
 pub const DROPPED_PORT: u16 = 8099;
 
+/// `http://10.77.1.2:PORT/PATH` (`path` starts with `/`).
+#[allow(dead_code)] // not every test file builds URLs this way
+pub fn server_url(port: u16, path: &str) -> String {
+    format!("http://{SERVER_IP}:{port}{path}")
+}
+
+/// A `--resolve HOST:PORT:ADDR` argument sending `host` on `port` to the lab's server.
+#[allow(dead_code)] // not every test file resolves names
+pub fn resolve_to_server(host: &str, port: u16) -> String {
+    format!("{host}:{port}:{SERVER_IP}")
+}
+
 /// Longest a single `tunstack fetch` may run before the watchdog kills it.
 pub const FETCH_LIMIT: Duration = Duration::from_secs(60);
 const READY_LIMIT: Duration = Duration::from_secs(5);
@@ -134,7 +146,7 @@ impl Lab {
             "http.server",
             port.as_str(),
             "--bind",
-            "10.77.1.2",
+            &SERVER_IP.to_string(),
             "--directory",
             served.to_str().unwrap(),
         ];
@@ -145,7 +157,7 @@ impl Lab {
     pub fn start_nginx(&mut self) {
         let server = format!(
             "server {{\n\
-             \x20       listen 10.77.1.2:{NGINX_PORT};\n\
+             \x20       listen {SERVER_IP}:{NGINX_PORT};\n\
              \x20       root {};\n\
              \x20   }}\n",
             self.served_dir().display()
@@ -209,7 +221,7 @@ impl Lab {
             python(),
             script.to_str().unwrap(),
             "--bind",
-            "10.77.1.2",
+            &SERVER_IP.to_string(),
             "--port",
             port.as_str(),
             "--root",
@@ -314,6 +326,63 @@ impl Lab {
     /// Runs `tunstack fetch` to completion (killed and failed after `FETCH_LIMIT`).
     pub fn fetch(&self, args: &[&str]) -> Outcome {
         self.spawn_fetch(args).finish(FETCH_LIMIT)
+    }
+
+    /// Polls every 20 ms, for at most `limit`, until `ready` says yes, while `running` keeps
+    /// going. Fails, with the server logs, if tunstack exits first or time runs out; `what` names
+    /// what is awaited in those messages.
+    #[allow(dead_code)] // not every test file waits for a download in progress
+    pub fn wait_while_running(
+        &self,
+        running: &Running,
+        limit: Duration,
+        what: &str,
+        mut ready: impl FnMut() -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        while !ready() {
+            assert!(
+                !running.has_exited(),
+                "tunstack exited while waiting for {what}\n{}",
+                self.server_logs()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "waited {limit:?} in vain for {what}\n{}",
+                self.server_logs()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (at most 20 s, as `wait_while_running`) until `measure` reports at least `bytes` of
+    /// `what` on disk; returns the last measurement.
+    #[allow(dead_code)] // not every test file waits for partial downloads
+    pub fn wait_for_bytes(
+        &self,
+        running: &Running,
+        what: &str,
+        bytes: u64,
+        measure: impl Fn() -> u64,
+    ) -> u64 {
+        let mut size = 0;
+        let awaited = format!("{what} to hold {bytes} bytes");
+        self.wait_while_running(running, Duration::from_secs(20), &awaited, || {
+            size = measure();
+            size >= bytes
+        });
+        size
+    }
+
+    /// Bytes in all the files of `out_dir` together (a download in progress, whatever its
+    /// temporary name).
+    #[allow(dead_code)] // not every test file waits for partial downloads
+    pub fn out_dir_bytes(&self) -> u64 {
+        fs::read_dir(self.out_dir())
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.metadata().ok())
+            .map(|meta| meta.len())
+            .sum()
     }
 
     /// TcpOutRsts of the client namespace's kernel.

@@ -176,14 +176,44 @@ pub fn assert_exit(outcome: &Outcome, code: i32) {
     );
 }
 
+/// What tunstack writes before each line about the run on stderr: errors, notices, summaries.
+pub const LINE_PREFIX: &str = "tunstack: ";
+/// The informational line `--impair` prints (without the prefix); not an error.
+pub const SEED_LINE_PREFIX: &str = "* impairing with seed";
+
 /// The stderr lines that start with `tunstack: `, without it.
 #[allow(dead_code)] // not every test file reads error lines
 pub fn tunstack_lines(outcome: &Outcome) -> Vec<&str> {
     outcome
         .stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("tunstack: "))
+        .filter_map(|l| l.strip_prefix(LINE_PREFIX))
         .collect()
+}
+
+/// The one line on stderr (the `--impair` seed line aside), which must be a `tunstack: ` line,
+/// without its prefix.
+#[allow(dead_code)] // not every test file reads error lines
+pub fn sole_error_line(outcome: &Outcome) -> String {
+    let lines: Vec<&str> = outcome
+        .stderr
+        .lines()
+        .filter(|line| !line.starts_with(SEED_LINE_PREFIX))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one error line\n{}",
+        outcome.describe()
+    );
+    let message = lines[0].strip_prefix(LINE_PREFIX).unwrap_or_else(|| {
+        panic!(
+            "the error line lacks the {LINE_PREFIX:?} prefix\n{}",
+            outcome.describe()
+        )
+    });
+    assert!(!message.trim().is_empty(), "empty error line");
+    message.to_owned()
 }
 
 /// Runs `work` on a fresh thread that has joined the network namespace `ns`; other threads of

@@ -1,0 +1,313 @@
+//! Tests of the `Stack` as a whole (not one `Connection`): the resets it sends for closed ports and
+//! a listener's passive open, datagram in, datagram out; and the fuzzers' regressions that need a
+//! whole stack against a scripted peer.
+//!
+//! Fixtures and conventions: `tests/common/conn.rs`, `tests/common/scripted.rs`.
+
+mod common;
+
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+use tunstack::stack::{Stack, StackConfig};
+use tunstack::tcp::State;
+use tunstack::wire::{Control, SeqNum, TcpOptions, TcpRepr};
+
+use common::conn::*;
+use common::scripted::{stack_config, tcp_of, ScriptedPeer, CLIENT, MTU, SERVER, SERVER_PORT};
+use common::segment::tcp_datagram;
+
+// ==================================================================== the stack's resets
+
+const STACK_PORT: u16 = 8080;
+
+/// An IPv4 datagram from REMOTE to LOCAL carrying `seg`.
+fn datagram(seg: &TcpRepr) -> Vec<u8> {
+    tcp_datagram(REMOTE_IP, LOCAL_IP, seg)
+}
+
+/// Hands `seg` to a fresh stack with no listener and returns what it sends back.
+fn stack_reply(seg: TcpRepr) -> Vec<Vec<u8>> {
+    let t0 = Instant::now();
+    let mut stack = Stack::new(t0, StackConfig::new(LOCAL_IP, 1500, [7; 16], 1));
+    stack.handle_datagram(t0, &datagram(&seg));
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    while let Some(len) = stack.poll_transmit(t0, &mut buf) {
+        out.push(buf[..len].to_vec());
+        assert!(out.len() < 10);
+    }
+    out
+}
+
+fn stack_segment(datagram: &[u8]) -> TcpRepr<'_> {
+    assert_eq!(datagram[9], 6, "TCP");
+    assert_eq!(&datagram[12..16], &LOCAL_IP.octets());
+    assert_eq!(&datagram[16..20], &REMOTE_IP.octets());
+    TcpRepr::parse(LOCAL_IP, REMOTE_IP, &datagram[20..]).expect("valid segment")
+}
+
+#[test]
+fn stack_answers_a_syn_to_a_closed_port_with_rst_ack() {
+    let syn = TcpRepr {
+        dst_port: STACK_PORT,
+        control: Control::Syn,
+        seq: SeqNum(1234),
+        ack: None,
+        options: TcpOptions {
+            mss: Some(1460),
+            ..NO_OPTIONS
+        },
+        payload: b"early",
+        ..PEER
+    };
+    let out = stack_reply(syn);
+    assert_eq!(out.len(), 1);
+    // RFC 9293 §3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    assert_eq!(
+        stack_segment(&out[0]),
+        TcpRepr {
+            src_port: STACK_PORT,
+            dst_port: REMOTE_PORT,
+            control: Control::Rst,
+            seq: SeqNum(0),
+            ack: Some(SeqNum(1234 + 1 + 5)),
+            window: 0,
+            options: NO_OPTIONS,
+            payload: &[],
+        }
+    );
+}
+
+#[test]
+fn stack_answers_an_ack_to_a_closed_port_with_rst_at_its_ack() {
+    let seg = TcpRepr {
+        dst_port: STACK_PORT,
+        seq: SeqNum(1234),
+        ack: Some(SeqNum(98_765)),
+        payload: b"data",
+        ..PEER
+    };
+    let out = stack_reply(seg);
+    assert_eq!(out.len(), 1);
+    // <SEQ=SEG.ACK><CTL=RST>.
+    assert_eq!(
+        stack_segment(&out[0]),
+        TcpRepr {
+            src_port: STACK_PORT,
+            dst_port: REMOTE_PORT,
+            control: Control::Rst,
+            seq: SeqNum(98_765),
+            ack: None,
+            window: 0,
+            options: NO_OPTIONS,
+            payload: &[],
+        }
+    );
+}
+
+#[test]
+fn stack_ignores_an_rst_to_a_closed_port() {
+    for ack in [None, Some(SeqNum(5))] {
+        let rst = TcpRepr {
+            dst_port: STACK_PORT,
+            control: Control::Rst,
+            ack,
+            window: 0,
+            ..PEER
+        };
+        assert!(stack_reply(rst).is_empty());
+    }
+}
+
+#[test]
+fn stack_listener_completes_a_passive_open() {
+    let t0 = Instant::now();
+    let mut stack = Stack::new(t0, StackConfig::new(LOCAL_IP, 1500, [7; 16], 1));
+    stack.listen(STACK_PORT).unwrap();
+    let syn = TcpRepr {
+        dst_port: STACK_PORT,
+        control: Control::Syn,
+        seq: IRS,
+        ack: None,
+        options: bare_peer(),
+        ..PEER
+    };
+    stack.handle_datagram(t0, &datagram(&syn));
+    let mut buf = vec![0u8; 2048];
+    let len = stack.poll_transmit(t0, &mut buf).expect("SYN-ACK");
+    let syn_ack = stack_segment(&buf[..len]);
+    assert_eq!(syn_ack.control, Control::Syn);
+    assert_eq!(syn_ack.ack, Some(RCV));
+    let their_iss = syn_ack.seq;
+    assert!(stack.poll_transmit(t0, &mut buf).is_none());
+    assert_eq!(stack.accept(STACK_PORT), None, "not established yet");
+    let ack = TcpRepr {
+        dst_port: STACK_PORT,
+        ack: Some(their_iss + 1),
+        payload: b"hi",
+        ..PEER
+    };
+    stack.handle_datagram(t0 + ms(1), &datagram(&ack));
+    let id = stack.accept(STACK_PORT).expect("established connection");
+    let events: Vec<_> = std::iter::from_fn(|| stack.poll_event()).collect();
+    assert_eq!(
+        events,
+        [
+            tunstack::stack::Event::Incoming { port: STACK_PORT },
+            tunstack::stack::Event::Readable(id),
+        ]
+    );
+    let mut out = [0u8; 10];
+    assert_eq!(stack.recv(id, &mut out), Ok(2));
+    assert_eq!(&out[..2], b"hi");
+}
+
+// ==================================================================== fuzz regressions
+
+// Found by the fuzzers in fuzz/; they need a whole `Stack` and a scripted peer
+// (tests/common/scripted.rs).
+
+/// Found by fuzz/ (tcp target): a segment starting before the first byte of the stream, at the
+/// sequence number of the peer's SYN, had its bytes stored one place early, so the application
+/// read the byte sent at the SYN's sequence number as the stream's first byte.
+#[test]
+fn data_overlapping_the_syn_sequence_number_is_trimmed() {
+    let mut peer = ScriptedPeer::connect(65536, 0xb995_282e, true);
+    let isn = peer.peer_isn;
+    peer.data(isn, 100);
+    peer.recv(1000);
+    assert_eq!(
+        peer.read.len(),
+        99,
+        "the byte at the SYN's sequence number is not data"
+    );
+    assert_eq!(peer.read, peer.expected_read());
+}
+
+/// Found by fuzz/ (tcp target): after a simultaneous open (our SYN answered by a bare SYN), a
+/// close in SYN-RECEIVED moved the connection to FIN-WAIT-1 although nobody had acknowledged
+/// our SYN. The SYN-ACK was then never retransmitted, and after a timeout the FIN went out with
+/// the SYN's sequence number (debug builds tripped over the byte of "data" that did not exist).
+#[test]
+fn close_during_simultaneous_open_sends_the_fin_after_the_handshake() {
+    let now = Instant::now();
+    let mut stack = Stack::new(now, stack_config(CLIENT, 9, 65536));
+    let id = stack
+        .connect(now, SocketAddrV4::new(SERVER, SERVER_PORT))
+        .expect("connect");
+    let mut buf = vec![0u8; MTU];
+    let mut sent = |stack: &mut Stack, at: Instant| {
+        let mut out = Vec::new();
+        while let Some(len) = stack.poll_transmit(at, &mut buf) {
+            let (_, _, repr) = tcp_of(&buf[..len]).expect("TCP");
+            out.push((repr.control, repr.seq.0, repr.ack.map(|a| a.0)));
+        }
+        out
+    };
+    let syn = sent(&mut stack, now);
+    assert_eq!(syn.len(), 1);
+    let (control, iss, _) = syn[0];
+    assert_eq!(control, Control::Syn);
+    let port = stack.connection(id).expect("live").local().port();
+    let peer_isn = 0x1234_5678u32;
+    let from_peer = |control, seq: u32, ack: Option<u32>| {
+        tcp_datagram(
+            SERVER,
+            CLIENT,
+            &TcpRepr {
+                src_port: SERVER_PORT,
+                dst_port: port,
+                control,
+                seq: SeqNum(seq),
+                ack: ack.map(SeqNum),
+                window: 65535,
+                options: TcpOptions {
+                    mss: (control == Control::Syn).then_some(1460),
+                    ..TcpOptions::default()
+                },
+                payload: &[],
+            },
+        )
+    };
+    stack.handle_datagram(now, &from_peer(Control::Syn, peer_isn, None));
+    let synack = sent(&mut stack, now);
+    assert_eq!(
+        synack,
+        vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))]
+    );
+
+    stack.close(id).expect("close");
+    let mut at = now;
+    for _ in 0..4 {
+        assert!(
+            sent(&mut stack, at).iter().all(|s| s.0 == Control::Syn),
+            "only SYN-ACKs until the peer acknowledges our SYN"
+        );
+        at = stack
+            .poll_timeout()
+            .expect("the SYN-ACK retransmission timer runs");
+        stack.handle_timeout(at);
+        let retransmitted = sent(&mut stack, at);
+        assert_eq!(
+            retransmitted,
+            vec![(Control::Syn, iss, Some(peer_isn.wrapping_add(1)))],
+            "the SYN-ACK is retransmitted"
+        );
+    }
+
+    let ack = Some(iss.wrapping_add(1));
+    stack.handle_datagram(at, &from_peer(Control::None, peer_isn.wrapping_add(1), ack));
+    let fin = sent(&mut stack, at);
+    assert_eq!(fin.len(), 1, "{fin:?}");
+    assert_eq!(fin[0].0, Control::Fin);
+    assert_eq!(fin[0].1, iss.wrapping_add(1), "the FIN follows the SYN");
+    let fin_ack = Some(iss.wrapping_add(2));
+    stack.handle_datagram(
+        at,
+        &from_peer(Control::None, peer_isn.wrapping_add(1), fin_ack),
+    );
+    assert_eq!(
+        stack.connection(id).map(|c| c.state()),
+        Some(State::FinWait2)
+    );
+}
+
+/// Found by fuzz/ (tcp target): fast recovery whose hole was only our FIN "retransmitted" a byte
+/// of data that does not exist (a bare segment without the FIN; debug builds tripped over it),
+/// so the FIN waited for the retransmission timeout instead.
+#[test]
+fn fast_retransmit_of_a_lone_fin_resends_the_fin() {
+    let mut peer = ScriptedPeer::connect(65536, 77, false);
+    let fin_seq = peer.stack_next;
+    peer.stack.close(peer.id).expect("close");
+    let sent = peer.flush();
+    let (_, _, fin) = tcp_of(&sent[0]).expect("TCP");
+    assert_eq!((fin.control, fin.seq.0), (Control::Fin, fin_seq));
+    let dup_ack = TcpRepr {
+        src_port: SERVER_PORT,
+        dst_port: peer.port,
+        control: Control::None,
+        seq: SeqNum(peer.peer_isn.wrapping_add(1)),
+        ack: Some(SeqNum(fin_seq)),
+        window: 65535,
+        options: TcpOptions::default(),
+        payload: &[],
+    };
+    let mut resent = Vec::new();
+    for _ in 0..3 {
+        resent.extend(peer.send(&dup_ack));
+    }
+    let resent: Vec<(Control, u32, usize)> = resent
+        .iter()
+        .map(|d| {
+            let (_, _, repr) = tcp_of(d).expect("TCP");
+            (repr.control, repr.seq.0, repr.payload.len())
+        })
+        .collect();
+    assert_eq!(
+        resent,
+        vec![(Control::Fin, fin_seq, 0)],
+        "the FIN is fast-retransmitted"
+    );
+}
