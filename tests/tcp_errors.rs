@@ -109,13 +109,13 @@ fn data_retries_exhausted_times_out_with_rst() {
     assert_eq!(events(&mut conn), [ConnEvent::Failed(ConnError::TimedOut)]);
 }
 
+/// RFC 5927 §4.2: hard errors end a connection attempt, but once synchronized they are soft.
 #[test]
-fn icmp_hard_error_aborts() {
+fn icmp_hard_error_aborts_only_a_handshake() {
     let t0 = Instant::now();
-    let mut conn = open(t0, config(), bare_peer());
-    conn.send(b"hello").unwrap();
-    transmit(&mut conn, t0 + ms(200));
-    conn.handle_icmp_error(SND, IcmpErrorKind::PortUnreachable);
+    let mut conn = Connection::connect(t0, config(), TUPLE, INITIAL);
+    transmit(&mut conn, t0);
+    conn.handle_icmp_error(ISS, IcmpErrorKind::PortUnreachable);
     assert_eq!(conn.state(), State::Closed);
     assert_eq!(
         events(&mut conn),
@@ -123,7 +123,14 @@ fn icmp_hard_error_aborts() {
             IcmpErrorKind::PortUnreachable
         ))]
     );
-    expect_nothing(&mut conn, t0 + ms(210));
+    expect_nothing(&mut conn, t0 + ms(10));
+
+    let mut conn = open(t0, config(), bare_peer());
+    conn.send(b"hello").unwrap();
+    transmit(&mut conn, t0 + ms(200));
+    conn.handle_icmp_error(SND, IcmpErrorKind::PortUnreachable);
+    assert_eq!(conn.state(), State::Established);
+    assert!(events(&mut conn).is_empty());
 }
 
 #[test]

@@ -364,7 +364,8 @@ fn sack_recovery_retransmits_only_the_holes() {
         sacked(&[(b + 4000, b + 6000), first]),
     );
     expect_nothing(&mut conn, t0 + ms(503));
-    // ... now it is.
+    // ... now it is. With room left in cwnd and nothing SACKed above the last segment, the
+    // rescue retransmission (RFC 6675 §4 rule 4) resends that tail too, once.
     feed(
         &mut conn,
         t0 + ms(504),
@@ -373,11 +374,19 @@ fn sack_recovery_retransmits_only_the_holes() {
     expect(
         &mut conn,
         t0 + ms(504),
-        &[TcpRepr {
-            seq: b + 3000,
-            payload: &data[3000..4000],
-            ..OURS
-        }],
+        &[
+            TcpRepr {
+                seq: b + 3000,
+                payload: &data[3000..4000],
+                ..OURS
+            },
+            TcpRepr {
+                seq: b + 7000,
+                control: Control::Psh,
+                payload: &data[7000..8000],
+                ..OURS
+            },
+        ],
     );
     feed(
         &mut conn,
@@ -407,7 +416,7 @@ fn sack_recovery_retransmits_only_the_holes() {
     expect_nothing(&mut conn, t0 + ms(601));
     let stats = conn.stats();
     assert_eq!(stats.recoveries, 1);
-    assert_eq!(stats.retransmits_fast, 2);
+    assert_eq!(stats.retransmits_fast, 3);
     assert_eq!(stats.ssthresh, 4000);
     assert_eq!(stats.cwnd, 2000);
 }
