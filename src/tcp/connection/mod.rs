@@ -35,6 +35,7 @@
 //! - `transmit`: `poll_transmit` and segment building;
 //! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
 
+mod config;
 mod control;
 pub(crate) mod cookie;
 mod handshake;
@@ -48,9 +49,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::congestion::{Algorithm, CongestionControl};
+use super::congestion::CongestionControl;
 use super::reassembly::ReceiveBuffer;
-use super::rto::{RtoBounds, RttEstimator};
+use super::rto::RttEstimator;
 use super::scoreboard::Scoreboard;
 use super::send_buffer::SendBuffer;
 use super::timers::{Timer, TimerTable};
@@ -58,97 +59,7 @@ use super::tuple::FourTuple;
 use super::window::WindowScale;
 use crate::ipv4::IcmpErrorKind;
 use crate::wire::{SeqNum, TcpRepr};
-
-/// Tunables of one connection; the defaults suit a bulk download over a LAN or the Internet.
-#[derive(Debug, Clone)]
-pub struct TcpConfig {
-    /// The MSS we announce: the device MTU minus 40.
-    pub mss: u16,
-    /// Receive buffer, which is also the largest window we advertise.
-    pub recv_buffer: usize,
-    /// The receive buffer may grow, by doubling, up to this many bytes while loss keeps the
-    /// window full: when data beyond a hole reaches the window's right edge, the sender can
-    /// send nothing new, so a lost retransmission can only be found by its RTO (RACK needs
-    /// later data delivered) and a lost ACK of the last segments costs one too. Linux's
-    /// receive-buffer autotuning lets its window grow for this. A clean transfer never grows
-    /// the buffer (no out-of-order data). 0, or no more than `recv_buffer`: fixed size. The
-    /// window scale we offer is chosen for this size, so a larger one changes our SYN.
-    pub recv_buffer_max: usize,
-    /// Send buffer: application bytes not yet acknowledged.
-    pub send_buffer: usize,
-    /// Offer window scaling (RFC 7323 §2): without it no window exceeds 64 KiB, too little for
-    /// a bulk download over a long path.
-    pub window_scaling: bool,
-    /// Offer timestamps (RFC 7323 §3): RTT samples on every ACK and PAWS.
-    pub timestamps: bool,
-    /// Offer selective acknowledgements (RFC 2018), so recovery repairs several losses per RTT.
-    pub sack: bool,
-    /// Nagle's algorithm (RFC 9293 §3.7.4). Off by default: request/response traffic.
-    pub nagle: bool,
-    /// Initial, least and greatest retransmission timeout (RFC 6298).
-    pub rto: RtoBounds,
-    /// Longest an ACK for in-order data may wait (RFC 9293 §3.8.6.3 allows up to 500 ms).
-    pub delayed_ack: Duration,
-    /// Most full-sized segments' worth of data one ACK may cover while a batch of queued
-    /// datagrams is read.
-    /// Every ACK written to a TUN runs the forwarding path and the sender's ACK processing
-    /// inside that write, so one per queued segment pair costs more than the data; like a
-    /// kernel receiver behind GRO (64 KB) or SACK compression (`tcp_comp_sack_nr`, 44), we
-    /// stretch ACKs across the batch up to this many segments.
-    pub ack_stretch: u32,
-    /// TIME-WAIT length (2*MSL), also the FIN-WAIT-2 limit once the application closed.
-    pub time_wait: Duration,
-    /// Abort when sent data stays unacknowledged this long (RFC 5482 user timeout).
-    pub user_timeout: Duration,
-    /// Retransmissions of SYN or SYN-ACK before giving up.
-    pub syn_retries: u32,
-    /// The first this many retransmissions of an active open's SYN keep the initial RTO
-    /// instead of doubling it (Linux's `tcp_syn_linear_timeouts`, 4 there since 6.7); later
-    /// ones back off as RFC 6298 §5.5 says. 0 (the default) backs off from the first. Under
-    /// heavy loss this saves a second on a third SYN, three on a fourth. (It does not change
-    /// the RTO data starts with: a Linux peer's SYN-ACK to a resent SYN echoes an earlier
-    /// SYN's TSval, so there is still no sample and RFC 6298 §5.7's 3 s applies.)
-    pub syn_linear_timeouts: u32,
-    /// Consecutive retransmission timeouts of data before giving up.
-    pub data_retries: u32,
-    /// RFC 5961 §7: most challenge ACKs per second.
-    pub challenge_acks_per_second: u32,
-    /// Keep-alive (RFC 9293 §3.8.4): after this long without hearing from the peer, probe
-    /// it, and again each time this long passes; off (`None`) by default, as the RFC asks.
-    /// It finds peers that vanished (and keeps middlebox state alive) on idle connections.
-    pub keepalive: Option<Duration>,
-    /// Unanswered keep-alive probes before the connection is declared dead.
-    pub keepalive_probes: u32,
-    /// The congestion controller each connection starts with.
-    pub congestion: Algorithm,
-}
-
-impl Default for TcpConfig {
-    fn default() -> Self {
-        TcpConfig {
-            mss: 1460,
-            recv_buffer: 1 << 20,
-            recv_buffer_max: 0,
-            send_buffer: 256 << 10,
-            window_scaling: true,
-            timestamps: true,
-            sack: true,
-            nagle: false,
-            rto: RtoBounds::default(),
-            delayed_ack: Duration::from_millis(40),
-            ack_stretch: 44,
-            time_wait: Duration::from_secs(60),
-            user_timeout: Duration::from_secs(300),
-            syn_retries: 6,
-            syn_linear_timeouts: 0,
-            data_retries: 15,
-            challenge_acks_per_second: 10,
-            keepalive: None,
-            keepalive_probes: 9,
-            congestion: Algorithm::NewReno,
-        }
-    }
-}
+pub use config::TcpConfig;
 
 /// The RFC 9293 states a connection can be in (LISTEN belongs to the stack's listeners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
