@@ -238,7 +238,9 @@ fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
     match text.to_ascii_lowercase().as_str() {
         "cubic" => Ok(Algorithm::Cubic),
         "newreno" | "reno" => Ok(Algorithm::NewReno),
-        _ => Err(format!("unknown congestion control '{text}' (use cubic or newreno)")),
+        _ => Err(format!(
+            "unknown congestion control '{text}' (use cubic or newreno)"
+        )),
     }
 }
 
