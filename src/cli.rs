@@ -18,6 +18,7 @@ use crate::fetch::{
     DEFAULT_PARALLEL, DEFAULT_RETRY, DEFAULT_TIMEOUT,
 };
 use crate::http::{Credentials, HeaderEdit, OutputTarget};
+use crate::tcp::Algorithm;
 
 /// The whole command line of `tunstack`.
 #[derive(Debug, Parser)]
@@ -203,6 +204,15 @@ pub struct DeviceArgs {
     /// them; before --impair acts
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+
+    /// Congestion control of every connection: cubic (as Linux) or newreno.
+    #[arg(long = "cc", value_name = "ALGORITHM", default_value = "cubic", value_parser = parse_algorithm)]
+    pub congestion: Algorithm,
+
+    /// Probe a connection after this long without hearing from the peer (TCP keep-alive,
+    /// e.g. 30s); off unless given.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub keepalive: Option<humantime::Duration>,
 }
 
 impl DeviceArgs {
@@ -218,7 +228,19 @@ impl DeviceArgs {
             impair_out: self.impair_out.clone(),
             seed: self.seed,
             pcap: self.pcap.clone(),
+            congestion: self.congestion,
+            keepalive: self.keepalive.map(Duration::from),
         }
+    }
+}
+
+fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "cubic" => Ok(Algorithm::Cubic),
+        "newreno" | "reno" => Ok(Algorithm::NewReno),
+        _ => Err(format!(
+            "unknown congestion control '{text}' (use cubic or newreno)"
+        )),
     }
 }
 

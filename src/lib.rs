@@ -10,6 +10,7 @@ pub mod device;
 pub mod driver;
 pub mod event_loop;
 pub mod fetch;
+pub mod host;
 pub mod http;
 pub mod ipv4;
 pub mod serve;

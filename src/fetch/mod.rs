@@ -29,13 +29,10 @@ use std::time::Duration;
 use thiserror::Error;
 use url::Url;
 
-use crate::device::fault::{Fault, Impairer};
-use crate::device::pcap::Pcap;
-use crate::device::tun::TunDevice;
-use crate::device::{DeviceError, FdDevice};
+use crate::device::DeviceError;
 use crate::event_loop::EventLoop;
 use crate::http::{HttpError, OutputError, OutputTarget};
-use crate::stack::{Event, Stack, StackConfig, StackError};
+use crate::stack::{Event, Stack, StackError};
 use crate::tcp::ConnError;
 use download::{Download, IdleConnection, Origin, Settings, Step};
 use exchange::{Limits, Mode};
@@ -145,6 +142,17 @@ pub enum FetchError {
     Interrupted,
 }
 
+impl From<crate::host::HostError> for FetchError {
+    fn from(error: crate::host::HostError) -> Self {
+        match error {
+            crate::host::HostError::Device(e) => FetchError::Device(e),
+            crate::host::HostError::Capture { path, source } => {
+                FetchError::Capture { path, source }
+            }
+        }
+    }
+}
+
 /// Set by the SIGINT/SIGTERM handler; the loop notices it after the interrupted wait.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -189,13 +197,7 @@ pub fn run(
     jobs: Vec<Job>,
     mut report: impl FnMut(&Job, &Result<Summary, FetchError>) -> Option<String>,
 ) -> Result<Vec<Result<Summary, FetchError>>, FetchError> {
-    let tun = TunDevice::open(&options.device.iface, options.device.offload)?;
-    let mtu = tun.mtu().unwrap_or(1500).clamp(576, 65535);
-    tun.wait_until_up(Duration::from_millis(500));
-    let device = build_device(tun, &options.device, options.quiet)?;
-    let mut secret = [0u8; 16];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
-    let mut config = StackConfig::new(options.device.local_ip, mtu, secret, rand::random());
+    let (device, mut config) = crate::host::open(&options.device, options.quiet)?;
     // A lost SYN is resent after 1 s four times over, as Linux's client does (see TcpConfig).
     config.tcp.syn_linear_timeouts = 4;
     if let Some(rate) = options.limit_rate {
@@ -458,34 +460,6 @@ impl Engine {
 
 /// Wraps the TUN device as the flags ask: `Fault<Pcap<Tun>>`, so the capture shows what really
 /// crossed the device and the impairment sits between it and the stack.
-fn build_device(
-    tun: TunDevice,
-    flags: &DeviceOptions,
-    quiet: bool,
-) -> Result<Box<dyn FdDevice>, FetchError> {
-    let mut device: Box<dyn FdDevice> = Box::new(tun);
-    if let Some(path) = &flags.pcap {
-        let pcap = Pcap::create(device, path).map_err(|source| FetchError::Capture {
-            path: path.clone(),
-            source,
-        })?;
-        device = Box::new(pcap);
-    }
-    let (inbound, outbound) = (flags.inbound(), flags.outbound());
-    if inbound.is_some() || outbound.is_some() {
-        let seed = flags.seed.unwrap_or_else(rand::random);
-        if !quiet {
-            eprintln!("* impairing with seed {seed} (replay with --seed {seed})");
-        }
-        // Distinct streams per direction, both derived from the one seed.
-        let inbound = inbound.map(|spec| Impairer::new(spec.clone(), seed));
-        let outbound =
-            outbound.map(|spec| Impairer::new(spec.clone(), seed ^ 0x9e37_79b9_7f4a_7c15));
-        device = Box::new(Fault::new(device, inbound, outbound));
-    }
-    Ok(device)
-}
-
 #[cfg(test)]
 mod tests {
     use std::io;

@@ -5,18 +5,13 @@
 //! [`Options::default`] / [`DeviceOptions::default`] give the same values to callers that do not
 //! parse a command line (tests, a future `tunstack serve`).
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::resolve::ResolveEntry;
-use crate::device::fault::ImpairSpec;
+pub use crate::host::{DeviceOptions, DEFAULT_IFACE, DEFAULT_LOCAL_IP};
 use crate::http::{Credentials, HeaderEdit};
 
-/// TUN interface attached to unless told otherwise; `setup/up` and `setup/sandbox` create it.
-pub const DEFAULT_IFACE: &str = "tun0";
-/// Address the stack uses on the TUN subnet unless told otherwise (the kernel side is 10.77.0.1).
-pub const DEFAULT_LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 /// How long a download may go without hearing from the server before it fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3 * 60);
 /// Redirects followed before giving up (curl's and wget's order of magnitude).
@@ -25,62 +20,6 @@ pub const DEFAULT_MAX_REDIRECTS: u32 = crate::http::DEFAULT_MAX_REDIRECTS as u32
 pub const DEFAULT_PARALLEL: u32 = 4;
 /// Retries after a transient failure: none, so a failure is reported as it happens.
 pub const DEFAULT_RETRY: u32 = 0;
-
-/// Everything that configures the TUN device and the stack on it, apart from what is being
-/// downloaded: kept separate so that another command running the stack (a coming
-/// `tunstack serve`) can take the same options.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceOptions {
-    /// TUN interface to attach to.
-    pub iface: String,
-    /// IPv4 address the stack uses as its own on the TUN subnet.
-    pub local_ip: Ipv4Addr,
-    /// Ask the kernel for checksum and segmentation offloads (off: every read is one datagram).
-    pub offload: bool,
-    /// Impairment of both directions, unless a direction has its own.
-    pub impair: Option<ImpairSpec>,
-    /// Impairment of datagrams from the device to the stack only.
-    pub impair_in: Option<ImpairSpec>,
-    /// Impairment of datagrams from the stack to the device only.
-    pub impair_out: Option<ImpairSpec>,
-    /// Seed of the impairment's random choices, so a failing run replays (random if absent).
-    pub seed: Option<u64>,
-    /// Capture every datagram crossing the device to this pcap file.
-    pub pcap: Option<PathBuf>,
-}
-
-impl Default for DeviceOptions {
-    fn default() -> Self {
-        DeviceOptions {
-            iface: DEFAULT_IFACE.to_owned(),
-            local_ip: DEFAULT_LOCAL_IP,
-            offload: true,
-            impair: None,
-            impair_in: None,
-            impair_out: None,
-            seed: None,
-            pcap: None,
-        }
-    }
-}
-
-impl DeviceOptions {
-    /// The impairment for datagrams read from the device, if any.
-    pub fn inbound(&self) -> Option<&ImpairSpec> {
-        self.impair_in
-            .as_ref()
-            .or(self.impair.as_ref())
-            .filter(|s| !s.is_noop())
-    }
-
-    /// The impairment for datagrams written to the device, if any.
-    pub fn outbound(&self) -> Option<&ImpairSpec> {
-        self.impair_out
-            .as_ref()
-            .or(self.impair.as_ref())
-            .filter(|s| !s.is_noop())
-    }
-}
 
 /// How to run a set of downloads (the URLs and output targets are the [`super::Job`]s).
 #[derive(Debug, Clone, PartialEq)]
