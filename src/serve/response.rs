@@ -77,11 +77,17 @@ pub fn content_type(path: &Path) -> &'static str {
 }
 
 /// Builds a head: status line, then `fields`, then the fields every response carries.
-fn head(status: u16, fields: &[(&str, String)], content_length: u64, close: bool) -> Vec<u8> {
+fn head(
+    now: SystemTime,
+    status: u16,
+    fields: &[(&str, String)],
+    content_length: u64,
+    close: bool,
+) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     out.push_str(&format!(
         "Server: tunstack\r\nDate: {}\r\n",
-        httpdate::fmt_http_date(SystemTime::now())
+        httpdate::fmt_http_date(now)
     ));
     for (name, value) in fields {
         out.push_str(&format!("{name}: {value}\r\n"));
@@ -96,6 +102,7 @@ fn head(status: u16, fields: &[(&str, String)], content_length: u64, close: bool
 
 /// A short plain-text answer: errors and redirects.
 fn text(
+    now: SystemTime,
     status: u16,
     body: &'static str,
     extra: &[(&str, String)],
@@ -107,7 +114,7 @@ fn text(
     let len = body.len() as u64;
     Reply {
         status,
-        head: head(status, &fields, len, close),
+        head: head(now, status, &fields, len, close),
         body: if head_only {
             Body::Empty
         } else {
@@ -118,8 +125,9 @@ fn text(
     }
 }
 
-/// The answer to a request that could not be read; the connection closes after it.
-pub fn refuse(bad: &BadRequest) -> Reply {
+/// The answer to a request that could not be read; the connection closes after it. `now` is
+/// the wall-clock time for the Date field (the caller's clock, not read here).
+pub fn refuse(bad: &BadRequest, now: SystemTime) -> Reply {
     let status = bad.status();
     let body = match status {
         413 => "413 Content Too Large\n",
@@ -127,24 +135,33 @@ pub fn refuse(bad: &BadRequest) -> Reply {
         505 => "505 HTTP Version Not Supported\n",
         _ => "400 Bad Request\n",
     };
-    text(status, body, &[], false, true)
+    text(now, status, body, &[], false, true)
 }
 
-/// The answer to `req` from `site`.
-pub fn answer(site: &Site, req: &Request) -> Reply {
+/// The answer to `req` from `site`, dated `now`.
+pub fn answer(site: &Site, req: &Request, now: SystemTime) -> Reply {
     let close = !req.keep_alive;
     let head_only = req.method == Method::Head;
     if let Method::Other(_) = req.method {
         let allow = [("Allow", "GET, HEAD".to_string())];
-        return text(405, "405 Method Not Allowed\n", &allow, false, close);
+        return text(now, 405, "405 Method Not Allowed\n", &allow, false, close);
     }
     let found = match site.resolve(&req.target) {
         Ok(found) => found,
-        Err(TargetError::Bad) => return text(400, "400 Bad Request\n", &[], head_only, true),
-        Err(TargetError::NotFound) => return text(404, "404 Not Found\n", &[], head_only, close),
+        Err(TargetError::Bad) => return text(now, 400, "400 Bad Request\n", &[], head_only, true),
+        Err(TargetError::NotFound) => {
+            return text(now, 404, "404 Not Found\n", &[], head_only, close)
+        }
         Err(TargetError::AddSlash(location)) => {
             let fields = [("Location", location)];
-            return text(301, "301 Moved Permanently\n", &fields, head_only, close);
+            return text(
+                now,
+                301,
+                "301 Moved Permanently\n",
+                &fields,
+                head_only,
+                close,
+            );
         }
     };
     let len = found.metadata.len();
@@ -167,12 +184,19 @@ pub fn answer(site: &Site, req: &Request) -> Reply {
         }
         RangeRequest::Unsatisfiable => {
             let range = [("Content-Range", format!("bytes */{len}"))];
-            return text(416, "416 Range Not Satisfiable\n", &range, head_only, close);
+            return text(
+                now,
+                416,
+                "416 Range Not Satisfiable\n",
+                &range,
+                head_only,
+                close,
+            );
         }
     };
     Reply {
         status,
-        head: head(status, &fields, count, close),
+        head: head(now, status, &fields, count, close),
         body: if head_only || count == 0 {
             Body::Empty
         } else {
@@ -197,6 +221,12 @@ mod tests {
         parse(text.as_bytes()).unwrap().unwrap().0
     }
 
+    /// 2000-10-10 13:55:36 UTC: the Date field comes from the caller's clock.
+    fn answer_now(site: &Site, req: &Request) -> Reply {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(971_186_136);
+        answer(site, req, at)
+    }
+
     fn head_text(reply: &Reply) -> String {
         String::from_utf8(reply.head.clone()).unwrap()
     }
@@ -209,10 +239,11 @@ mod tests {
         fs::write(root.join("f.txt"), b"0123456789").unwrap();
         let site = Site::new(&root).unwrap();
 
-        let whole = answer(&site, &request("GET /f.txt HTTP/1.1\r\nHost: h\r\n\r\n"));
+        let whole = answer_now(&site, &request("GET /f.txt HTTP/1.1\r\nHost: h\r\n\r\n"));
         assert_eq!(whole.status, 200);
         let h = head_text(&whole);
         assert!(h.contains("Content-Length: 10\r\n"), "{h}");
+        assert!(h.contains("Date: Tue, 10 Oct 2000 13:55:36 GMT\r\n"), "{h}");
         assert!(h.contains("Content-Type: text/plain"), "{h}");
         assert!(!h.contains("Connection: close"), "{h}");
         assert!(matches!(
@@ -224,7 +255,7 @@ mod tests {
             }
         ));
 
-        let part = answer(
+        let part = answer_now(
             &site,
             &request("GET /f.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=-3\r\n\r\n"),
         );
@@ -239,25 +270,25 @@ mod tests {
             }
         ));
 
-        let head = answer(&site, &request("HEAD /f.txt HTTP/1.0\r\n\r\n"));
+        let head = answer_now(&site, &request("HEAD /f.txt HTTP/1.0\r\n\r\n"));
         assert!(head_text(&head).contains("Content-Length: 10\r\n"));
         assert!(head_text(&head).contains("Connection: close\r\n"));
         assert!(matches!(head.body, Body::Empty));
         assert_eq!(head.body_len, 0);
 
-        let beyond = answer(
+        let beyond = answer_now(
             &site,
             &request("GET /f.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=10-\r\n\r\n"),
         );
         assert_eq!(beyond.status, 416);
         assert!(head_text(&beyond).contains("Content-Range: bytes */10\r\n"));
 
-        let missing = answer(&site, &request("GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"));
+        let missing = answer_now(&site, &request("GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"));
         assert_eq!(missing.status, 404);
-        let post = answer(&site, &request("POST /f.txt HTTP/1.1\r\nHost: h\r\n\r\n"));
+        let post = answer_now(&site, &request("POST /f.txt HTTP/1.1\r\nHost: h\r\n\r\n"));
         assert_eq!(post.status, 405);
         assert!(head_text(&post).contains("Allow: GET, HEAD\r\n"));
-        let refused = refuse(&BadRequest::Malformed);
+        let refused = refuse(&BadRequest::Malformed, SystemTime::now());
         assert_eq!(refused.status, 400);
         assert!(refused.close);
         fs::remove_dir_all(&root).unwrap();
