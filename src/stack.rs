@@ -297,6 +297,25 @@ impl Stack {
         Ok(())
     }
 
+    /// Stops accepting on `port`: later SYNs are answered with a reset, and connections not
+    /// yet accepted (handshaking or waiting in the backlog) are aborted. A server shutting
+    /// down calls this first, so nobody connects only to be cut off.
+    pub fn unlisten(&mut self, port: u16) {
+        let sockets = &mut self.sockets;
+        if sockets.listeners.remove(&port).is_none() {
+            return;
+        }
+        let pending: Vec<ConnId> = sockets
+            .conns
+            .iter()
+            .filter(|(_, e)| e.listener == Some(port))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in pending {
+            let _ = sockets.release(id, Connection::abort);
+        }
+    }
+
     /// The next established connection waiting on `port`.
     pub fn accept(&mut self, port: u16) -> Option<ConnId> {
         let id = self.sockets.listeners.get_mut(&port)?.ready.pop_front()?;
