@@ -33,7 +33,61 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download URLs over HTTP/1.1 and HTTPS through the userspace TCP stack.
-    Fetch(FetchArgs),
+    Fetch(Box<FetchArgs>),
+    /// Serve the files under a directory over HTTP/1.1 from the userspace TCP stack.
+    Serve(Box<ServeArgs>),
+}
+
+/// Options of `tunstack serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TUN interface to attach to (create it first with `sudo setup/up`).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_IFACE)]
+    pub iface: String,
+
+    /// IPv4 address the stack uses as its own on the TUN subnet, and listens on.
+    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LOCAL_IP)]
+    pub local_ip: Ipv4Addr,
+
+    /// TCP port to listen on.
+    #[arg(short, long, value_name = "N", default_value_t = crate::serve::options::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Close a connection after this long without a byte moving either way: an idle
+    /// keep-alive connection, or a client that stopped reading (e.g. 30s, 2m). A request
+    /// head must arrive within this long too (at most 30 s).
+    #[arg(long, value_name = "DURATION", default_value_t = crate::serve::options::DEFAULT_TIMEOUT.into(), value_parser = parse_positive_duration)]
+    pub timeout: humantime::Duration,
+
+    /// No access log on standard output (errors still go to standard error).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print every datagram and the sender's state (RTT, RTO, cwnd) to standard error.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Network impairment and capture between the device and the stack.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
+    /// The directory whose files are served (`DIR/` itself serves `DIR/index.html`).
+    #[arg(value_name = "DIR")]
+    pub root: PathBuf,
+}
+
+impl ServeArgs {
+    /// The run this command line asks for.
+    pub fn options(&self) -> crate::serve::ServeOptions {
+        crate::serve::ServeOptions {
+            device: self.device.options(&self.iface, self.local_ip),
+            port: self.port,
+            root: self.root.clone(),
+            timeout: self.timeout.into(),
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
 }
 
 /// Options of `tunstack fetch`; see each field for what it controls.
@@ -333,10 +387,48 @@ mod tests {
     use super::*;
     use clap::error::ErrorKind;
 
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["tunstack", "serve"].iter().chain(args).copied();
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Serve(serve) => *serve,
+            Command::Fetch(_) => unreachable!("parsed as serve"),
+        })
+    }
+
+    #[test]
+    fn serve_defaults_and_usage_errors() {
+        let options = serve(&["/srv/www"]).unwrap().options();
+        assert_eq!(options.port, 80);
+        assert_eq!(options.root, PathBuf::from("/srv/www"));
+        assert_eq!(options.device.iface, "tun0");
+        assert_eq!(options.timeout, crate::serve::options::DEFAULT_TIMEOUT);
+        assert_eq!(options.header_timeout(), Duration::from_secs(30));
+        let custom = serve(&[
+            "-p",
+            "8080",
+            "--timeout",
+            "5s",
+            "--cc",
+            "newreno",
+            "-q",
+            "d",
+        ])
+        .unwrap()
+        .options();
+        assert_eq!(custom.port, 8080);
+        assert_eq!(custom.header_timeout(), Duration::from_secs(5));
+        assert_eq!(custom.device.congestion, Algorithm::NewReno);
+        assert!(custom.quiet);
+        assert!(serve(&[]).is_err(), "DIR is required");
+        assert!(serve(&["-p", "0", "d"]).is_err());
+        assert!(serve(&["-q", "-v", "d"]).is_err());
+    }
+
     fn fetch(args: &[&str]) -> Result<FetchArgs, clap::Error> {
         let argv = ["tunstack", "fetch"].iter().chain(args).copied();
         Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Fetch(fetch) => fetch,
+            Command::Fetch(fetch) => *fetch,
+            Command::Serve(_) => unreachable!("parsed as fetch"),
         })
     }
 

@@ -1,14 +1,15 @@
 //! `tunstack`: composition and exit statuses only.
 //!
-//! Exit status: 0 when every server answered 2xx and every body was saved; 1 when any download
-//! failed (network, TLS or HTTP); 2 for a usage error, which never touches the network; 130
-//! when interrupted.
+//! Exit status of `fetch`: 0 when every server answered 2xx and every body was saved; 1 when any
+//! download failed (network, TLS or HTTP); 2 for a usage error, which never touches the
+//! network; 130 when interrupted. `serve`: 0 after a clean stop on SIGINT/SIGTERM, 1 when it
+//! cannot start, 2 for a usage error.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tunstack::cli::{parse_url, Cli, Command, FetchArgs};
+use tunstack::cli::{parse_url, Cli, Command, FetchArgs, ServeArgs};
 use tunstack::fetch::{self, FetchError, Job};
 use tunstack::http::OutputTarget;
 
@@ -23,6 +24,31 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Fetch(args) => fetch_command(&args),
+        Command::Serve(args) => serve_command(&args),
+    }
+}
+
+/// `tunstack serve`: 0 after a clean stop on SIGINT/SIGTERM, 1 when the device cannot be
+/// used, 2 when the directory cannot be served.
+fn serve_command(args: &ServeArgs) -> ExitCode {
+    let options = args.options();
+    // A directory that cannot be served is a usage error: found before the device is opened.
+    if let Err(err) = tunstack::serve::Site::new(&options.root) {
+        eprintln!("tunstack: cannot serve {}: {err}", options.root.display());
+        return ExitCode::from(2);
+    }
+    fetch::install_signal_handlers();
+    match tunstack::serve::run(&options) {
+        Ok(summary) => {
+            if !options.quiet {
+                eprintln!("tunstack: {}", tunstack::serve::describe(&summary));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("tunstack: {err}");
+            ExitCode::from(1)
+        }
     }
 }
 

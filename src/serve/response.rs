@@ -140,6 +140,17 @@ pub fn refuse(bad: &BadRequest, now: SystemTime) -> Reply {
 
 /// The answer to `req` from `site`, dated `now`.
 pub fn answer(site: &Site, req: &Request, now: SystemTime) -> Reply {
+    let mut reply = decide(site, req, now);
+    // An HTTP/1.0 client that asked to keep the connection assumes we close unless told
+    // otherwise (RFC 9112 §9.3, RFC 2068 §19.7.1): without this, `ab -k` waits for a close.
+    if req.minor_version == 0 && !reply.close {
+        let end = reply.head.len() - 2;
+        reply.head.splice(end..end, *b"Connection: keep-alive\r\n");
+    }
+    reply
+}
+
+fn decide(site: &Site, req: &Request, now: SystemTime) -> Reply {
     let close = !req.keep_alive;
     let head_only = req.method == Method::Head;
     if let Method::Other(_) = req.method {
@@ -270,6 +281,11 @@ mod tests {
             }
         ));
 
+        let kept = answer_now(
+            &site,
+            &request("GET /f.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+        );
+        assert!(head_text(&kept).ends_with("Content-Length: 10\r\nConnection: keep-alive\r\n\r\n"));
         let head = answer_now(&site, &request("HEAD /f.txt HTTP/1.0\r\n\r\n"));
         assert!(head_text(&head).contains("Content-Length: 10\r\n"));
         assert!(head_text(&head).contains("Connection: close\r\n"));
