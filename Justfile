@@ -25,6 +25,16 @@ fetch URL *ARGS: build
     fi
     exec target/release/tunstack fetch "$@"
 
+# Serve the files under DIR at http://10.77.0.2/ through tun0 (setup/up first if tun0 is missing)
+serve DIR *ARGS: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ ! -e /sys/class/net/tun0 ]]; then
+        echo "tun0 is missing: running setup/up (needs root)" >&2
+        if [[ $EUID -eq 0 ]]; then setup/up; else sudo setup/up; fi
+    fi
+    exec target/release/tunstack serve "$@"
+
 # Create tun0 (owned by the user who ran sudo), forwarding and masquerading for real use
 setup:
     setup/up
