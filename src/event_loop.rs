@@ -73,6 +73,11 @@ impl EventLoop {
         Instant::now()
     }
 
+    /// The wall clock, for dates an application writes (HTTP Date, access logs).
+    pub fn wall_clock(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+
     /// The wall clock as time since the Unix epoch, for dates in protocols (Retry-After); zero
     /// if the clock is set before 1970.
     pub fn since_epoch(&self) -> Duration {

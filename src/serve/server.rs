@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -114,7 +114,7 @@ impl Server {
     /// Hands the stack's events to the sessions they concern.
     fn handle_events(&mut self, lp: &mut EventLoop, site: &Site, port: u16) {
         let mut log = self.stdout.lock();
-        let (now, wall) = (lp.now(), SystemTime::now());
+        let (now, wall) = (lp.now(), lp.wall_clock());
         let stack = lp.stack();
         while let Some(event) = stack.poll_event() {
             let mut cx = Context {
@@ -163,7 +163,7 @@ impl Server {
         mut f: impl FnMut(&mut Session, &mut Context),
     ) {
         let mut log = self.stdout.lock();
-        let (now, wall) = (lp.now(), SystemTime::now());
+        let (now, wall) = (lp.now(), lp.wall_clock());
         let stack = lp.stack();
         for session in self.sessions.values_mut() {
             let mut cx = Context {
