@@ -30,7 +30,7 @@ pub enum TargetError {
 /// with a slash. `.` segments and empty ones (`//`) are dropped; `..` is refused outright
 /// rather than resolved, so no target can climb, however encoded.
 pub fn segments(target: &str) -> Result<(Vec<String>, bool), TargetError> {
-    let path = target
+    let path = origin_form(target)
         .split(['?', '#'])
         .next()
         .filter(|p| p.starts_with('/'))
@@ -50,6 +50,25 @@ pub fn segments(target: &str) -> Result<(Vec<String>, bool), TargetError> {
         }
     }
     Ok((out, path.ends_with('/')))
+}
+
+/// The path of an absolute-form target (`http://host/path`), which a server must accept
+/// (RFC 9112 §3.2.2) though only proxies are sent it; other targets as they are.
+fn origin_form(target: &str) -> &str {
+    let lower = |n: usize| target.get(..n).map(str::to_ascii_lowercase);
+    let scheme = if lower(7).as_deref() == Some("http://") {
+        7
+    } else if lower(8).as_deref() == Some("https://") {
+        8
+    } else {
+        return target;
+    };
+    let rest = &target[scheme..];
+    match rest.find(['/', '?', '#']) {
+        Some(at) if rest[at..].starts_with('/') => &rest[at..],
+        // `http://host` or `http://host?q`: the root.
+        _ => "/",
+    }
 }
 
 /// A file chosen to answer a request, opened.
@@ -127,6 +146,22 @@ impl Site {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_form_targets_are_served_by_their_path() {
+        assert_eq!(
+            segments("http://h/a/b.txt?x").unwrap(),
+            (vec!["a".into(), "b.txt".into()], false)
+        );
+        assert_eq!(
+            segments("HTTPS://h:8080/d/").unwrap(),
+            (vec!["d".into()], true)
+        );
+        assert_eq!(segments("http://h").unwrap(), (vec![], true));
+        assert_eq!(segments("http://h?q=1").unwrap(), (vec![], true));
+        assert_eq!(segments("http://h/../etc/passwd"), Err(TargetError::Bad));
+        assert_eq!(segments("ftp://h/a"), Err(TargetError::Bad));
+    }
 
     #[test]
     fn segments_decode_and_refuse_climbing() {
