@@ -751,3 +751,53 @@ fn ten_thousand_idle_connections_fit_and_a_download_still_runs() {
     holder.join().unwrap();
     served.stop(Duration::from_secs(10));
 }
+
+#[test]
+fn half_sent_requests_and_idle_connections_time_out() {
+    if !can_run() {
+        return;
+    }
+    let mut served = Served::start("srv09", &["--timeout", "2s"], |dir| {
+        fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
+    });
+    // Half a request head, then nothing: closed once --timeout passes, without an answer.
+    let (half, idle) = served.raw(|| {
+        let started = Instant::now();
+        let mut half =
+            TcpStream::connect_timeout(&SocketAddr::V4(STACK), Duration::from_secs(5)).unwrap();
+        half.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        half.write_all(b"GET /hello.txt HTTP/1.1\r\nHost:").unwrap();
+        let mut answer = Vec::new();
+        half.read_to_end(&mut answer).unwrap();
+        let half = (answer, started.elapsed());
+        // A keep-alive connection left idle after its response: closed the same way.
+        let started = Instant::now();
+        let mut idle =
+            TcpStream::connect_timeout(&SocketAddr::V4(STACK), Duration::from_secs(5)).unwrap();
+        idle.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        idle.read_to_end(&mut answer).unwrap();
+        (half, (answer, started.elapsed()))
+    });
+    assert!(half.0.is_empty(), "{:?}", String::from_utf8_lossy(&half.0));
+    assert!(
+        half.1 >= Duration::from_secs(2) && half.1 < Duration::from_secs(6),
+        "closed after {:?}",
+        half.1
+    );
+    assert!(
+        idle.0.ends_with(b"hello\n"),
+        "{:?}",
+        String::from_utf8_lossy(&idle.0)
+    );
+    assert!(
+        idle.1 >= Duration::from_secs(2) && idle.1 < Duration::from_secs(6),
+        "closed after {:?}",
+        idle.1
+    );
+    served.stop(Duration::from_secs(10));
+}
