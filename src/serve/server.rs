@@ -83,7 +83,8 @@ pub fn run(options: &ServeOptions) -> Result<ServeSummary, ServeError> {
     let mut server = Server {
         sessions: HashMap::new(),
         summary: ServeSummary::default(),
-        stdout: io::stdout(),
+        // Flushed once per loop turn: one write for a burst of requests, not one per line.
+        log: io::BufWriter::with_capacity(64 << 10, io::stdout()),
         quiet: options.quiet,
     };
     let mut next_sweep = lp.now() + SWEEP;
@@ -106,14 +107,14 @@ pub fn run(options: &ServeOptions) -> Result<ServeSummary, ServeError> {
 struct Server {
     sessions: HashMap<ConnId, Session>,
     summary: ServeSummary,
-    stdout: io::Stdout,
+    log: io::BufWriter<io::Stdout>,
     quiet: bool,
 }
 
 impl Server {
     /// Hands the stack's events to the sessions they concern.
     fn handle_events(&mut self, lp: &mut EventLoop, site: &Site, port: u16) {
-        let mut log = self.stdout.lock();
+        let log = &mut self.log;
         let (now, wall) = (lp.now(), lp.wall_clock());
         let stack = lp.stack();
         while let Some(event) = stack.poll_event() {
@@ -122,7 +123,7 @@ impl Server {
                 site,
                 now,
                 wall,
-                log: (!self.quiet).then_some(&mut log as &mut dyn Write),
+                log: (!self.quiet).then_some(&mut *log as &mut dyn Write),
             };
             match event {
                 Event::Incoming { port: p } if p == port => {
@@ -162,7 +163,7 @@ impl Server {
         site: &Site,
         mut f: impl FnMut(&mut Session, &mut Context),
     ) {
-        let mut log = self.stdout.lock();
+        let log = &mut self.log;
         let (now, wall) = (lp.now(), lp.wall_clock());
         let stack = lp.stack();
         for session in self.sessions.values_mut() {
@@ -171,7 +172,7 @@ impl Server {
                 site,
                 now,
                 wall,
-                log: (!self.quiet).then_some(&mut log as &mut dyn Write),
+                log: (!self.quiet).then_some(&mut *log as &mut dyn Write),
             };
             f(session, &mut cx);
         }
