@@ -356,20 +356,27 @@ fn flush_all(stack: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     while let Some(len) = stack.poll_transmit(now, &mut buf) {
         out.push(buf[..len].to_vec());
-        assert!(out.len() < 1000, "runaway flush");
+        assert!(out.len() < 100_000, "runaway flush");
     }
     out
 }
 
-/// A passive open from the peer's `port` (SYN, SYN-ACK, ACK), accepted. Returns the
-/// connection and the sequence number of its first data byte.
-fn passive_open(stack: &mut Stack, now: Instant, port: u16) -> (tunstack::stack::ConnId, SeqNum) {
+/// A passive open from the peer's `port`: SYN, SYN-ACK, ACK. Returns the sequence number of
+/// our first data byte.
+fn handshake(stack: &mut Stack, now: Instant, port: u16) -> SeqNum {
     stack.handle_datagram(now, &from_peer_port(port, Control::Syn, None));
     let out = flush_all(stack, now);
     let syn_ack = stack_segment(out.last().expect("SYN-ACK"));
     assert_eq!((syn_ack.control, syn_ack.dst_port), (Control::Syn, port));
     let snd = syn_ack.seq + 1;
     stack.handle_datagram(now, &from_peer_port(port, Control::None, Some(snd)));
+    snd
+}
+
+/// A passive open from the peer's `port`, accepted. Returns the connection and the sequence
+/// number of our first data byte.
+fn passive_open(stack: &mut Stack, now: Instant, port: u16) -> (tunstack::stack::ConnId, SeqNum) {
+    let snd = handshake(stack, now, port);
     let id = stack.accept(STACK_PORT).expect("established");
     while stack.poll_event().is_some() {}
     (id, snd)
@@ -464,5 +471,65 @@ fn idle_connections_cost_a_download_nothing() {
     assert!(
         crowded.segments > 137,
         "200 kB in 1000-byte segments, one flight twice"
+    );
+}
+
+/// A SYN flood against a listener whose backlog holds 5,000 connections nobody accepted: every
+/// SYN is answered with a cookie and no connection is asked for anything; then `unlisten`
+/// resets the 5,000 and the stack forgets them all.
+#[test]
+fn a_syn_flood_beside_a_full_backlog_costs_no_connection_work() {
+    let t0 = Instant::now();
+    let mut config = StackConfig::new(LOCAL_IP, 1500, [7; 16], 1);
+    config.max_connections = 2 * usize::from(SCALE_IDLE);
+    config.backlog = usize::from(SCALE_IDLE);
+    let mut stack = Stack::new(t0, config);
+    stack.listen(STACK_PORT).unwrap();
+    for i in 0..SCALE_IDLE {
+        handshake(&mut stack, t0, 1024 + i);
+    }
+    assert!(flush_all(&mut stack, t0).is_empty());
+    while stack.poll_event().is_some() {}
+    let before = stack.stats().clone();
+    let now = t0 + ms(10);
+    let flood = 2_000u16;
+    let mut answered = 0;
+    for i in 0..flood {
+        stack.handle_datagram(now, &from_peer_port(20_000 + i, Control::Syn, None));
+        if stack.take_transmit_due() {
+            answered += flush_all(&mut stack, now).len();
+        }
+    }
+    answered += flush_all(&mut stack, now).len();
+    let stats = stack.stats();
+    assert_eq!(answered, usize::from(flood));
+    assert_eq!(
+        stats.syn_cookies_sent - before.syn_cookies_sent,
+        u64::from(flood)
+    );
+    assert_eq!(
+        stats.transmit_polls, before.transmit_polls,
+        "no connection was asked"
+    );
+    assert_eq!(stack.connection_count(), usize::from(SCALE_IDLE));
+    stack
+        .audit_schedule(now)
+        .expect("schedule agrees with a scan");
+
+    stack.unlisten(STACK_PORT);
+    let resets = flush_all(&mut stack, now);
+    assert_eq!(resets.len(), usize::from(SCALE_IDLE));
+    assert!(resets
+        .iter()
+        .all(|d| stack_segment(d).control == Control::Rst));
+    assert_eq!(
+        stack.connection_count(),
+        0,
+        "aborted connections are reaped"
+    );
+    assert_eq!(
+        stack.poll_timeout(),
+        None,
+        "no timer outlives its connection"
     );
 }
