@@ -533,3 +533,90 @@ fn a_syn_flood_beside_a_full_backlog_costs_no_connection_work() {
         "no timer outlives its connection"
     );
 }
+
+/// Several bulk senders through the whole life of a round-robin: turns in connection order,
+/// a connection opened after the newest one sent, and an abort (whose reaping restarts the
+/// turn from the first connection). Returns the peer port of each data segment sent, flush by
+/// flush.
+fn turns_of_bulk_senders() -> Vec<Vec<u16>> {
+    let t0 = Instant::now();
+    let mut stack = scale_stack(t0);
+    let mut flushes = Vec::new();
+    let mut acked = std::collections::HashMap::new();
+    let mut flush = |stack: &mut Stack, acked: &mut std::collections::HashMap<u16, SeqNum>| {
+        let out = flush_all(stack, t0);
+        let mut ports = Vec::new();
+        for d in &out {
+            let seg = stack_segment(d);
+            if !seg.payload.is_empty() || seg.control == Control::Rst {
+                ports.push(seg.dst_port);
+            }
+            let end = seg.seq + seg.payload.len();
+            let ack = acked.entry(seg.dst_port).or_insert(end);
+            if end.after(*ack) {
+                *ack = end;
+            }
+        }
+        flushes.push(ports);
+    };
+    let ack = |stack: &mut Stack, acked: &std::collections::HashMap<u16, SeqNum>, port: u16| {
+        let seg = from_peer_port(port, Control::None, Some(acked[&port]));
+        stack.handle_datagram(t0, &seg);
+    };
+    let data = vec![1u8; 20_000];
+    let mut ids = std::collections::HashMap::new();
+    for port in [1001, 1002, 1003] {
+        ids.insert(port, passive_open(&mut stack, t0, port).0);
+    }
+    for port in [1003, 1001, 1002] {
+        stack.send(ids[&port], &data).unwrap();
+    }
+    flush(&mut stack, &mut acked);
+    ack(&mut stack, &acked, 1002);
+    flush(&mut stack, &mut acked);
+    ids.insert(1004, passive_open(&mut stack, t0, 1004).0);
+    stack.send(ids[&1004], &data).unwrap();
+    ack(&mut stack, &acked, 1001);
+    ack(&mut stack, &acked, 1003);
+    flush(&mut stack, &mut acked);
+    ack(&mut stack, &acked, 1002);
+    ack(&mut stack, &acked, 1004);
+    flush(&mut stack, &mut acked);
+    stack.abort(ids[&1002]).unwrap();
+    for port in [1004, 1003, 1001] {
+        ack(&mut stack, &acked, port);
+    }
+    flush(&mut stack, &mut acked);
+    for port in [1001, 1003, 1004] {
+        ack(&mut stack, &acked, port);
+    }
+    flush(&mut stack, &mut acked);
+    flushes
+}
+
+/// The ready set serves connections in exactly the order the full scan it replaced did (the
+/// expected turns are what commit 5f26ee2, which asked every connection, sent).
+#[test]
+fn bulk_senders_take_turns_as_before() {
+    let turns = turns_of_bulk_senders();
+    let expected: [&[u16]; 6] = [
+        &[
+            1001, 1002, 1003, 1001, 1002, 1003, 1001, 1002, 1003, 1001, 1002, 1003,
+        ],
+        &[1002, 1002, 1002, 1002, 1002, 1002],
+        &[
+            1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003,
+            1001, 1003,
+        ],
+        &[
+            1004, 1002, 1004, 1002, 1004, 1002, 1004, 1002, 1004, 1002, 1004, 1002, 1002, 1002,
+        ],
+        // 1002's reset takes its turn; reaping it restarts the next flush from the first.
+        &[
+            1003, 1004, 1001, 1002, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003,
+            1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001,
+        ],
+        &[1001, 1003, 1004, 1001, 1003, 1004],
+    ];
+    assert_eq!(turns, expected);
+}
