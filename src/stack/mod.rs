@@ -6,9 +6,10 @@
 //! drain `poll_event`.
 //!
 //! The work per datagram, per flush and per `poll_timeout` grows with the connections that are
-//! doing something, not with all the stack holds: [`sockets`] keeps a ready set, a timer heap
-//! and a list of closed connections ([`schedule`]) instead of scanning every connection, so a
-//! server with 10,000 idle connections serves its one download as fast as with none.
+//! doing something, not with all the stack holds: the sockets (src/stack/sockets.rs) keep a
+//! ready set, a timer heap and a list of closed connections (src/stack/schedule.rs) instead of
+//! scanning every connection, so a server with 10,000 idle connections serves its one download
+//! as fast as with none.
 
 mod schedule;
 mod sockets;
