@@ -179,6 +179,12 @@ impl Pair {
             }
             moved |= self.applications();
             if !moved {
+                // Both stacks are flushed: their schedules must agree with a full scan.
+                for stack in [&mut self.client, &mut self.server] {
+                    stack
+                        .audit_schedule(self.now)
+                        .expect("schedule agrees with a scan");
+                }
                 let next = [self.client.poll_timeout(), self.server.poll_timeout()]
                     .into_iter()
                     .flatten()

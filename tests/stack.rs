@@ -311,3 +311,312 @@ fn fast_retransmit_of_a_lone_fin_resends_the_fin() {
         "the FIN is fast-retransmitted"
     );
 }
+
+// ==================================================================== scale
+
+// The stack's hot paths must cost what the active connections cost: a download next to 5,000
+// idle connections does exactly the same work as alone. Work is counted, not timed:
+// `StackStats::transmit_polls` counts the connections asked for a segment, and
+// `timer_expirations` the connections whose timers fired.
+
+const SCALE_IDLE: u16 = 5_000;
+const SCALE_ACTIVE_PORT: u16 = 40_000;
+
+/// A stack listening on `STACK_PORT` with room for the idle connections and one more.
+fn scale_stack(t0: Instant) -> Stack {
+    let mut config = StackConfig::new(LOCAL_IP, 1500, [7; 16], 1);
+    config.max_connections = 2 * usize::from(SCALE_IDLE);
+    config.backlog = 2 * usize::from(SCALE_IDLE);
+    let mut stack = Stack::new(t0, config);
+    stack.listen(STACK_PORT).unwrap();
+    stack
+}
+
+/// A datagram from the peer's `port` to the stack's listening port.
+fn from_peer_port(port: u16, control: Control, ack: Option<SeqNum>) -> Vec<u8> {
+    datagram(&TcpRepr {
+        src_port: port,
+        dst_port: STACK_PORT,
+        control,
+        seq: if control == Control::Syn { IRS } else { RCV },
+        ack,
+        window: 65535,
+        options: if control == Control::Syn {
+            bare_peer()
+        } else {
+            NO_OPTIONS
+        },
+        payload: &[],
+    })
+}
+
+/// Everything the stack sends now.
+fn flush_all(stack: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    while let Some(len) = stack.poll_transmit(now, &mut buf) {
+        out.push(buf[..len].to_vec());
+        assert!(out.len() < 100_000, "runaway flush");
+    }
+    out
+}
+
+/// A passive open from the peer's `port`: SYN, SYN-ACK, ACK. Returns the sequence number of
+/// our first data byte.
+fn handshake(stack: &mut Stack, now: Instant, port: u16) -> SeqNum {
+    stack.handle_datagram(now, &from_peer_port(port, Control::Syn, None));
+    let out = flush_all(stack, now);
+    let syn_ack = stack_segment(out.last().expect("SYN-ACK"));
+    assert_eq!((syn_ack.control, syn_ack.dst_port), (Control::Syn, port));
+    let snd = syn_ack.seq + 1;
+    stack.handle_datagram(now, &from_peer_port(port, Control::None, Some(snd)));
+    snd
+}
+
+/// A passive open from the peer's `port`, accepted. Returns the connection and the sequence
+/// number of our first data byte.
+fn passive_open(stack: &mut Stack, now: Instant, port: u16) -> (tunstack::stack::ConnId, SeqNum) {
+    let snd = handshake(stack, now, port);
+    let id = stack.accept(STACK_PORT).expect("established");
+    while stack.poll_event().is_some() {}
+    (id, snd)
+}
+
+/// The work of one download, counted.
+#[derive(Debug, PartialEq, Eq)]
+struct DownloadWork {
+    segments: u64,
+    flushes: u64,
+    transmit_polls: u64,
+    timer_expirations: u64,
+}
+
+/// Opens `idle` connections that then stay idle, and sends 200 kB on one more to a peer that
+/// acknowledges every flight, except one it loses to the retransmission timer.
+fn download_among_idle(idle: u16) -> DownloadWork {
+    let t0 = Instant::now();
+    let mut stack = scale_stack(t0);
+    for i in 0..idle {
+        passive_open(&mut stack, t0, 1024 + i);
+    }
+    assert_eq!(stack.connection_count(), usize::from(idle));
+    let mut now = t0 + ms(10);
+    let (id, snd) = passive_open(&mut stack, now, SCALE_ACTIVE_PORT);
+    let before = stack.stats().clone();
+    let data = vec![0x5a; 200_000];
+    let end = snd + data.len();
+    let (mut queued, mut acked, mut lost) = (0, snd, false);
+    let mut work = DownloadWork {
+        segments: 0,
+        flushes: 0,
+        transmit_polls: 0,
+        timer_expirations: 0,
+    };
+    while acked != end {
+        assert!(work.flushes < 10_000, "the download does not finish");
+        if let Ok(n) = stack.send(id, &data[queued..]) {
+            queued += n;
+        }
+        let out = flush_all(&mut stack, now);
+        work.flushes += 1;
+        work.segments += out.len() as u64;
+        now += ms(5);
+        if !lost && work.segments > 50 {
+            // This flight is lost: the retransmission timer, and only it, fires.
+            lost = true;
+            now = stack.poll_timeout().expect("retransmission timer");
+            stack.handle_timeout(now);
+            continue;
+        }
+        for d in &out {
+            let seg = stack_segment(d);
+            let seg_end = seg.seq + seg.payload.len();
+            if seg_end.after(acked) {
+                acked = seg_end;
+            }
+        }
+        let ack = from_peer_port(SCALE_ACTIVE_PORT, Control::None, Some(acked));
+        stack.handle_datagram(now, &ack);
+        while stack.poll_event().is_some() {}
+    }
+    assert!(flush_all(&mut stack, now).is_empty());
+    work.flushes += 1;
+    stack
+        .audit_schedule(now)
+        .expect("schedule agrees with a scan");
+    work.transmit_polls = stack.stats().transmit_polls - before.transmit_polls;
+    work.timer_expirations = stack.stats().timer_expirations - before.timer_expirations;
+    work
+}
+
+#[test]
+fn idle_connections_cost_a_download_nothing() {
+    let alone = download_among_idle(0);
+    let crowded = download_among_idle(SCALE_IDLE);
+    eprintln!("alone: {alone:?}\nwith {SCALE_IDLE} idle: {crowded:?}");
+    assert_eq!(
+        crowded, alone,
+        "idle connections changed the work per segment"
+    );
+    // Each flush asks the one active connection until it has nothing more.
+    assert_eq!(
+        crowded.transmit_polls,
+        crowded.segments + crowded.flushes,
+        "one poll per segment sent plus one per flush"
+    );
+    assert_eq!(
+        crowded.timer_expirations, 1,
+        "only the lost flight's timer fired"
+    );
+    assert!(
+        crowded.segments > 137,
+        "200 kB in 1000-byte segments, one flight twice"
+    );
+}
+
+/// A SYN flood against a listener whose backlog holds 5,000 connections nobody accepted: every
+/// SYN is answered with a cookie and no connection is asked for anything; then `unlisten`
+/// resets the 5,000 and the stack forgets them all.
+#[test]
+fn a_syn_flood_beside_a_full_backlog_costs_no_connection_work() {
+    let t0 = Instant::now();
+    let mut config = StackConfig::new(LOCAL_IP, 1500, [7; 16], 1);
+    config.max_connections = 2 * usize::from(SCALE_IDLE);
+    config.backlog = usize::from(SCALE_IDLE);
+    let mut stack = Stack::new(t0, config);
+    stack.listen(STACK_PORT).unwrap();
+    for i in 0..SCALE_IDLE {
+        handshake(&mut stack, t0, 1024 + i);
+    }
+    assert!(flush_all(&mut stack, t0).is_empty());
+    while stack.poll_event().is_some() {}
+    let before = stack.stats().clone();
+    let now = t0 + ms(10);
+    let flood = 2_000u16;
+    let mut answered = 0;
+    for i in 0..flood {
+        stack.handle_datagram(now, &from_peer_port(20_000 + i, Control::Syn, None));
+        if stack.take_transmit_due() {
+            answered += flush_all(&mut stack, now).len();
+        }
+    }
+    answered += flush_all(&mut stack, now).len();
+    let stats = stack.stats();
+    assert_eq!(answered, usize::from(flood));
+    assert_eq!(
+        stats.syn_cookies_sent - before.syn_cookies_sent,
+        u64::from(flood)
+    );
+    assert_eq!(
+        stats.transmit_polls, before.transmit_polls,
+        "no connection was asked"
+    );
+    assert_eq!(stack.connection_count(), usize::from(SCALE_IDLE));
+    stack
+        .audit_schedule(now)
+        .expect("schedule agrees with a scan");
+
+    stack.unlisten(STACK_PORT);
+    let resets = flush_all(&mut stack, now);
+    assert_eq!(resets.len(), usize::from(SCALE_IDLE));
+    assert!(resets
+        .iter()
+        .all(|d| stack_segment(d).control == Control::Rst));
+    assert_eq!(
+        stack.connection_count(),
+        0,
+        "aborted connections are reaped"
+    );
+    assert_eq!(
+        stack.poll_timeout(),
+        None,
+        "no timer outlives its connection"
+    );
+}
+
+/// Several bulk senders through the whole life of a round-robin: turns in connection order,
+/// a connection opened after the newest one sent, and an abort (whose reaping restarts the
+/// turn from the first connection). Returns the peer port of each data segment sent, flush by
+/// flush.
+fn turns_of_bulk_senders() -> Vec<Vec<u16>> {
+    let t0 = Instant::now();
+    let mut stack = scale_stack(t0);
+    let mut flushes = Vec::new();
+    let mut acked = std::collections::HashMap::new();
+    let mut flush = |stack: &mut Stack, acked: &mut std::collections::HashMap<u16, SeqNum>| {
+        let out = flush_all(stack, t0);
+        let mut ports = Vec::new();
+        for d in &out {
+            let seg = stack_segment(d);
+            if !seg.payload.is_empty() || seg.control == Control::Rst {
+                ports.push(seg.dst_port);
+            }
+            let end = seg.seq + seg.payload.len();
+            let ack = acked.entry(seg.dst_port).or_insert(end);
+            if end.after(*ack) {
+                *ack = end;
+            }
+        }
+        flushes.push(ports);
+    };
+    let ack = |stack: &mut Stack, acked: &std::collections::HashMap<u16, SeqNum>, port: u16| {
+        let seg = from_peer_port(port, Control::None, Some(acked[&port]));
+        stack.handle_datagram(t0, &seg);
+    };
+    let data = vec![1u8; 20_000];
+    let mut ids = std::collections::HashMap::new();
+    for port in [1001, 1002, 1003] {
+        ids.insert(port, passive_open(&mut stack, t0, port).0);
+    }
+    for port in [1003, 1001, 1002] {
+        stack.send(ids[&port], &data).unwrap();
+    }
+    flush(&mut stack, &mut acked);
+    ack(&mut stack, &acked, 1002);
+    flush(&mut stack, &mut acked);
+    ids.insert(1004, passive_open(&mut stack, t0, 1004).0);
+    stack.send(ids[&1004], &data).unwrap();
+    ack(&mut stack, &acked, 1001);
+    ack(&mut stack, &acked, 1003);
+    flush(&mut stack, &mut acked);
+    ack(&mut stack, &acked, 1002);
+    ack(&mut stack, &acked, 1004);
+    flush(&mut stack, &mut acked);
+    stack.abort(ids[&1002]).unwrap();
+    for port in [1004, 1003, 1001] {
+        ack(&mut stack, &acked, port);
+    }
+    flush(&mut stack, &mut acked);
+    for port in [1001, 1003, 1004] {
+        ack(&mut stack, &acked, port);
+    }
+    flush(&mut stack, &mut acked);
+    flushes
+}
+
+/// The ready set serves connections in exactly the order the full scan it replaced did (the
+/// expected turns are what commit 5f26ee2, which asked every connection, sent).
+#[test]
+fn bulk_senders_take_turns_as_before() {
+    let turns = turns_of_bulk_senders();
+    let expected: [&[u16]; 6] = [
+        &[
+            1001, 1002, 1003, 1001, 1002, 1003, 1001, 1002, 1003, 1001, 1002, 1003,
+        ],
+        &[1002, 1002, 1002, 1002, 1002, 1002],
+        &[
+            1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003,
+            1001, 1003,
+        ],
+        &[
+            1004, 1002, 1004, 1002, 1004, 1002, 1004, 1002, 1004, 1002, 1004, 1002, 1002, 1002,
+        ],
+        // 1002's reset takes its turn; reaping it restarts the next flush from the first.
+        &[
+            1003, 1004, 1001, 1002, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003,
+            1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001, 1003, 1004, 1001,
+        ],
+        &[1001, 1003, 1004, 1001, 1003, 1004],
+    ];
+    assert_eq!(turns, expected);
+}

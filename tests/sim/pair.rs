@@ -157,6 +157,16 @@ impl Pair {
                     return Err(self.error("applications never settle".to_string()));
                 }
             }
+            // Both stacks flushed: their schedules (ready set, timer heap, reap list) must
+            // agree with a scan of every connection.
+            let mut audit = Ok(());
+            for (name, driver) in [("client", &mut self.client), ("server", &mut self.server)] {
+                if audit.is_ok() && !driver.wants_writable() {
+                    audit = (driver.stack_mut().audit_schedule(now))
+                        .map_err(|e| format!("{name} schedule: {e}"));
+                }
+            }
+            audit.map_err(|e| self.error(e))?;
             if client_app.is_done() && server_app.is_done() {
                 return Ok(());
             }
