@@ -272,7 +272,10 @@ pub struct RackState {
     latest: Option<(Instant, SeqNum)>,
     /// RACK.rtt: the RTT measured with that segment.
     rtt: Duration,
-    /// RACK.min_RTT: the least RTT seen (handshake samples included).
+    /// RACK.min_RTT: the least RTT RACK measured. Only its own samples count: they have the
+    /// resolution of `Instant`, while a timestamp sample is whole milliseconds and may read
+    /// up to one more than the path's true minimum, which would make the `rtt < min_RTT` test
+    /// reject a retransmission's genuine ACK.
     min_rtt: Option<Duration>,
     /// RACK.fack: the highest end of any segment delivered.
     fack: Option<SeqNum>,
@@ -306,7 +309,7 @@ impl Default for RackState {
 }
 
 impl RackState {
-    /// Takes any RTT sample of the connection into RACK.min_RTT.
+    /// Takes an RTT sample into RACK.min_RTT.
     pub fn note_rtt(&mut self, rtt: Duration) {
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
     }
@@ -340,7 +343,12 @@ impl RackState {
             if echo_predates == Some(true) {
                 return;
             }
-            if self.min_rtt.is_some_and(|min| rtt < min) {
+            // RFC 8985 §6.2 step 2: an ACK sooner than min_RTT after the retransmission must
+            // be the original's. The test allows an eighth: min_RTT comes from segments sent
+            // in bursts, each waiting for the ones before it at the bottleneck, while a
+            // retransmission usually goes alone and may come back slightly faster. An
+            // original's ACK comes far sooner (at least RACK.reo_wnd or a PTO too soon).
+            if self.min_rtt.is_some_and(|min| rtt < min - min / 8) {
                 return;
             }
         }

@@ -49,6 +49,8 @@ impl Connection {
         };
         let loss = &mut self.loss;
         let rack = &mut loss.rack;
+        // The TSecr of a cumulative ACK is the TSval of the segment that moved RCV.NXT, so it
+        // tells a retransmission's ACK from its original's (RFC 8985 §6.2 step 2).
         loss.sent.acknowledge(una, |s| {
             rack.on_delivered(s, now, predates(s.xmit_ts));
         });
@@ -61,11 +63,20 @@ impl Connection {
                 });
             if let Some((from, to)) = span {
                 let board = &loss.scoreboard;
+                // A FIN takes a sequence number but no SACK can cover it: a segment counts
+                // as SACKed when its bytes are.
+                let data_end = self.snd.start + self.snd.buffer.len();
+                let covered = |s: SeqNum, e: SeqNum| {
+                    let e = e.min(data_end);
+                    s.before(e) && board.sacked_in(s, e) == e.distance_from(s)
+                };
                 loss.sent.mark_sacked(
                     from.max(una),
                     to,
-                    |s, e| board.sacked_in(s, e) == e.distance_from(s),
-                    |s| rack.on_delivered(s, now, predates(s.xmit_ts)),
+                    covered,
+                    // No TSecr test here: an ACK for data beyond a hole echoes the TSval of
+                    // the last in-order segment (RFC 7323 §4.3), never the SACKed one's.
+                    |s| rack.on_delivered(s, now, None),
                 );
             }
         }

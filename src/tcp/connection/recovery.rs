@@ -24,9 +24,9 @@ impl Connection {
                     let elapsed = self.ts_now(now).wrapping_sub(ts.echo);
                     // Ignore nonsense echoes (RFC 7323 §4.2 sanity: not from the future, < 1 h).
                     if (elapsed as i32) >= 0 && elapsed < 3_600_000 {
-                        let rtt = Duration::from_millis(u64::from(elapsed.max(1)));
-                        self.loss.rtt.on_sample(rtt);
-                        self.loss.rack.note_rtt(rtt);
+                        self.loss
+                            .rtt
+                            .on_sample(Duration::from_millis(u64::from(elapsed.max(1))));
                         return;
                     }
                 }
@@ -34,9 +34,7 @@ impl Connection {
         }
         if let (Some((seq, sent)), Some(ack)) = (self.loss.rtt_probe, seg.ack) {
             if timed.is_some() || ack.after(seq) {
-                let rtt = now.duration_since(sent);
-                self.loss.rtt.on_sample(rtt);
-                self.loss.rack.note_rtt(rtt);
+                self.loss.rtt.on_sample(now.duration_since(sent));
                 self.loss.rtt_probe = None;
             }
         }
@@ -113,12 +111,9 @@ impl Connection {
         } else {
             0
         };
-        if self.rack_enabled() {
-            let news =
-                advanced > 0 || newly_sacked > 0 || !seg.payload.is_empty() || window_changed;
-            self.tlp_on_ack(seg, ack, news);
-            self.rack_detect(now);
-        }
+        let news = advanced > 0 || newly_sacked > 0 || !seg.payload.is_empty() || window_changed;
+        self.tlp_on_ack(seg, ack, news);
+        self.rack_detect(now);
         self.update_prr(advanced + newly_sacked + estimated);
         self.fin_acknowledged_transitions(now);
         // RFC 8985 §7.2: restart the probe timeout when new data is acknowledged.
