@@ -1,6 +1,8 @@
 //! `--verbose`: one line per datagram on stderr, like a tiny tcpdump of what the stack sees,
 //! with the sender's state beside each TCP segment: the RTT sample an ACK produced (once),
 //! SRTT, RTO, cwnd and ssthresh — the segment log a loss-recovery investigation starts from.
+//! A line after which RACK marked segments lost says `rack-lost N`, and a tail loss probe's
+//! line says `tlp` (RFC 8985).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,9 +17,17 @@ use crate::stack::Stack;
 pub struct Tracer {
     start: Instant,
     line: String,
-    /// RTT samples already shown, per connection, so each is printed once: on the line of the
-    /// datagram that produced it (or the first one after).
-    samples_seen: HashMap<(u16, SocketAddrV4), u64>,
+    /// RTT samples, RACK losses and loss probes already shown, per connection, so each is
+    /// printed once: on the line of the datagram that produced it (or the first one after).
+    samples_seen: HashMap<(u16, SocketAddrV4), Seen>,
+}
+
+/// Counters of one connection already reported in the trace.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    rtt_samples: u64,
+    rack_marked_lost: u64,
+    loss_probes: u64,
 }
 
 impl Tracer {
@@ -51,7 +61,7 @@ fn describe(
     datagram: &[u8],
     stack: &Stack,
     inbound: bool,
-    samples_seen: &mut HashMap<(u16, SocketAddrV4), u64>,
+    samples_seen: &mut HashMap<(u16, SocketAddrV4), Seen>,
 ) {
     if datagram.first().map(|b| b >> 4) != Some(4) || datagram.len() < 20 {
         let _ = write!(out, "non-IPv4 datagram, {} bytes", datagram.len());
@@ -112,10 +122,19 @@ fn describe(
         return;
     };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let seen = samples_seen.entry((local_port, remote)).or_insert(0);
-    if let (Some(sample), true) = (stats.rtt_sample, stats.rtt_samples > *seen) {
-        *seen = stats.rtt_samples;
+    let seen = samples_seen.entry((local_port, remote)).or_default();
+    if let (Some(sample), true) = (stats.rtt_sample, stats.rtt_samples > seen.rtt_samples) {
+        seen.rtt_samples = stats.rtt_samples;
         let _ = write!(out, " rtt {:.1}ms", ms(sample));
+    }
+    if stats.rack_marked_lost > seen.rack_marked_lost {
+        let n = stats.rack_marked_lost - seen.rack_marked_lost;
+        seen.rack_marked_lost = stats.rack_marked_lost;
+        let _ = write!(out, " rack-lost {n}");
+    }
+    if stats.loss_probes > seen.loss_probes {
+        seen.loss_probes = stats.loss_probes;
+        out.push_str(" tlp");
     }
     if let Some(srtt) = stats.srtt {
         let _ = write!(out, " srtt {:.1}ms", ms(srtt));

@@ -329,7 +329,14 @@ fn newreno_partial_ack_retransmits_the_next_hole_at_once() {
 #[test]
 fn sack_recovery_retransmits_only_the_holes() {
     let t0 = Instant::now();
-    let mut conn = open(t0, config(), sack_peer());
+    // RFC 6675's rules on their own: RACK (RFC 8985, on by default) would call segment 3 lost
+    // as soon as the later segments of its burst are SACKed in recovery, before IsLost does.
+    let rfc6675_only = TcpConfig {
+        rack: false,
+        tlp: false,
+        ..config()
+    };
+    let mut conn = open(t0, rfc6675_only, sack_peer());
     let data = grow_window_and_send_eight(&mut conn, t0);
     let b = SND + 4000;
     let sacked = |blocks: &[(SeqNum, SeqNum)]| TcpRepr {

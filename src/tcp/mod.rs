@@ -3,6 +3,7 @@
 pub mod congestion;
 pub mod connection;
 pub mod isn;
+pub mod rack;
 pub mod reassembly;
 pub mod rto;
 pub mod scoreboard;

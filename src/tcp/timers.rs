@@ -18,9 +18,14 @@ pub enum Timer {
     User,
     /// Keep-alive (RFC 9293 §3.8.4): probe an idle connection's peer.
     KeepAlive,
+    /// RACK's reordering timer (RFC 8985 §6.3): a segment sent before a delivered one is
+    /// lost once its reordering window passes, even if no further ACK comes.
+    RackReorder,
+    /// TLP's probe timeout (RFC 8985 §7.2): send a probe before the RTO would fire.
+    LossProbe,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 8;
 
 impl Timer {
     fn index(self) -> usize {
@@ -31,16 +36,22 @@ impl Timer {
             Timer::TimeWait => 3,
             Timer::User => 4,
             Timer::KeepAlive => 5,
+            Timer::RackReorder => 6,
+            Timer::LossProbe => 7,
         }
     }
 
+    /// In the order they fire when due together: a probe capped at the RTO's deadline goes
+    /// first, and re-arms the RTO (RFC 8985 §7.2/7.3: the probe replaces that expiry).
     const ALL: [Timer; COUNT] = [
+        Timer::LossProbe,
         Timer::Retransmit,
         Timer::DelayedAck,
         Timer::Persist,
         Timer::TimeWait,
         Timer::User,
         Timer::KeepAlive,
+        Timer::RackReorder,
     ];
 }
 

@@ -63,6 +63,8 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "window_scale" | "window_scaling" => tcp.window_scaling = on()?,
             "timestamps" => tcp.timestamps = on()?,
             "sack" => tcp.sack = on()?,
+            "rack" => tcp.rack = on()?,
+            "tlp" => tcp.tlp = on()?,
             "nagle" => tcp.nagle = on()?,
             "delayed_ack" => tcp.delayed_ack = dur()?,
             "ack_stretch" => tcp.ack_stretch = num()? as u32,

@@ -29,6 +29,14 @@ pub struct TcpConfig {
     pub timestamps: bool,
     /// Offer selective acknowledgements (RFC 2018), so recovery repairs several losses per RTT.
     pub sack: bool,
+    /// RACK loss detection (RFC 8985 §6) when SACK was agreed: a segment counts as lost once
+    /// one sent after it was delivered and a reordering window passed, so losses near the end
+    /// of a flight and lost retransmissions are repaired without a timeout. On by default, as
+    /// in Linux.
+    pub rack: bool,
+    /// Tail loss probes (RFC 8985 §7) when SACK was agreed: a probe at about two round trips
+    /// after the ACKs stop, so a lost tail is found by RACK instead of the RTO. On by default.
+    pub tlp: bool,
     /// Nagle's algorithm (RFC 9293 §3.7.4). Off by default: request/response traffic.
     pub nagle: bool,
     /// Initial, least and greatest retransmission timeout (RFC 6298).
@@ -79,6 +87,8 @@ impl Default for TcpConfig {
             window_scaling: true,
             timestamps: true,
             sack: true,
+            rack: true,
+            tlp: true,
             nagle: false,
             rto: RtoBounds::default(),
             delayed_ack: Duration::from_millis(40),

@@ -32,6 +32,8 @@
 //! - `receive`: acceptability, payload, FIN, the window to advertise;
 //! - `recovery`: RTT samples, ACK processing, duplicate ACKs, SACK loss detection, pipe, what to
 //!   retransmit next, the retransmission timeout;
+//! - `lossprobe`: RACK-TLP (RFC 8985): feeding the sent log and RACK, the reordering and
+//!   probe timers, the loss probe;
 //! - `transmit`: `poll_transmit` and segment building;
 //! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
 
@@ -39,6 +41,7 @@ mod config;
 mod control;
 pub(crate) mod cookie;
 mod handshake;
+mod lossprobe;
 mod receive;
 mod recovery;
 mod transmit;
@@ -50,6 +53,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::congestion::CongestionControl;
+use super::rack::{RackState, SentLog};
 use super::reassembly::ReceiveBuffer;
 use super::rto::RttEstimator;
 use super::scoreboard::Scoreboard;
@@ -169,6 +173,12 @@ pub struct ConnStats {
     pub timeouts: u64,
     /// Loss recovery episodes entered.
     pub recoveries: u64,
+    /// Segments RACK marked lost (RFC 8985 §6.2).
+    pub rack_marked_lost: u64,
+    /// Tail loss probes sent (RFC 8985 §7.3).
+    pub loss_probes: u64,
+    /// Tail loss probes that repaired a loss and cost one cwnd reduction (RFC 8985 §7.4).
+    pub loss_probe_repairs: u64,
     /// Duplicate ACKs received (RFC 5681 §2 definition).
     pub dup_acks_in: u64,
     /// ACKs we sent that repeated the previous acknowledgement because data was missing.
@@ -353,6 +363,11 @@ struct LossState {
     retries: u32,
     /// When data was last sent, to notice an idle period (RFC 5681 §4.1).
     last_data_sent: Option<Instant>,
+    /// RACK-TLP (RFC 8985): what was sent when, and the state judging it.
+    sent: SentLog,
+    rack: RackState,
+    /// The probe timeout fired: the next `poll_transmit` sends a loss probe.
+    tlp_due: bool,
     /// The last ICMP error reported about an established connection, kept (not acted on:
     /// RFC 5927 §4.2) to name the cause if the connection then times out (RFC 1122 §4.2.3.9);
     /// forgotten when an ACK shows the path works again.
@@ -495,6 +510,9 @@ impl Connection {
                 dup_acks: 0,
                 retries: 0,
                 last_data_sent: None,
+                sent: SentLog::default(),
+                rack: RackState::default(),
+                tlp_due: false,
                 soft_error: None,
             },
             rst_due: false,
@@ -755,6 +773,8 @@ impl Connection {
                     }
                 }
                 Timer::KeepAlive => self.on_keepalive_timer(now),
+                Timer::RackReorder => self.on_rack_timer(now),
+                Timer::LossProbe => self.on_loss_probe_timer(now),
             }
         }
     }

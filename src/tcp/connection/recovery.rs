@@ -55,6 +55,7 @@ impl Connection {
         } else {
             0
         };
+        self.rack_on_ack(now, seg, floor, newly_sacked > 0);
         let window = self.opts.snd_scale.apply(seg.window).get();
         let window_changed = window != self.snd.wnd;
         // RFC 9293 §3.10.7.4: update the send window only from newer segments.
@@ -110,8 +111,17 @@ impl Connection {
         } else {
             0
         };
+        let news = advanced > 0 || newly_sacked > 0 || !seg.payload.is_empty() || window_changed;
+        self.tlp_on_ack(seg, ack, news);
+        self.rack_detect(now);
         self.update_prr(advanced + newly_sacked + estimated);
         self.fin_acknowledged_transitions(now);
+        // RFC 8985 §7.2: restart the probe timeout when new data is acknowledged.
+        if advanced > 0 || !self.timers.is_set(Timer::LossProbe) {
+            self.schedule_loss_probe(now);
+        } else if self.loss.recovery.is_some() {
+            self.timers.stop(Timer::LossProbe);
+        }
     }
 
     pub(super) fn on_new_ack(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNum) {
@@ -135,6 +145,7 @@ impl Connection {
             .is_some_and(|point| ack.after_eq(point))
         {
             self.loss.rto_recover = None;
+            self.loss.rack.on_recovery_exit();
         }
 
         let flight = self.snd.max.distance_from(self.snd.una);
@@ -143,6 +154,7 @@ impl Connection {
                 self.loss.cc.on_exit_recovery(flight, self.snd.mss);
                 self.loss.recovery = None;
                 self.loss.dup_acks = 0;
+                self.loss.rack.on_recovery_exit();
             }
             Some(mut rec) => {
                 // Partial ACK (RFC 6582 §3.2 step 5): the next hole is lost too.
@@ -194,6 +206,11 @@ impl Connection {
             // those losses, at the slow-start rate.
             return;
         }
+        if self.rack_enabled() && self.loss.rack.reordering_seen() {
+            // RFC 8985 §6.2: once reordering was seen, counting duplicate ACKs would mistake
+            // it for loss; RACK's reordering window judges alone (as in Linux).
+            return;
+        }
         let sack_says_lost = self.opts.sack
             && newly_sacked > 0
             && self
@@ -202,22 +219,30 @@ impl Connection {
                 .loss_edge(self.loss_threshold())
                 .is_some_and(|edge| edge.after(self.snd.una));
         if self.loss.dup_acks >= DUP_THRESH || sack_says_lost {
-            // RFC 5681 §3.2 / RFC 6675 §5: fast retransmit and enter recovery.
-            let flight = self.snd.max.distance_from(self.snd.una);
-            self.loss.cc.on_enter_recovery(flight, self.snd.mss);
-            self.stats.recoveries += 1;
-            self.loss.rtt_probe = None;
-            self.loss.recovery = Some(Recovery {
-                point: self.snd.max,
-                high_rxt: self.snd.una,
-                forced: true,
-                rescued: false,
-                prr_delivered: 0,
-                prr_out: 0,
-                recover_fs: flight,
-                sndcnt: 0,
-            });
+            self.enter_recovery();
         }
+    }
+
+    /// RFC 5681 §3.2 / RFC 6675 §5 (or RACK, RFC 8985 §6.2): fast retransmit and enter
+    /// recovery. A tail loss probe in progress is settled by this recovery.
+    pub(super) fn enter_recovery(&mut self) {
+        let flight = self.snd.max.distance_from(self.snd.una);
+        self.loss.cc.on_enter_recovery(flight, self.snd.mss);
+        self.stats.recoveries += 1;
+        self.loss.rtt_probe = None;
+        self.loss.rack.tlp = None;
+        self.loss.tlp_due = false;
+        self.timers.stop(Timer::LossProbe);
+        self.loss.recovery = Some(Recovery {
+            point: self.snd.max,
+            high_rxt: self.snd.una,
+            forced: true,
+            rescued: false,
+            prr_delivered: 0,
+            prr_out: 0,
+            recover_fs: flight,
+            sndcnt: 0,
+        });
     }
 
     pub(super) fn loss_threshold(&self) -> usize {
@@ -234,11 +259,15 @@ impl Connection {
         let (edge, dup_credit) = self.lost_edge(rec);
         // Lost and not yet retransmitted bytes are not in the network.
         let lost_from = rec.high_rxt.max(self.snd.una);
-        let lost = if lost_from.before(edge) {
+        let mut lost = if lost_from.before(edge) {
             edge.distance_from(lost_from) - self.loss.scoreboard.sacked_in(lost_from, edge)
         } else {
             0
         };
+        if self.rack_enabled() {
+            // What RACK marked lost beyond that range (RFC 8985 §6.2 feeds the same pipe).
+            lost += self.loss.sent.lost_bytes_outside(lost_from, edge);
+        }
         outstanding.saturating_sub(sacked + lost + dup_credit)
     }
 
@@ -246,11 +275,16 @@ impl Connection {
     /// ACKs say have left the network, as Linux estimates them.
     pub(super) fn lost_edge(&self, rec: Recovery) -> (SeqNum, usize) {
         if self.opts.sack {
-            let edge = self
-                .loss
-                .scoreboard
-                .loss_edge(self.loss_threshold())
-                .unwrap_or(self.snd.una);
+            // Once reordering was seen, RACK alone marks losses (see `on_duplicate_ack`).
+            let rack_alone = self.rack_enabled() && self.loss.rack.reordering_seen();
+            let edge = if rack_alone {
+                self.snd.una
+            } else {
+                self.loss
+                    .scoreboard
+                    .loss_edge(self.loss_threshold())
+                    .unwrap_or(self.snd.una)
+            };
             // Fast retransmit always resends the first segment (RFC 6675 §5 step 4.3); later
             // on, only SACK evidence (IsLost) marks a segment lost.
             let first = (self.snd.una + self.snd.mss).min(self.snd.max);
@@ -291,6 +325,7 @@ impl Connection {
             return;
         }
         self.stats.timeouts += 1;
+        self.rack_on_timeout();
         let flight = self.snd.max.distance_from(self.snd.una);
         if self.state.is_synchronized() && flight > 0 {
             self.loss.cc.on_timeout(flight, self.snd.mss);
@@ -320,6 +355,9 @@ impl Connection {
         now: Instant,
         buf: &mut [u8],
     ) -> Option<usize> {
+        if let Some(sent) = self.emit_rack_retransmission(now, buf) {
+            return sent;
+        }
         let mut rec = self.loss.recovery?;
         let (edge, _) = self.lost_edge(rec);
         let from = rec.high_rxt.max(self.snd.una);
@@ -441,7 +479,11 @@ impl Connection {
     /// How much of the hole `start..hole_end` one retransmission covers, and whether it carries
     /// the FIN: the hole may end with (or be only) our FIN, which has a sequence number but no
     /// byte in the send buffer. `None` if there is nothing to send.
-    fn retransmission_extent(&self, start: SeqNum, hole_end: SeqNum) -> Option<(usize, bool)> {
+    pub(super) fn retransmission_extent(
+        &self,
+        start: SeqNum,
+        hole_end: SeqNum,
+    ) -> Option<(usize, bool)> {
         let data_end = self.data_end_seq();
         let len = hole_end
             .distance_from(start)

@@ -34,6 +34,9 @@ impl Connection {
         if self.keepalive_due {
             return Some(self.emit_keepalive(now, buf));
         }
+        if let Some(len) = self.emit_loss_probe(now, buf) {
+            return Some(len);
+        }
         if let Some(len) = self.emit_recovery_retransmission(now, buf) {
             return Some(len);
         }
@@ -210,6 +213,8 @@ impl Connection {
         debug_assert_eq!(copied, len);
         self.stats.bytes_out += copied as u64;
         let end = start + copied + usize::from(fin);
+        let new_data = !start.before(self.snd.max);
+        self.record_sent(now, start, end, !new_data);
         if self.loss.rtt_probe.is_none()
             && !self.opts.timestamps
             && end.after(self.snd.max)
@@ -242,6 +247,10 @@ impl Connection {
         self.timers.stop(Timer::Persist);
         if was_idle || !self.timers.is_set(Timer::User) {
             self.timers.set(Timer::User, now + self.config.user_timeout);
+        }
+        if new_data {
+            // RFC 8985 §7.2: restart the probe timeout after sending new data.
+            self.schedule_loss_probe(now);
         }
         self.finish_segment(repr, copied, buf)
     }
