@@ -136,6 +136,11 @@ impl ReceiveBuffer {
         self.ring.len()
     }
 
+    /// Heap bytes the buffer holds: the ring and its `held` bitmap (an eighth of the ring).
+    pub fn heap_bytes(&self) -> usize {
+        self.ring.len() + std::mem::size_of_val(&*self.held)
+    }
+
     /// One past the last offset the allocated ring can hold: no byte is held beyond it.
     fn ring_limit(&self) -> u64 {
         self.read_offset + self.ring.len() as u64
@@ -663,6 +668,42 @@ mod tests {
         // Growing to less than the capacity does nothing.
         buf.grow(10);
         assert_eq!(buf.capacity(), 250);
+    }
+
+    /// Issue 13: a connection nobody sends to (half-open, idle) costs a few KiB of receive
+    /// buffer, not the 1 MiB window it offers.
+    #[test]
+    fn an_idle_buffer_costs_a_few_kib() {
+        let buf = ReceiveBuffer::new(1 << 20);
+        assert_eq!(buf.window(), 1 << 20);
+        assert_eq!(buf.heap_bytes(), INITIAL_RING + INITIAL_RING / 8);
+        assert!(buf.heap_bytes() <= 5 << 10, "{}", buf.heap_bytes());
+    }
+
+    /// Growth doubles, so reaching the full size copies less than the size once over; and a
+    /// buffer that was read empty keeps its ring (no shrinking, no re-zeroing, no regrowth).
+    #[test]
+    fn growth_doubles_and_a_drained_ring_is_kept() {
+        let mut buf = ReceiveBuffer::new(1 << 20);
+        let mut sizes = vec![buf.allocated()];
+        let mut sink = vec![0u8; 1 << 20];
+        for i in 0..(1u64 << 20) / 1448 {
+            buf.insert(i * 1448, &[i as u8; 1448]);
+            if buf.allocated() != *sizes.last().unwrap() {
+                sizes.push(buf.allocated());
+            }
+        }
+        assert_eq!(
+            sizes,
+            (12..=20).map(|shift| 1usize << shift).collect::<Vec<_>>(),
+            "4 KiB doubling to 1 MiB: eight copies of at most half the final size"
+        );
+        buf.read(&mut sink);
+        assert_eq!(buf.readable(), 0);
+        assert_eq!(buf.allocated(), 1 << 20);
+        let at = buf.next_offset();
+        buf.insert(at, &[9; 1448]);
+        assert_eq!(buf.allocated(), 1 << 20);
     }
 
     #[test]
