@@ -3,6 +3,9 @@
 use std::collections::VecDeque;
 
 /// A bounded FIFO of unacknowledged and unsent bytes; byte 0 is always SND.UNA's.
+///
+/// Nothing is reserved up front: `capacity` only bounds what `push` accepts, and the deque
+/// allocates as bytes arrive, so an idle connection's send side costs no heap at all.
 #[derive(Debug)]
 pub struct SendBuffer {
     bytes: VecDeque<u8>,
@@ -65,11 +68,30 @@ impl SendBuffer {
     pub fn free(&self) -> usize {
         self.capacity - self.bytes.len()
     }
+
+    /// Heap bytes allocated now: nothing until the application sends, then what the deque grew
+    /// to (it doubles as bytes are pushed, up to about `capacity`, and is kept for reuse).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_buffer_reserves_nothing() {
+        let mut buf = SendBuffer::new(256 << 10);
+        assert_eq!(buf.heap_bytes(), 0);
+        assert_eq!(buf.free(), 256 << 10);
+        buf.push(&[1; 1000]);
+        assert!(
+            (1000..4096).contains(&buf.heap_bytes()),
+            "{}",
+            buf.heap_bytes()
+        );
+    }
 
     #[test]
     fn push_is_bounded_and_copy_out_spans_the_wrap() {

@@ -603,6 +603,12 @@ impl Connection {
         self.snd.buffer.len()
     }
 
+    /// Heap bytes the receive and send buffers hold now (not their sizes): both are allocated
+    /// as data needs them, so an idle connection costs a few KiB whatever the windows.
+    pub fn buffer_heap_bytes(&self) -> usize {
+        self.rcv.buffer.heap_bytes() + self.snd.buffer.heap_bytes()
+    }
+
     /// Queues bytes for sending; returns how many fit in the send buffer.
     pub fn send(&mut self, data: &[u8]) -> Result<usize, IoError> {
         if let Some(err) = &self.error {
