@@ -269,13 +269,15 @@ bench_ab() {
     ip netns exec "$(client_of "$contender")" timeout -k 5 "$run_timeout" ab -q "${flags[@]}" \
         -n "$ab_requests" -c "$ab_concurrency" "$(url_of "$contender" small.bin)" \
         >"$log" 2>&1 || status=$?
-    local rps complete failed non2xx
+    local rps complete failed non2xx longest
     rps=$(awk '/^Requests per second:/ { print $4 }' "$log")
     complete=$(awk '/^Complete requests:/ { print $3 }' "$log")
     failed=$(awk '/^Failed requests:/ { print $3 }' "$log")
     non2xx=$(awk '/^Non-2xx responses:/ { print $3 }' "$log")
+    longest=$(awk '$1 == "100%" { print $2 }' "$log")
     echo "phase=ab contender=$contender keepalive=$keepalive exit=$status rps=${rps:-0}" \
-        "complete=${complete:-0} failed=${failed:-?} non2xx=${non2xx:-0}" >> "$work/runs.txt"
+        "complete=${complete:-0} failed=${failed:-?} non2xx=${non2xx:-0} longest_ms=${longest:-?}" \
+        >> "$work/runs.txt"
     if [[ $status -ne 0 || ${failed:-?} != 0 || ${non2xx:-0} != 0 ]]; then
         echo "bench: $contender ab ${flags[*]} exit $status," \
             "failed ${failed:-?}, non-2xx ${non2xx:-0}: $(grep -v '^$' "$log" | grep -iE 'fail|error|reset|timeout|apr_' | head -n 8 | tr '\n' ' ')" >&2
@@ -317,26 +319,6 @@ for ((round = 0; round < rounds; round++)); do
         fi
     done
     echo "$line"
-done
-
-# --- requests per second ----------------------------------------------------------------------
-
-for keepalive in no yes; do
-    kflag=""
-    if [[ $keepalive == yes ]]; then kflag=" -k"; fi
-    for ((round = 0; round < rounds; round++)); do
-        line="bench: ab -c $ab_concurrency -n $ab_requests$kflag"
-        line+=" 4 KiB, round $((round + 1))/$rounds:"
-        for contender in $(order "$round"); do
-            if bench_ab "$contender" "$keepalive"; then
-                line+=" $contender $(field rps) req/s"
-            else
-                line+=" $contender FAILED ($(field failed) failed, exit $(field exit))"
-                failures=$((failures + 1))
-            fi
-        done
-        echo "$line"
-    done
 done
 
 # --- loss -------------------------------------------------------------------------------------
@@ -404,6 +386,29 @@ if [[ -n ${loss_rates// /} ]]; then
     done
     ip netns exec "$client_ns" nft delete table inet tunstack_serve_bench
 fi
+
+# --- requests per second ----------------------------------------------------------------------
+
+# After the loss runs, so that the TIME-WAIT connections the runs without keep-alive leave at the
+# server (60 s at tunstack) do not weigh on those; keep-alive first for the same reason.
+set_offloads "$offloads"
+for keepalive in yes no; do
+    kflag=""
+    if [[ $keepalive == yes ]]; then kflag=" -k"; fi
+    for ((round = 0; round < rounds; round++)); do
+        line="bench: ab -c $ab_concurrency -n $ab_requests$kflag"
+        line+=" 4 KiB, round $((round + 1))/$rounds:"
+        for contender in $(order "$round"); do
+            if bench_ab "$contender" "$keepalive"; then
+                line+=" $contender $(field rps) req/s (slowest $(field longest_ms) ms)"
+            else
+                line+=" $contender FAILED ($(field failed) failed, exit $(field exit))"
+                failures=$((failures + 1))
+            fi
+        done
+        echo "$line"
+    done
+done
 
 # --- stop tunstack serve and see it exit cleanly ----------------------------------------------
 

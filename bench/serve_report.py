@@ -7,7 +7,7 @@ PARAMS_FILE has key=value lines (date, kernel, cpu, ...). RUNS_FILE has one line
 bench/serve.sh writes them:
 
   phase=throughput|lossN contender=C exit=E bytes=N time=S server_cpu=S busy=S   (curl)
-  phase=ab contender=C keepalive=yes|no exit=E rps=R complete=N failed=F non2xx=K (ab)
+  phase=ab contender=C keepalive=yes|no exit=E rps=R complete=N failed=F non2xx=K longest_ms=M
 
 exit is curl's status (0 ok, 28 timed out, httpNNN, short) or ab's. DROPS_FILE has one line per
 loss rate with the nftables counters. The targets are judged from the medians; a target whose
@@ -154,6 +154,13 @@ def main():
             fails[k] += sum(int(r.get("non2xx", "0")) for r in rows)
         rps_med[keepalive] = ({k: med(rps[k]) for k in keys}, bad, fails)
         out.append(row([label] + [spread(rps[k], 0) for k in keys]))
+        slowest = {
+            k: [int(r["longest_ms"]) for r in of("ab", k, keepalive=keepalive)
+                if r.get("longest_ms", "?").isdigit()]
+            for k in keys
+        }
+        out.append(row([f"{label}: slowest request of each run, ms"]
+                       + [spread(slowest[k], 0) for k in keys]))
         if any(bad.values()) or any(fails.values()):
             out.append(row([f"{label}: runs with errors / failed or non-2xx requests"]
                            + [f"{bad[k]} / {fails[k]}" for k in keys]))
@@ -235,6 +242,8 @@ def main():
         "",
         "tunstack serve runs on tun0 in NAME-client and its clients in NAME-server (veth, "
         "forwarding, TUN); nginx runs in NAME-server and its clients in NAME-client (veth only). "
+        "Order: an untimed check of the big file, throughput, loss, ab with keep-alive, ab with a "
+        "connection per request (last, as its connections linger in TIME-WAIT at the server). "
         "Median of the rounds, (min–max) beside it; ratios divide medians. Throughput is body "
         "bytes × 8 ÷ curl's time_total. Server CPU is the server's own processes (tunstack serve; "
         "nginx master+worker) from /proc/PID/stat; whole-machine CPU adds the clients, the "
