@@ -412,6 +412,14 @@ done
 
 # --- stop tunstack serve and see it exit cleanly ----------------------------------------------
 
+# peak_rss_kib PID: the process's peak resident set (VmHWM), in KiB.
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
+serve_rss=$(peak_rss_kib "$serve_pid")
+nginx_rss=$(peak_rss_kib "$nginx_pid")
+read -r -a nginx_children < "/proc/$nginx_pid/task/$nginx_pid/children" || true
+for pid in "${nginx_children[@]}"; do nginx_rss="$nginx_rss+$(peak_rss_kib "$pid")"; done
+echo "bench: peak RSS: tunstack serve ${serve_rss} KiB, nginx (master+workers) ${nginx_rss} KiB"
+
 kill -TERM "$serve_pid"
 serve_exit=timeout
 for _ in $(seq 100); do
@@ -452,6 +460,8 @@ fi
     echo "loss_rounds=$loss_rounds"
     echo "loss_timeout=$loss_timeout"
     echo "serve_exit=$serve_exit"
+    echo "serve_rss_kib=$serve_rss"
+    echo "nginx_rss_kib=$nginx_rss"
     echo "tunstack=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
     echo "curl=$(curl --version | head -n1 | cut -d' ' -f1-2)"
     echo "ab=$(ab -V 2>&1 | head -n1 | sed -E 's/.*Version ([^ ]+).*/ab \1/')"

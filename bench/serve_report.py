@@ -63,6 +63,14 @@ def human_size(size):
     return f"{size} B"
 
 
+def kib_to_mib(text):
+    """`KiB[+KiB...]` (peak RSS of one or more processes) as MiB, summed."""
+    try:
+        return f"{sum(int(part) for part in text.split('+')) / 1024:.1f} MiB"
+    except ValueError:
+        return "?"
+
+
 def row(cells):
     return "| " + " | ".join(cells) + " |"
 
@@ -238,7 +246,9 @@ def main():
         "offloads on the TUN (its default)",
         f"- versions: tunstack {params['tunstack']}, {params['nginx']} (one worker, sendfile), "
         f"{params['curl']}, {params['ab']}",
-        f"- tunstack serve exited {params['serve_exit']} on SIGTERM at the end",
+        f"- tunstack serve exited {params['serve_exit']} on SIGTERM at the end; peak RSS over "
+        f"the whole run: tunstack serve {kib_to_mib(params.get('serve_rss_kib', '?'))}, nginx "
+        f"master+worker {kib_to_mib(params.get('nginx_rss_kib', '?'))}",
         "",
         "tunstack serve runs on tun0 in NAME-client and its clients in NAME-server (veth, "
         "forwarding, TUN); nginx runs in NAME-server and its clients in NAME-client (veth only). "
