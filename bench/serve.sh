@@ -420,7 +420,7 @@ read -r -a nginx_children < "/proc/$nginx_pid/task/$nginx_pid/children" || true
 for pid in "${nginx_children[@]}"; do nginx_rss="$nginx_rss+$(peak_rss_kib "$pid")"; done
 echo "bench: peak RSS: tunstack serve ${serve_rss} KiB, nginx (master+workers) ${nginx_rss} KiB"
 
-kill -TERM "$serve_pid"
+kill -TERM "$serve_pid" 2>/dev/null || true
 serve_exit=timeout
 for _ in $(seq 100); do
     if ! kill -0 "$serve_pid" 2>/dev/null; then
