@@ -135,10 +135,18 @@ lint:
     fi
     echo "lint: ok"
 
-# Compare tunstack with smoltcp and the kernel's TCP (curl) in a throwaway sandbox and write
-# bench/results.md (needs root: `sudo just bench`, or `sudo just bench 256M` for a quick run)
+# `sudo just bench [SIZE]` compares tunstack with smoltcp and the kernel's TCP (curl) and writes
+# bench/results.md (bench/run.sh; `256M` for a quick run); `sudo just bench serve [SIZE]` compares
+# `tunstack serve` with nginx and writes bench/serve-results.md (bench/serve.sh)
+# Benchmarks in a throwaway sandbox (needs root): sudo just bench [SIZE] | sudo just bench serve [SIZE]
 bench *ARGS:
-    bench/run.sh "$@"
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ ${1:-} == serve ]]; then
+        shift
+        exec bench/serve.sh "$@"
+    fi
+    exec bench/run.sh "$@"
 
 # tunstack and the kernel's TCP (curl) alternating 30+30 times at 20% and at 10% loss each way:
 # median, p90, max into bench/soak-results.md (needs root; SOAK_* knobs in bench/soak.sh)
