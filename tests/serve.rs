@@ -678,7 +678,6 @@ fn rss(pid: libc::pid_t) -> u64 {
 }
 
 #[test]
-#[ignore = "690 MiB today: each connection's receive ring is allocated whole (issue 13)"]
 fn ten_thousand_idle_connections_fit_and_a_download_still_runs() {
     if !can_run() {
         return;
