@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod device;
 pub mod driver;
+pub mod ethernet;
 pub mod event_loop;
 pub mod fetch;
 pub mod host;
