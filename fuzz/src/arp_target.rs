@@ -132,7 +132,11 @@ pub fn run(data: &[u8]) {
     drain(&mut neighbors, &mut queued);
     assert_eq!(neighbors.poll_timeout(), None, "a timer never ran out");
     assert!(neighbors.is_empty(), "an entry outlived every timer");
-    assert_eq!(neighbors.held_datagrams(), 0, "datagrams held after everything ended");
+    assert_eq!(
+        neighbors.held_datagrams(),
+        0,
+        "datagrams held after everything ended"
+    );
 }
 
 fn check_bounds(neighbors: &Neighbors, config: &ArpConfig) {
@@ -163,7 +167,9 @@ fn drain(neighbors: &mut Neighbors, queued: &mut Vec<(Ipv4Addr, Vec<u8>)>) {
                 queued.remove(position);
             }
         }
-        let len = transmit.emit(OUR_MAC, &mut buf).expect("fits a 1514-byte frame");
+        let len = transmit
+            .emit(OUR_MAC, &mut buf)
+            .expect("fits a 1514-byte frame");
         assert!(len >= 60);
     }
 }

@@ -100,7 +100,10 @@ fn check_parse_emit(frame: &[u8]) {
     let mut buf = vec![0xa5u8; frame.len().max(MIN_FRAME_LEN) + 1];
     let len = repr.emit(&mut buf, payload).expect("buffer sized for it");
     assert_eq!(len, frame.len().max(MIN_FRAME_LEN));
-    assert!(buf[frame.len()..len].iter().all(|&b| b == 0), "padding zeroed");
+    assert!(
+        buf[frame.len()..len].iter().all(|&b| b == 0),
+        "padding zeroed"
+    );
     assert_eq!(buf[len], 0xa5, "nothing written past the frame");
     let (again, again_payload) = EthernetRepr::parse(&buf[..len]).expect("our frame parses");
     assert_eq!(again, repr);
