@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
-targets=(ipv4 tcp http serve)
+targets=(ipv4 tcp http serve ethernet arp)
 toolchain=+nightly
 if ! cargo +nightly --version >/dev/null 2>&1; then
     # No nightly toolchain: the stable compiler accepts libFuzzer's flags when told to.

@@ -273,7 +273,67 @@ def http_seeds():
     }
 
 
+OUR_MAC = bytes([2, 0, 0, 0, 0, 2])
+GW_MAC = bytes([2, 0, 0, 0, 0, 1])
+BROADCAST_MAC = b"\xff" * 6
+
+
+def arp_packet(op, sender_mac, sender_ip, target_mac, target_ip):
+    return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sender_mac + sender_ip + target_mac + target_ip
+
+
+def ethernet_frame(dst, src, ethertype, payload):
+    frame = dst + src + struct.pack("!H", ethertype) + payload
+    return frame + b"\0" * max(0, 60 - len(frame))
+
+
+def ethernet_seeds():
+    """Records: op:u8 len:u16 frame (see fuzz/src/ethernet_target.rs); op 0 keeps the frame."""
+    syn = ipv4(REMOTE, LOCAL, 6, KERNEL_SYNACK[20:])
+    request = arp_packet(1, GW_MAC, bytes([10, 77, 0, 1]), b"\0" * 6, LOCAL)
+    padded_ack = ipv4(REMOTE, LOCAL, 6, KERNEL_SYNACK[20:40])
+    frames = {
+        "ipv4": ethernet_frame(OUR_MAC, GW_MAC, 0x0800, syn),
+        "ipv4-padded": ethernet_frame(OUR_MAC, GW_MAC, 0x0800, padded_ack),
+        "arp-request": ethernet_frame(BROADCAST_MAC, GW_MAC, 0x0806, request),
+        "arp-unpadded": (BROADCAST_MAC + GW_MAC + b"\x08\x06" + request),
+        "ipv6": ethernet_frame(bytes([0x33, 0x33, 0, 0, 0, 1]), GW_MAC, 0x86DD, b"\x60" + b"\0" * 39),
+        "vlan": ethernet_frame(OUR_MAC, GW_MAC, 0x8100, b"\0\x05\x08\x00" + syn),
+        "stp": ethernet_frame(bytes([1, 0x80, 0xC2, 0, 0, 0]), GW_MAC, 0x0026, b"\x42\x42\x03" + b"\0" * 35),
+    }
+    seeds = {name: b"\x03" + b"\x00" + chunk(frame) for name, frame in frames.items()}
+    seeds["mac-text"] = b"\x00" + b"\x10" + chunk(b"02:1A:2b:3c:4d:5e") + b"\x10" + chunk(b"02-1a-2b-3c-4d-5e")
+    seeds["all"] = b"\x07" + b"".join(b"\x00" + chunk(frame) for frame in frames.values())
+    return seeds
+
+
+def arp_seeds():
+    """Records as documented in fuzz/src/arp_target.rs."""
+    config = bytes([4, 12, 4, 4, 3])
+    gw_ip = bytes([10, 77, 0, 1])
+    request_for_us = arp_packet(1, GW_MAC, gw_ip, b"\0" * 6, LOCAL)
+    reply_to_us = arp_packet(2, GW_MAC, gw_ip, OUR_MAC, LOCAL)
+    poison = arp_packet(2, bytes([2, 0, 0, 0, 0, 0x66]), bytes([10, 77, 0, 3]), OUR_MAC, LOCAL)
+    raw = lambda packet: b"\x00" + chunk(packet)
+    resolve = lambda host, length: bytes([2, host, length])
+    wait = lambda millis: b"\x03" + struct.pack("!H", millis)
+    drain, announce, events = b"\x04", b"\x05", b"\x06"
+    return {
+        "request-for-us": config + raw(request_for_us) + drain,
+        "resolve-then-reply": config + resolve(0, 40) + resolve(0, 60) + drain + raw(reply_to_us) + drain,
+        "resolve-fails": config + resolve(1, 40) + drain + wait(1000) + drain + wait(1000) + drain
+        + wait(1000) + wait(1000) + events + resolve(1, 40),
+        "poison": config + raw(poison) + resolve(1, 40) + drain,
+        "revalidate": config + resolve(0, 40) + raw(reply_to_us) + drain + resolve(0, 40)
+        + b"\x81" + struct.pack("!H", 1700) + drain + wait(1000) + drain,
+        "announce": config + announce + drain + wait(2000) + drain,
+        "built": config + bytes([1, 0, 0, 4]) + bytes([1, 1, 1, 4]) + bytes([1, 3, 2, 0]) + drain,
+    }
+
+
 if __name__ == "__main__":
     write("ipv4", ipv4_seeds())
     write("tcp", tcp_seeds())
     write("http", http_seeds())
+    write("ethernet", ethernet_seeds())
+    write("arp", arp_seeds())

@@ -2,6 +2,8 @@
 //! bytes from the fuzzer and panics when an invariant breaks. They live in a library so that the
 //! committed seed corpora can also be replayed by `cargo test` here, on stable Rust.
 
+pub mod arp_target;
+pub mod ethernet_target;
 pub mod http_target;
 pub mod input;
 pub mod ipv4_target;
@@ -40,6 +42,16 @@ mod tests {
     #[test]
     fn http_seeds() {
         replay("http", crate::http_target::run);
+    }
+
+    #[test]
+    fn ethernet_seeds() {
+        replay("ethernet", crate::ethernet_target::run);
+    }
+
+    #[test]
+    fn arp_seeds() {
+        replay("arp", crate::arp_target::run);
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub fn run(data: &[u8]) {
         if let Some(field) = &req.range {
             for len in [0, 1, 1000, u64::MAX] {
                 if let RangeRequest::Part { first, last } = range::parse(field, len) {
-                    assert!(first <= last && last < len, "{field:?} on {len}: {first}-{last}");
+                    assert!(
+                        first <= last && last < len,
+                        "{field:?} on {len}: {first}-{last}"
+                    );
                 }
             }
         }
@@ -50,7 +53,9 @@ pub fn run(data: &[u8]) {
             assert!(first <= last && last < 4096);
         }
         if let Ok((segments, _)) = target::segments(text) {
-            assert!(segments.iter().all(|s| s != ".." && !s.contains(['/', '\0'])));
+            assert!(segments
+                .iter()
+                .all(|s| s != ".." && !s.contains(['/', '\0'])));
         }
     }
 }
