@@ -620,3 +620,116 @@ fn bulk_senders_take_turns_as_before() {
     ];
     assert_eq!(turns, expected);
 }
+
+// ==================================================================== TIME-WAIT reuse
+
+/// Everything `stack` sends now.
+fn drain(stack: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    while let Some(len) = stack.poll_transmit(now, &mut buf) {
+        out.push(buf[..len].to_vec());
+        assert!(out.len() < 10);
+    }
+    out
+}
+
+/// A server-side connection that closed first and sits in TIME-WAIT, its peer's last TSval
+/// 1000 and its RCV.NXT at peer ISN + 2; returns the stack and the server's ISS.
+fn server_in_time_wait(t0: Instant, timestamps: bool) -> (Stack, SeqNum) {
+    let mut stack = Stack::new(t0, StackConfig::new(LOCAL_IP, 1500, [7; 16], 1));
+    stack.listen(STACK_PORT).unwrap();
+    let opts = |val: u32, ecr: u32| {
+        if timestamps {
+            ts(val, ecr)
+        } else {
+            NO_OPTIONS
+        }
+    };
+    let syn = TcpRepr {
+        dst_port: STACK_PORT,
+        control: Control::Syn,
+        seq: SeqNum(5000),
+        ack: None,
+        options: TcpOptions {
+            mss: Some(1460),
+            ..opts(900, 0)
+        },
+        ..PEER
+    };
+    stack.handle_datagram(t0, &datagram(&syn));
+    let out = drain(&mut stack, t0);
+    let syn_ack = stack_segment(&out[0]);
+    assert_eq!(syn_ack.control, Control::Syn);
+    let iss = syn_ack.seq;
+    let tsval = syn_ack.options.timestamps.map_or(0, |t| t.value);
+    let ack = |seq: u32, ack: SeqNum, control: Control, val: u32| TcpRepr {
+        dst_port: STACK_PORT,
+        control,
+        seq: SeqNum(seq),
+        ack: Some(ack),
+        options: opts(val, tsval),
+        ..PEER
+    };
+    stack.handle_datagram(t0, &datagram(&ack(5001, iss + 1, Control::None, 950)));
+    let id = stack.accept(STACK_PORT).expect("accepted");
+    stack.close(id).unwrap();
+    let fin = drain(&mut stack, t0);
+    assert_eq!(stack_segment(&fin[0]).control, Control::Fin);
+    stack.handle_datagram(t0, &datagram(&ack(5001, iss + 2, Control::Fin, 1000)));
+    drain(&mut stack, t0);
+    let state = stack.connection(id).map(|c| c.state());
+    assert_eq!(state, Some(State::TimeWait));
+    (stack, iss)
+}
+
+fn new_syn(seq: u32, tsval: Option<u32>) -> TcpRepr<'static> {
+    TcpRepr {
+        dst_port: STACK_PORT,
+        control: Control::Syn,
+        seq: SeqNum(seq),
+        ack: None,
+        options: TcpOptions {
+            mss: Some(1460),
+            ..tsval.map_or(NO_OPTIONS, |v| ts(v, 0))
+        },
+        ..PEER
+    }
+}
+
+#[test]
+fn rfc6191_2_a_syn_with_a_newer_timestamp_reopens_a_time_wait_connection() {
+    let t0 = Instant::now();
+    let (mut stack, _) = server_in_time_wait(t0, true);
+    // An older timestamp is an old duplicate: TIME-WAIT answers it with an ACK, no new
+    // connection.
+    let now = t0 + ms(100);
+    stack.handle_datagram(now, &datagram(&new_syn(9000, Some(999))));
+    let out = drain(&mut stack, now);
+    assert!(out.iter().all(|d| stack_segment(d).control != Control::Syn));
+    assert_eq!(stack.stats().time_wait_reopened, 0);
+    // A newer one (even with a lower sequence number) starts a new incarnation at once.
+    stack.handle_datagram(now, &datagram(&new_syn(100, Some(1100))));
+    let out = drain(&mut stack, now);
+    let syn_ack = stack_segment(&out[0]);
+    assert_eq!(syn_ack.control, Control::Syn);
+    assert_eq!(syn_ack.ack, Some(SeqNum(101)));
+    assert_eq!(stack.stats().time_wait_reopened, 1);
+}
+
+#[test]
+fn rfc1122_4_2_2_13_without_timestamps_a_syn_beyond_rcv_nxt_reopens_time_wait() {
+    let t0 = Instant::now();
+    let (mut stack, _) = server_in_time_wait(t0, false);
+    let now = t0 + ms(100);
+    // At or below RCV.NXT (5002): not provably new.
+    stack.handle_datagram(now, &datagram(&new_syn(5001, None)));
+    let out = drain(&mut stack, now);
+    assert!(out.iter().all(|d| stack_segment(d).control != Control::Syn));
+    stack.handle_datagram(now, &datagram(&new_syn(70_000, None)));
+    let out = drain(&mut stack, now);
+    let syn_ack = stack_segment(&out[0]);
+    assert_eq!(syn_ack.control, Control::Syn);
+    assert_eq!(syn_ack.ack, Some(SeqNum(70_001)));
+    assert_eq!(stack.stats().time_wait_reopened, 1);
+}

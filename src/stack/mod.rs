@@ -129,6 +129,8 @@ pub struct StackStats {
     pub syn_cookies_accepted: u64,
     /// SYNs dropped: backlog full and cookies off, or too many cookie SYN-ACKs queued.
     pub syns_dropped: u64,
+    /// TIME-WAIT connections ended early by a newer SYN for their 4-tuple (RFC 6191).
+    pub time_wait_reopened: u64,
     /// Times a connection was asked for a segment (`Connection::poll_transmit`): the work of
     /// finding what to send. It grows with the segments sent and the connections something
     /// happened to, not with idle connections; tests count it to prove that.

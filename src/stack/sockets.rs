@@ -349,15 +349,24 @@ impl Sockets {
             local: SocketAddrV4::new(dst, seg.dst_port),
             remote: SocketAddrV4::new(src, seg.src_port),
         };
+        let port = tuple.local.port();
         if let Some(&id) = self.by_tuple.get(&tuple) {
             if let Some(entry) = self.conns.get_mut(&id) {
+                if self.listeners.contains_key(&port) && entry.conn.time_wait_accepts_syn(&seg) {
+                    // The old incarnation ends here; the SYN opens the new one below.
+                    self.stats.time_wait_reopened += 1;
+                    entry.conn.end_time_wait();
+                    self.by_tuple.remove(&tuple);
+                    self.after(id, false);
+                    self.accept_syn(now, tuple, &seg);
+                    return;
+                }
                 entry.conn.handle_segment(now, &seg);
                 self.ack_due |= entry.conn.ack_due();
                 self.after(id, true);
                 return;
             }
         }
-        let port = tuple.local.port();
         if seg.control == Control::Syn && seg.ack.is_none() && self.listeners.contains_key(&port) {
             self.accept_syn(now, tuple, &seg);
             return;
@@ -618,7 +627,10 @@ impl Sockets {
             };
             removed = true;
             self.schedule.forget(id, &entry.slot);
-            self.by_tuple.remove(&entry.tuple);
+            // A TIME-WAIT connection reopened by a new SYN gave its tuple to the new one.
+            if self.by_tuple.get(&entry.tuple) == Some(&id) {
+                self.by_tuple.remove(&entry.tuple);
+            }
             if let Some(port) = entry.listener {
                 self.unclaim_backlog(port);
                 if let Some(l) = self.listeners.get_mut(&port) {

@@ -165,3 +165,29 @@ impl Connection {
         self.finish_segment(repr, 0, buf)
     }
 }
+
+impl Connection {
+    /// Whether a SYN for this connection's 4-tuple, arriving while it sits in TIME-WAIT, may
+    /// start a new incarnation at once (RFC 9293 §3.10.7.4's allowance, as Linux and the BSDs
+    /// do): a client that reuses a port within 2 MSL would otherwise wait out our TIME-WAIT
+    /// (a server that closes first keeps one per request). The SYN must be provably newer:
+    /// its timestamp after TS.Recent when the old connection used timestamps (RFC 6191 §2),
+    /// else its sequence number beyond RCV.NXT (RFC 1122 §4.2.2.13).
+    pub fn time_wait_accepts_syn(&self, syn: &TcpRepr) -> bool {
+        if self.state != State::TimeWait || syn.control != Control::Syn || syn.ack.is_some() {
+            return false;
+        }
+        match (self.opts.timestamps, syn.options.timestamps) {
+            (true, Some(ts)) => (ts.value.wrapping_sub(self.rcv.ts_recent) as i32) > 0,
+            (true, None) => false,
+            (false, _) => syn.seq.after(self.rcv.nxt),
+        }
+    }
+
+    /// Ends TIME-WAIT early, quietly (no segment), because a new incarnation takes the tuple.
+    pub fn end_time_wait(&mut self) {
+        if self.state == State::TimeWait {
+            self.enter_closed(None);
+        }
+    }
+}
