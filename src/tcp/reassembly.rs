@@ -11,6 +11,8 @@ use std::ops::Range;
 
 /// The ring a buffer starts with before data asks for more.
 pub const INITIAL_RING: usize = 4096;
+/// What an emptied ring shrinks to when its connection will receive nothing more.
+const SHED_RING: usize = 64;
 /// Most SACK blocks any segment can carry (40 option bytes); we remember that many islands by
 /// recency.
 const RECENT: usize = 4;
@@ -133,6 +135,20 @@ impl ReceiveBuffer {
         self.ring = ring;
         self.held = held;
         self.read_index = 0;
+    }
+
+    /// Gives the ring back (down to a token allocation) when it holds nothing, for a
+    /// connection that will receive no more data (TIME-WAIT): a server that closes first
+    /// keeps one such connection per request for 2 MSL, and a grown ring each would be most
+    /// of its memory. Offsets are kept; a later write grows the ring again.
+    pub fn shed(&mut self) {
+        if self.readable > 0 || self.out_of_order > 0 || self.ring.len() <= SHED_RING {
+            return;
+        }
+        self.ring = vec![0; SHED_RING].into_boxed_slice();
+        self.held = vec![0; SHED_RING.div_ceil(64)].into_boxed_slice();
+        self.read_index = 0;
+        self.recent = [None; RECENT];
     }
 
     /// The buffer's size (the allocated ring may be smaller until data needs it).
@@ -650,6 +666,29 @@ mod tests {
             }
             prop_assert_eq!(out, stream);
         }
+    }
+
+    #[test]
+    fn shedding_an_empty_ring_keeps_offsets_and_the_window() {
+        let stream: Vec<u8> = (0..30_000u32).map(|i| (i * 13 + 1) as u8).collect();
+        let mut buf = ReceiveBuffer::new(64 << 10);
+        buf.insert(0, &stream[..20_000]);
+        let mut sink = vec![0u8; 20_000];
+        assert_eq!(buf.read(&mut sink), 20_000);
+        let window = buf.window();
+        assert!(buf.heap_bytes() > 20_000);
+        buf.shed();
+        assert!(buf.heap_bytes() < 100, "{}", buf.heap_bytes());
+        assert_eq!(buf.window(), window);
+        // Still a working buffer at the same offsets.
+        buf.insert(20_000, &stream[20_000..30_000]);
+        assert_eq!(buf.read(&mut sink[..10_000]), 10_000);
+        assert_eq!(&sink[..10_000], &stream[20_000..30_000]);
+        // Unread bytes are never shed.
+        buf.insert(30_000, &[1, 2, 3]);
+        let before = buf.heap_bytes();
+        buf.shed();
+        assert_eq!(buf.heap_bytes(), before);
     }
 
     #[test]

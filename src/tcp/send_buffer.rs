@@ -28,6 +28,13 @@ impl SendBuffer {
         n
     }
 
+    /// Gives back the heap an empty buffer still holds (TIME-WAIT needs none).
+    pub fn shed(&mut self) {
+        if self.bytes.is_empty() {
+            self.bytes = VecDeque::new();
+        }
+    }
+
     /// Drops `n` acknowledged bytes from the front.
     pub fn acknowledge(&mut self, n: usize) {
         let n = n.min(self.bytes.len());

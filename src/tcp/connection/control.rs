@@ -74,6 +74,10 @@ impl Connection {
 
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        // Nothing more is sent or (unless unread) kept: TIME-WAIT needs only the sequence
+        // numbers, as Linux's minisocks do.
+        self.rcv.buffer.shed();
+        self.snd.buffer.shed();
         self.timers.clear();
         self.timers
             .set(Timer::TimeWait, now + self.config.time_wait);
