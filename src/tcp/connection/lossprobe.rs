@@ -22,6 +22,8 @@ impl Connection {
 
     /// Logs one transmission of `[start, end)` for RACK.
     pub(super) fn record_sent(&mut self, now: Instant, start: SeqNum, end: SeqNum, again: bool) {
+        let flight = end.max(self.snd.max).distance_from(self.snd.una);
+        self.loss.flight_peak = self.loss.flight_peak.max(flight);
         if self.rack_enabled() {
             self.loss.sent.on_send(start, end, now, again);
         }

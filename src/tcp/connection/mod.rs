@@ -363,6 +363,8 @@ struct LossState {
     retries: u32,
     /// When data was last sent, to notice an idle period (RFC 5681 §4.1).
     last_data_sent: Option<Instant>,
+    /// The most sent and unacknowledged since the last congestion event (see `flight_peak`).
+    flight_peak: usize,
     /// RACK-TLP (RFC 8985): what was sent when, and the state judging it.
     sent: SentLog,
     rack: RackState,
@@ -510,6 +512,7 @@ impl Connection {
                 dup_acks: 0,
                 retries: 0,
                 last_data_sent: None,
+                flight_peak: 0,
                 sent: SentLog::default(),
                 rack: RackState::default(),
                 tlp_due: false,

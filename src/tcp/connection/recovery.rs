@@ -151,7 +151,16 @@ impl Connection {
         let flight = self.snd.max.distance_from(self.snd.una);
         match self.loss.recovery {
             Some(rec) if ack.after_eq(rec.point) => {
-                self.loss.cc.on_exit_recovery(flight, self.snd.mss);
+                // RFC 6937 §3: with PRR (our SACK recovery) cwnd ends at ssthresh, as in Linux;
+                // the ACK that ends recovery may leave a flight far below it (ACKs come in
+                // bursts), and RFC 6582's min(ssthresh, FlightSize + SMSS) would then shrink
+                // the window each time.
+                let exit_flight = if self.opts.sack {
+                    self.loss.cc.ssthresh()
+                } else {
+                    flight
+                };
+                self.loss.cc.on_exit_recovery(exit_flight, self.snd.mss);
                 self.loss.recovery = None;
                 self.loss.dup_acks = 0;
                 self.loss.rack.on_recovery_exit();
@@ -227,7 +236,8 @@ impl Connection {
     /// recovery. A tail loss probe in progress is settled by this recovery.
     pub(super) fn enter_recovery(&mut self) {
         let flight = self.snd.max.distance_from(self.snd.una);
-        self.loss.cc.on_enter_recovery(flight, self.snd.mss);
+        let peak = self.congestion_flight();
+        self.loss.cc.on_enter_recovery(peak, self.snd.mss);
         self.stats.recoveries += 1;
         self.loss.rtt_probe = None;
         self.loss.rack.tlp = None;
@@ -243,6 +253,18 @@ impl Connection {
             recover_fs: flight,
             sndcnt: 0,
         });
+    }
+
+    /// FlightSize for a congestion event (RFC 5681 §3.1 equation 4, RFC 9438 §4.6): the most
+    /// that was outstanding since the previous event, not what the ACK that revealed the loss
+    /// left. ACKs arrive in bursts and are all taken before the sender refills, so the flight
+    /// right then may be a fraction of the window that was full a moment ago; halving that
+    /// (Linux uses cwnd) left ssthresh at two segments and the recovery with nothing new to
+    /// send, so a lost retransmission could only be found by the RTO. Starts over from the
+    /// current flight.
+    fn congestion_flight(&mut self) -> usize {
+        let flight = self.snd.max.distance_from(self.snd.una);
+        std::mem::replace(&mut self.loss.flight_peak, flight).max(flight)
     }
 
     pub(super) fn loss_threshold(&self) -> usize {
@@ -327,8 +349,9 @@ impl Connection {
         self.stats.timeouts += 1;
         self.rack_on_timeout();
         let flight = self.snd.max.distance_from(self.snd.una);
+        let peak = self.congestion_flight();
         if self.state.is_synchronized() && flight > 0 {
-            self.loss.cc.on_timeout(flight, self.snd.mss);
+            self.loss.cc.on_timeout(peak, self.snd.mss);
         }
         self.loss.rtt.on_timeout();
         self.loss.rtt_probe = None;
@@ -449,7 +472,13 @@ impl Connection {
         };
         rec.prr_delivered += delivered;
         let pipe = self.pipe();
+        // In whole segments, as Linux counts (in packets): a reduction to, say, 2.8 segments
+        // must still let the third go, or a small window has room for nothing beyond the
+        // fast retransmission, and when that is lost only the RTO finds it (nothing sent
+        // after it comes back to show RACK the loss).
         let ssthresh = self.loss.cc.ssthresh();
+        let mss = self.snd.mss.max(1);
+        let ssthresh = ssthresh.checked_next_multiple_of(mss).unwrap_or(ssthresh);
         rec.sndcnt = if pipe > ssthresh {
             let due = (rec.prr_delivered as u128 * ssthresh as u128)
                 .div_ceil(rec.recover_fs.max(1) as u128) as usize;
