@@ -21,6 +21,10 @@
 #   BENCH_OFFLOADS        on|off: TSO/GSO on the veth pair for the throughput and requests/s
 #                         runs (on = a veth's default) [on]
 #   BENCH_CC              tunstack serve's congestion control, cubic|newreno [cubic]
+#   BENCH_KERNEL_CC       nginx's (the server namespace kernel's) congestion control; the same
+#                         algorithm as tunstack by default, so the loss runs compare like with
+#                         like (a host default of bbr does not back off on random loss) [BENCH_CC,
+#                         with newreno meaning the kernel's reno]
 #   BENCH_AB_REQUESTS     requests per ab run (ab -n) of the 4 KiB file [10000]
 #   BENCH_AB_CONCURRENCY  ab's concurrent connections (ab -c) [50]
 #   BENCH_LOSS_SIZE       size of the file for the loss runs [64M]
@@ -46,6 +50,7 @@ veth_mtu=${BENCH_VETH_MTU:-1500}
 tun_mtu=${BENCH_TUN_MTU:-1500}
 offloads=${BENCH_OFFLOADS:-on}
 cc=${BENCH_CC:-cubic}
+kernel_cc=${BENCH_KERNEL_CC:-$([[ ${BENCH_CC:-cubic} == newreno ]] && echo reno || echo cubic)}
 ab_requests=${BENCH_AB_REQUESTS:-10000}
 ab_concurrency=${BENCH_AB_CONCURRENCY:-50}
 loss_size_arg=${BENCH_LOSS_SIZE:-64M}
@@ -173,6 +178,8 @@ big_sum=$(sha256sum < "$work/www/big.bin" | cut -d' ' -f1)
 ip -n "$client_ns" link set "$name-c" mtu "$veth_mtu"
 ip -n "$server_ns" link set "$name-s" mtu "$veth_mtu"
 ip -n "$client_ns" link set tun0 mtu "$tun_mtu"
+ip netns exec "$server_ns" sysctl -qw "net.ipv4.tcp_congestion_control=$kernel_cc" \
+    || die "the kernel has no '$kernel_cc' congestion control (BENCH_KERNEL_CC)"
 
 # Segmentation offloads on the veth pair: `on` is a veth's default (GRO stays off, its default).
 set_offloads() {
@@ -453,6 +460,7 @@ fi
     echo "tun_mtu=$tun_mtu"
     echo "offloads=$offloads"
     echo "cc=$cc"
+    echo "kernel_cc=$kernel_cc"
     echo "ab_requests=$ab_requests"
     echo "ab_concurrency=$ab_concurrency"
     echo "loss_size=$loss_size"

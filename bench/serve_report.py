@@ -243,7 +243,7 @@ def main():
         f"- parameters: rounds {params['rounds']} (the servers alternate going first); veth MTU "
         f"{params['veth_mtu']}, tun0 MTU {params['tun_mtu']}; veth TSO/GSO {params['offloads']} "
         f"for throughput and requests/s, off for loss; tunstack serve --cc {params['cc']}, "
-        "offloads on the TUN (its default)",
+        f"nginx's kernel {params.get('kernel_cc', '?')}; offloads on the TUN (its default)",
         f"- versions: tunstack {params['tunstack']}, {params['nginx']} (one worker, sendfile), "
         f"{params['curl']}, {params['ab']}",
         f"- tunstack serve exited {params['serve_exit']} on SIGTERM at the end; peak RSS over "
