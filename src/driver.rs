@@ -40,8 +40,9 @@ pub struct Driver {
     stack: Stack,
     rx: Vec<u8>,
     tx: Vec<u8>,
-    /// A datagram the device refused with `WouldBlock`, kept until it is writable.
-    tx_pending: Option<usize>,
+    /// A datagram the device refused with `WouldBlock` (its length and segment size), kept
+    /// until it is writable.
+    tx_pending: Option<(usize, Option<u16>)>,
     /// The last batch stopped at the limit, so more may be queued.
     rx_backlog: bool,
     tracer: Option<Tracer>,
@@ -169,28 +170,30 @@ impl Driver {
         clock: &impl Fn() -> Instant,
     ) -> io::Result<()> {
         loop {
-            let len = match self.tx_pending.take() {
-                Some(len) => len,
+            let (len, segment_size) = match self.tx_pending.take() {
+                Some(pending) => pending,
                 None => {
                     let now = clock();
-                    match self.stack.poll_transmit(now, &mut self.tx) {
-                        Some(len) => {
+                    match self.stack.poll_transmit_segmented(now, &mut self.tx) {
+                        Some((len, segment_size)) => {
                             if let Some(tracer) = &mut self.tracer {
                                 tracer.datagram(now, "out", &self.tx[..len], &self.stack);
                             }
-                            len
+                            (len, segment_size)
                         }
                         None => break,
                     }
                 }
             };
-            match device.send(clock(), &self.tx[..len]) {
+            match device.send_segmented(clock(), &self.tx[..len], segment_size) {
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.tx_pending = Some(len);
+                    self.tx_pending = Some((len, segment_size));
                     break;
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => self.tx_pending = Some(len),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    self.tx_pending = Some((len, segment_size))
+                }
                 Err(err) => return Err(err),
             }
         }

@@ -366,6 +366,26 @@ impl<D: Device> Device for Fault<D> {
         }
     }
 
+    /// Loss and the rest act on wire packets: an impaired super-segment is cut into the
+    /// segments it stands for first. Unimpaired, it goes on whole.
+    fn send_segmented(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        match (&mut self.outbound, segment_size) {
+            (None, _) => self.inner.send_segmented(now, datagram, segment_size),
+            (Some(_), None) => self.send(now, datagram),
+            (Some(outbound), Some(size)) => {
+                split_tcp(datagram, usize::from(size), |piece| {
+                    outbound.offer(now, piece)
+                });
+                self.poll(now)
+            }
+        }
+    }
+
     fn poll(&mut self, now: Instant) -> io::Result<()> {
         if let Some(outbound) = &mut self.outbound {
             while let Some((datagram, corrupted)) = outbound.pop_due_marked(now) {

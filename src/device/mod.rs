@@ -25,6 +25,22 @@ pub trait Device {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Received>;
     /// Writes one datagram (or takes it to write later); `WouldBlock` when it cannot now.
     fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()>;
+    /// Writes a datagram that may be a TCP super-segment standing for wire segments of
+    /// `segment_size` payload bytes (`Stack::poll_transmit_segmented`). A device that cannot
+    /// hand it on whole (this default) cuts it with [`gso::split_tcp`] and sends each piece,
+    /// as GSO would; only the first piece's `WouldBlock` refuses the datagram, a later one is
+    /// a piece lost on the way.
+    fn send_segmented(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        match segment_size {
+            Some(size) => send_pieces(datagram, size, |piece| self.send(now, piece)),
+            None => self.send(now, datagram),
+        }
+    }
     /// Moves held datagrams whose time has come; called every turn of the loop.
     fn poll(&mut self, _now: Instant) -> io::Result<()> {
         Ok(())
@@ -46,6 +62,29 @@ impl AsRawFd for Box<dyn FdDevice> {
     fn as_raw_fd(&self) -> RawFd {
         (**self).as_raw_fd()
     }
+}
+
+/// Cuts a super-segment into the `segment_size`-byte segments it stands for
+/// ([`gso::split_tcp`]) and sends each: only the first piece's `WouldBlock` refuses the whole
+/// (to be written again later), a later one is one piece lost on the way.
+pub fn send_pieces(
+    datagram: &[u8],
+    segment_size: u16,
+    mut send: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    let mut first = true;
+    gso::split_tcp(datagram, usize::from(segment_size), |piece| {
+        if result.is_err() {
+            return;
+        }
+        match send(piece) {
+            Err(err) if !first && err.kind() == io::ErrorKind::WouldBlock => {}
+            other => result = other,
+        }
+        first = false;
+    });
+    result
 }
 
 /// One datagram read into the caller's buffer.
@@ -172,6 +211,14 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {
         (**self).send(now, datagram)
+    }
+    fn send_segmented(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        (**self).send_segmented(now, datagram, segment_size)
     }
     fn poll(&mut self, now: Instant) -> io::Result<()> {
         (**self).poll(now)

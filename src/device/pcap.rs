@@ -98,6 +98,17 @@ impl<D: Device> Device for Pcap<D> {
         self.record(datagram)
     }
 
+    /// A super-segment is recorded whole, as it crossed the device (as on receive).
+    fn send_segmented(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        self.inner.send_segmented(now, datagram, segment_size)?;
+        self.record(datagram)
+    }
+
     fn poll(&mut self, now: Instant) -> io::Result<()> {
         self.inner.poll(now)
     }

@@ -26,6 +26,12 @@ const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
 /// virtio-net header `gso_type`: not a super-segment.
 const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+/// virtio-net header `gso_type`: a TCP over IPv4 super-segment, to be cut at `gso_size`.
+const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+/// Where a TCP header keeps its checksum.
+const TCP_CHECKSUM_OFFSET: usize = 16;
+/// Longest IPv4 plus TCP header (60 + 60 bytes).
+const MAX_HEADERS_LEN: usize = 120;
 /// virtio-net header `gso_type` bit: the super-segment carries ECN (CWR on its first piece).
 const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 /// Where an IPv4 header keeps its protocol number.
@@ -129,6 +135,32 @@ impl TunDevice {
         Ok(written.saturating_sub(VNET_HDR_LEN))
     }
 
+    /// Writes a datagram that may be a TCP super-segment of `segment_size`-byte wire segments:
+    /// with offloads the kernel cuts it up (TSO, as for a virtio-net guest), otherwise it is
+    /// cut here ([`super::gso::split_tcp`]). `WouldBlock` when the kernel queue is full.
+    pub fn send_segmented(&self, datagram: &[u8], segment_size: Option<u16>) -> io::Result<()> {
+        let tso = match segment_size {
+            Some(size) if self.vnet => tso_headers(datagram, size),
+            _ => None,
+        };
+        let Some(tso) = tso else {
+            return match segment_size {
+                Some(size) => {
+                    super::send_pieces(datagram, size, |piece| self.send(piece).map(|_| ()))
+                }
+                None => self.send(datagram).map(|_| ()),
+            };
+        };
+        let headers = &tso.headers[..tso.len];
+        // A TUN write takes the whole datagram or fails; the count says nothing more.
+        let _written = (&self.file).write_vectored(&[
+            IoSlice::new(&tso.vnet),
+            IoSlice::new(headers),
+            IoSlice::new(&datagram[tso.len..]),
+        ])?;
+        Ok(())
+    }
+
     /// The interface name the kernel reports, for messages.
     pub fn name(&self) -> &str {
         &self.name
@@ -181,6 +213,64 @@ fn segment_size(header: &[u8; VNET_HDR_LEN]) -> Option<u16> {
         .then_some(gso_size)
 }
 
+/// What goes before a super-segment's payload on a TUN with TSO: the virtio-net header and
+/// the IPv4 and TCP headers with the checksum left for the kernel to finish.
+#[derive(Debug)]
+struct TsoHeaders {
+    vnet: [u8; VNET_HDR_LEN],
+    headers: [u8; MAX_HEADERS_LEN],
+    /// IPv4 plus TCP header bytes in `headers`.
+    len: usize,
+}
+
+/// The virtio-net header asking the kernel to segment `datagram` (an IPv4 TCP segment with
+/// more than `segment_size` payload bytes) at `segment_size` and to complete each piece's
+/// checksum: `NEEDS_CSUM` with `csum_start` at the TCP header and `csum_offset` at its checksum
+/// field, `GSO_TCPV4`, `hdr_len` the headers. As for `CHECKSUM_PARTIAL` (the kernel's
+/// `virtio_net_hdr_to_skb`, then `tcp4_gso_segment`), the checksum field holds the
+/// pseudo-header sum of the whole super-segment, not complemented. `None` for anything else.
+fn tso_headers(datagram: &[u8], segment_size: u16) -> Option<TsoHeaders> {
+    let first = *datagram.first()?;
+    let ip_len = usize::from(first & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*datagram.get(2)?, *datagram.get(3)?]));
+    let tcp_len = usize::from(datagram.get(ip_len + 12)? >> 4) * 4;
+    let len = ip_len + tcp_len;
+    let valid = first >> 4 == 4
+        && ip_len >= 20
+        && tcp_len >= 20
+        && datagram.get(IPV4_PROTOCOL_OFFSET) == Some(&tcp_wire::PROTOCOL)
+        && total == datagram.len()
+        && segment_size > 0
+        && total > len + usize::from(segment_size);
+    if !valid {
+        return None;
+    }
+    let mut headers = [0u8; MAX_HEADERS_LEN];
+    headers[..len].copy_from_slice(&datagram[..len]);
+    let address = |at: usize| {
+        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&datagram[at..at + 4]).unwrap_or_default())
+    };
+    let segment_len = u16::try_from(total - ip_len).ok()?;
+    let sum = crate::wire::checksum::pseudo_header(
+        address(12),
+        address(16),
+        tcp_wire::PROTOCOL,
+        segment_len,
+    );
+    let partial = !crate::wire::checksum::finish(sum);
+    let field = ip_len + TCP_CHECKSUM_OFFSET;
+    headers[field..field + 2].copy_from_slice(&partial.to_be_bytes());
+    let mut vnet = [0u8; VNET_HDR_LEN];
+    vnet[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+    // Legacy virtio-net headers are in the host's byte order.
+    vnet[2..4].copy_from_slice(&(len as u16).to_ne_bytes());
+    vnet[4..6].copy_from_slice(&segment_size.to_ne_bytes());
+    vnet[6..8].copy_from_slice(&(ip_len as u16).to_ne_bytes());
+    vnet[8..10].copy_from_slice(&(TCP_CHECKSUM_OFFSET as u16).to_ne_bytes());
+    Some(TsoHeaders { vnet, headers, len })
+}
+
 /// Turns on checksum and TCP segmentation offloads; false when the kernel refuses them (then the
 /// header is still there but never asks for anything).
 fn enable_offloads(fd: RawFd) -> io::Result<bool> {
@@ -219,6 +309,15 @@ impl super::Device for TunDevice {
 
     fn send(&mut self, _now: Instant, datagram: &[u8]) -> io::Result<()> {
         TunDevice::send(self, datagram).map(|_| ())
+    }
+
+    fn send_segmented(
+        &mut self,
+        _now: Instant,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        TunDevice::send_segmented(self, datagram, segment_size)
     }
 }
 
@@ -360,6 +459,70 @@ mod tests {
             tcp, before,
             "a TCP segment is left for the stack, untouched"
         );
+    }
+
+    /// A 20-byte IPv4 header, a 32-byte TCP header and `payload` bytes, checksums correct.
+    fn tcp_datagram(payload: usize) -> Vec<u8> {
+        let total = (20 + 32 + payload) as u16;
+        let mut d = vec![
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 77, 0, 2, 10, 77, 1, 2,
+        ];
+        d[2..4].copy_from_slice(&total.to_be_bytes());
+        d.extend_from_slice(&[0, 80, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 7, 0x80, 0x18, 1, 0]);
+        d.extend_from_slice(&[0; 16]);
+        d.extend((0..payload).map(|i| i as u8));
+        let (src, dst) = (
+            std::net::Ipv4Addr::new(10, 77, 0, 2),
+            std::net::Ipv4Addr::new(10, 77, 1, 2),
+        );
+        tcp_wire::fill_checksum(src, dst, &mut d[20..]);
+        d
+    }
+
+    #[test]
+    fn a_super_segment_asks_the_kernel_for_tso_and_a_partial_checksum() {
+        let datagram = tcp_datagram(3 * 1448);
+        let tso = tso_headers(&datagram, 1448).expect("a super-segment");
+        let field = |at: usize| u16::from_ne_bytes([tso.vnet[at], tso.vnet[at + 1]]);
+        assert_eq!(tso.vnet[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        assert_eq!(tso.vnet[1], VIRTIO_NET_HDR_GSO_TCPV4);
+        assert_eq!(field(2), 52, "hdr_len: IPv4 and TCP headers");
+        assert_eq!(field(4), 1448, "gso_size");
+        assert_eq!(field(6), 20, "csum_start: the TCP header");
+        assert_eq!(field(8), 16, "csum_offset: its checksum field");
+        assert_eq!(tso.len, 52);
+        assert_eq!(tso.headers[..36], datagram[..36], "headers as they were");
+        assert_eq!(tso.headers[38..52], datagram[38..52]);
+        // What the kernel does with CHECKSUM_PARTIAL: sum from csum_start over the segment
+        // with the pseudo-header sum in the field, and store the complement there. That gives
+        // the correct checksum back.
+        let mut whole = tso.headers[..tso.len].to_vec();
+        whole.extend_from_slice(&datagram[tso.len..]);
+        let mut status = RxChecksum::Partial {
+            start: 20,
+            offset: 16,
+        };
+        complete_checksum(&mut whole, &mut status);
+        assert_eq!(whole, datagram);
+    }
+
+    #[test]
+    fn anything_but_a_tcp_super_segment_gets_no_tso_header() {
+        assert!(
+            tso_headers(&tcp_datagram(1448), 1448).is_none(),
+            "one segment"
+        );
+        assert!(tso_headers(&tcp_datagram(3000), 0).is_none(), "no size");
+        let mut udp = tcp_datagram(3000);
+        udp[IPV4_PROTOCOL_OFFSET] = 17;
+        assert!(tso_headers(&udp, 1000).is_none());
+        let mut short = tcp_datagram(3000);
+        short.truncate(2000);
+        assert!(
+            tso_headers(&short, 1000).is_none(),
+            "length disagrees with the header"
+        );
+        assert!(tso_headers(&[0x45, 0, 0], 1000).is_none());
     }
 
     #[test]

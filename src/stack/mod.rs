@@ -316,17 +316,29 @@ impl Stack {
     /// Writes the next datagram to send into `buf` (at least MTU bytes) and returns its length.
     /// Only connections something happened to since they last had nothing to send are asked.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.poll_transmit_segmented(now, buf).map(|(len, _)| len)
+    }
+
+    /// Like [`Stack::poll_transmit`], with the TCP payload size of the wire segments when the
+    /// datagram is a super-segment (`TcpConfig::max_burst_segments`): a device with TCP
+    /// segmentation offload, or `device::gso::split_tcp`, cuts it into those. `buf` bounds
+    /// the datagram (up to 64 KiB).
+    pub fn poll_transmit_segmented(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<(usize, Option<u16>)> {
         if let Some(len) = self.ip.poll_transmit(buf) {
-            return Some(len);
+            return Some((len, None));
         }
-        let (dst, len) = self
+        let (dst, len, segment_size) = self
             .sockets
             .poll_segment(now, &mut buf[ipv4::HEADER_LEN..])?;
         let header = self
             .ip
             .write_header(buf, dst, tcp_wire::PROTOCOL, len)
             .ok()?;
-        Some(header + len)
+        Some((header + len, segment_size))
     }
 
     /// The next event for the application.

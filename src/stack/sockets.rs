@@ -542,12 +542,13 @@ impl Sockets {
 
     /// The next TCP segment from any connection (or a queued reset), round-robin so one bulk
     /// sender cannot starve the others. Returns its destination and length. Only connections
-    /// in the ready set are asked.
+    /// in the ready set are asked. A super-segment comes with the payload size of the wire
+    /// segments it stands for (`Connection::segment_size`).
     pub(super) fn poll_segment(
         &mut self,
         now: Instant,
         buf: &mut [u8],
-    ) -> Option<(Ipv4Addr, usize)> {
+    ) -> Option<(Ipv4Addr, usize, Option<u16>)> {
         if let Some(rst) = self.rsts.pop_front() {
             let repr = TcpRepr {
                 src_port: rst.from_port,
@@ -563,6 +564,7 @@ impl Sockets {
             return Some((
                 *rst.to.ip(),
                 repr.emit(self.config.local_addr, *rst.to.ip(), buf),
+                None,
             ));
         }
         if let Some(p) = self.pending_cookies.pop_front() {
@@ -579,7 +581,7 @@ impl Sockets {
             let len =
                 cookie::write_cookie_syn_ack(&self.config.tcp, p.tuple, &syn, p.iss, p.tsval, buf);
             self.stats.syn_cookies_sent += 1;
-            return Some((*p.tuple.remote.ip(), len));
+            return Some((*p.tuple.remote.ip(), len, None));
         }
         self.sync();
         while let Some(id) = self.schedule.next_ready() {
@@ -590,6 +592,7 @@ impl Sockets {
                 continue;
             };
             let sent = entry.conn.poll_transmit(now, buf);
+            let segment_size = entry.conn.segment_size();
             self.stats.transmit_polls += 1;
             let remote = *entry.tuple.remote.ip();
             self.after(id, false);
@@ -597,7 +600,7 @@ impl Sockets {
                 Some(len) => {
                     let last = self.conns.last_key_value().map(|(k, _)| *k) == Some(id);
                     self.schedule.sent(id, last);
-                    return Some((remote, len));
+                    return Some((remote, len, segment_size));
                 }
                 None => {
                     if let Some(entry) = self.conns.get_mut(&id) {

@@ -75,6 +75,11 @@ pub struct TcpConfig {
     pub keepalive_probes: u32,
     /// The congestion controller each connection starts with.
     pub congestion: Algorithm,
+    /// Transmit segmentation offload: when cwnd, the peer's window and the send buffer allow
+    /// this many full segments of new data at once, `poll_transmit` may return them as one
+    /// TCP super-segment (what those segments would have been, back to back) for a device
+    /// that segments it (a TUN with TSO). 1, the default, sends every segment on its own.
+    pub max_burst_segments: u16,
 }
 
 impl Default for TcpConfig {
@@ -102,6 +107,7 @@ impl Default for TcpConfig {
             keepalive: None,
             keepalive_probes: 9,
             congestion: Algorithm::NewReno,
+            max_burst_segments: 1,
         }
     }
 }

@@ -301,6 +301,8 @@ struct SendState {
     writable_wanted: bool,
     /// A zero-window probe is due.
     probe_due: bool,
+    /// Payload bytes per wire segment of the super-segment `poll_transmit` last returned.
+    burst: Option<u16>,
 }
 
 /// The receive half (RFC 9293 §3.3.1 receive sequence variables, plus the receive buffer and
@@ -483,6 +485,7 @@ impl Connection {
                 start: iss + 1,
                 buffer: SendBuffer::new(config.send_buffer),
                 fin_queued: false,
+                burst: None,
                 writable_wanted: false,
                 probe_due: false,
             },

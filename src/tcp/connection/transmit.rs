@@ -8,10 +8,17 @@ use crate::tcp::window::WindowSize;
 use crate::wire::tcp;
 use crate::wire::{Control, SackBlock, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
+/// Largest TCP segment in an IPv4 datagram (64 KiB less a 20-byte IPv4 header).
+const MAX_TCP_SEGMENT: usize = 65535 - 20;
+
 impl Connection {
     /// The next segment to send, written as a complete TCP segment (checksum included) into
     /// `buf`, which must hold a full segment (MSS plus 60 bytes). Returns its length.
+    ///
+    /// With `TcpConfig::max_burst_segments` above 1 the segment may be a super-segment of
+    /// several full segments of new data; [`Connection::segment_size`] then says how to cut it.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.snd.burst = None;
         if self.rst_due {
             self.rst_due = false;
             // RFC 9293 §3.10.4: <SEQ=SND.NXT><CTL=RST>, SND.NXT being the next new sequence
@@ -53,6 +60,36 @@ impl Connection {
         let len = self.emit_ack_if_due(now, buf);
         self.arm_delayed_ack(now);
         len
+    }
+
+    /// Payload bytes per wire segment when the segment `poll_transmit` last returned is a
+    /// super-segment (several full segments of new data back to back), for a device with
+    /// segmentation offload (or `device::gso::split_tcp`) to cut it up; `None` for one
+    /// segment.
+    pub fn segment_size(&self) -> Option<u16> {
+        self.snd.burst
+    }
+
+    /// How many bytes of new data to send now when a full segment of `piece` bytes may go:
+    /// as many full segments as `room` (unsent data, peer window and cwnd allow), the
+    /// configured burst and `buf_len` (headers included, and an IPv4 datagram's 64 KiB) hold.
+    /// More than one piece marks the segment as a super-segment ([`Connection::segment_size`]).
+    /// Not in loss recovery: retransmissions and PRR's pacing stay one segment at a time.
+    fn burst_len(&mut self, piece: usize, room: usize, buf_len: usize) -> usize {
+        let limit = usize::from(self.config.max_burst_segments);
+        if limit <= 1 || self.loss.recovery.is_some() || piece == 0 {
+            return piece;
+        }
+        let headers = tcp::HEADER_LEN + self.snd.mss - piece + self.data_options_len();
+        let space = buf_len.min(MAX_TCP_SEGMENT).saturating_sub(headers);
+        let pieces = (room / piece).min(space / piece).min(limit);
+        match u16::try_from(piece) {
+            Ok(size) if pieces > 1 => {
+                self.snd.burst = Some(size);
+                pieces * piece
+            }
+            _ => piece,
+        }
     }
 
     pub(super) fn arm_delayed_ack(&mut self, now: Instant) {
@@ -132,6 +169,9 @@ impl Connection {
             }
         } else if self.config.nagle && len < max_payload && !nothing_in_flight {
             return None;
+        }
+        if start == self.snd.max && len == max_payload {
+            len = self.burst_len(max_payload, unsent.min(wnd_room).min(cwnd_room), buf.len());
         }
         let with_fin = fin_pending && start + len == data_end;
         if len == 0 && !with_fin {
@@ -214,7 +254,25 @@ impl Connection {
         self.stats.bytes_out += copied as u64;
         let end = start + copied + usize::from(fin);
         let new_data = !start.before(self.snd.max);
-        self.record_sent(now, start, end, !new_data);
+        match self.snd.burst {
+            // Loss detection and recovery see the wire segments a super-segment stands for.
+            Some(piece) => {
+                let mut from = start;
+                while from.before(end) {
+                    let to = (from + usize::from(piece)).min(end);
+                    let to = if end.distance_from(to) <= usize::from(fin) {
+                        end
+                    } else {
+                        to
+                    };
+                    self.record_sent(now, from, to, false);
+                    from = to;
+                }
+                let pieces = copied.div_ceil(usize::from(piece)) as u64;
+                self.stats.segments_out += pieces.saturating_sub(1);
+            }
+            None => self.record_sent(now, start, end, !new_data),
+        }
         if self.loss.rtt_probe.is_none()
             && !self.opts.timestamps
             && end.after(self.snd.max)
