@@ -178,8 +178,13 @@ big_sum=$(sha256sum < "$work/www/big.bin" | cut -d' ' -f1)
 ip -n "$client_ns" link set "$name-c" mtu "$veth_mtu"
 ip -n "$server_ns" link set "$name-s" mtu "$veth_mtu"
 ip -n "$client_ns" link set tun0 mtu "$tun_mtu"
-ip netns exec "$server_ns" sysctl -qw "net.ipv4.tcp_congestion_control=$kernel_cc" \
-    || die "the kernel has no '$kernel_cc' congestion control (BENCH_KERNEL_CC)"
+# A namespace may only pick from the host's tcp_allowed_congestion_control; when the wanted one
+# is not there, say so and name the one nginx really uses in the report.
+if ! ip netns exec "$server_ns" sysctl -qw "net.ipv4.tcp_congestion_control=$kernel_cc" 2>/dev/null; then
+    actual=$(ip netns exec "$server_ns" sysctl -n net.ipv4.tcp_congestion_control)
+    echo "bench: cannot give nginx's namespace '$kernel_cc' (the host allows only: $(sysctl -n net.ipv4.tcp_allowed_congestion_control)); nginx keeps '$actual', so its loss rows are not like for like" >&2
+    kernel_cc="$actual (wanted $kernel_cc: not allowed by the host)"
+fi
 
 # Segmentation offloads on the veth pair: `on` is a veth's default (GRO stays off, its default).
 set_offloads() {
@@ -330,23 +335,32 @@ done
 
 # --- loss -------------------------------------------------------------------------------------
 
-# Per-datagram loss in NAME-client, both directions, chosen by the kernel (nftables numgen):
-# tunstack's segments and its client's ACKs are dropped as NAME-client forwards them between
-# tun0 and the veth (after tunstack wrote them: the stack sees no error, as on a wire); nginx's
-# segments are dropped on arrival in NAME-client (input) and its client's ACKs as they leave
-# (output; a pure ACK that fails to leave is not retried, so that is lost as on a wire), tcp
-# port 8081 only. tunstack writes one MTU-sized datagram per segment, and the veth's offloads
-# are off here, so every rule sees one wire segment at a time.
+# Per-datagram loss, both directions, chosen by the kernel (nftables numgen), each where the
+# traffic is wire-sized: tunstack's segments are dropped on arrival in NAME-server (input) and
+# its client's ACKs as they leave NAME-server (output), tcp port 80; with offloads tunstack
+# writes 64 KiB super-segments that the kernel forwards whole and cuts only at the veth, so a
+# rule on NAME-client's forward path would drop 45 segments at a time. nginx's segments are
+# dropped on arrival in NAME-client (input) and its client's ACKs as they leave (output), tcp
+# port 8081. A pure ACK that fails to leave is not retried, so it is lost as on a wire. The
+# veth's offloads are off here, so every rule sees one wire segment at a time.
 set_loss() {
     local rate=$1
     ip netns exec "$client_ns" nft delete table inet tunstack_serve_bench 2>/dev/null || true
+    ip netns exec "$server_ns" nft delete table inet tunstack_serve_bench 2>/dev/null || true
+    ip netns exec "$server_ns" nft -f - <<EOF
+table inet tunstack_serve_bench {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        iifname "$name-s" tcp sport 80 numgen random mod 100 < $rate counter drop comment "tunstack_data"
+    }
+    chain output {
+        type filter hook output priority 0; policy accept;
+        oifname "$name-s" tcp dport 80 numgen random mod 100 < $rate counter drop comment "tunstack_acks"
+    }
+}
+EOF
     ip netns exec "$client_ns" nft -f - <<EOF
 table inet tunstack_serve_bench {
-    chain forward {
-        type filter hook forward priority 0; policy accept;
-        iifname "tun0" oifname "$name-c" numgen random mod 100 < $rate counter drop comment "tunstack_data"
-        iifname "$name-c" oifname "tun0" numgen random mod 100 < $rate counter drop comment "tunstack_acks"
-    }
     chain input {
         type filter hook input priority 0; policy accept;
         iifname "$name-c" tcp sport $port numgen random mod 100 < $rate counter drop comment "nginx_data"
@@ -361,7 +375,9 @@ EOF
 
 # dropped COMMENT: how many datagrams the rule with that comment has dropped so far.
 dropped() {
-    ip netns exec "$client_ns" nft list table inet tunstack_serve_bench \
+    local ns=$client_ns
+    [[ $1 == tunstack_* ]] && ns=$server_ns
+    ip netns exec "$ns" nft list table inet tunstack_serve_bench \
         | grep "comment \"$1\"" | grep -o 'packets [0-9]*' | cut -d' ' -f2
 }
 
@@ -392,6 +408,7 @@ if [[ -n ${loss_rates// /} ]]; then
         echo "bench: ${rate}% loss dropped: $counts"
     done
     ip netns exec "$client_ns" nft delete table inet tunstack_serve_bench
+    ip netns exec "$server_ns" nft delete table inet tunstack_serve_bench
 fi
 
 # --- requests per second ----------------------------------------------------------------------

@@ -258,8 +258,9 @@ def main():
         "bytes × 8 ÷ curl's time_total. Server CPU is the server's own processes (tunstack serve; "
         "nginx master+worker) from /proc/PID/stat; whole-machine CPU adds the clients, the "
         "kernel's forwarding and TCP, and any other load. Loss is dropped per datagram in both "
-        "directions by nftables in NAME-client (tunstack: forwarded between tun0 and the veth; "
-        "nginx: input/output on the veth, port 8081).",
+        "directions by nftables where the traffic is wire-sized (tunstack: input/output on "
+        "NAME-server's veth, port 80, as its super-segments are cut only at the veth; nginx: "
+        "input/output on NAME-client's veth, port 8081).",
         "",
     ]
     verdict_block = ["## Verdicts (from this run's medians)", ""] + verdicts + [""]

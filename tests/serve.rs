@@ -503,7 +503,10 @@ fn download_under_loss(name: &str, percent: u32) {
         return;
     }
     let mut sum = String::new();
-    let mut served = Served::start(name, &["-q"], |dir| {
+    // Without offloads: with them the stack writes 64 KiB super-segments, which the kernel
+    // forwards whole (and the rule below would drop 45 segments at once) before cutting them
+    // at the veth; per-packet loss needs one wire segment per datagram.
+    let mut served = Served::start(name, &["-q", "--no-offload"], |dir| {
         sum = write_file(dir, "lossy.bin", 64 * MIB, 12);
     });
     let loss = KernelLoss::install(
