@@ -10,7 +10,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::options::{ServeOptions, SHUTDOWN_GRACE};
-use super::session::{Context, Session, Status};
+use super::session::{Context, Session};
 use super::target::Site;
 use crate::event_loop::EventLoop;
 use crate::fetch::interrupted;
@@ -197,12 +197,6 @@ impl Server {
             lp.turn(Some(end))?;
             self.handle_events(lp, site, port);
         }
-        let open = self
-            .sessions
-            .values()
-            .filter(|s| s.status() == Status::Open)
-            .count();
-        debug_assert_eq!(open, 0);
         Ok(())
     }
 }
