@@ -27,7 +27,8 @@
 //! buffer), `RecvState` (`self.rcv`, the receive sequence space, buffer and ACK debt) and
 //! `LossState` (`self.loss`, RTT estimation, congestion control and loss recovery). The code
 //! is split by concern, each file adding an `impl Connection` block:
-//! - this file: types, constructors, the application's calls and timers;
+//! - this file: public types, constructors, the application's calls and timers;
+//! - `state`: the state groups (`SendState`, `RecvState`, `LossState`) and their records;
 //! - `handshake`: SYN-SENT, learning the peer's SYN options, sending our SYN;
 //! - `receive`: acceptability, payload, FIN, the window to advertise;
 //! - `recovery`: RTT samples, ACK processing, duplicate ACKs, SACK loss detection, pipe, what to
@@ -44,6 +45,7 @@ mod handshake;
 mod lossprobe;
 mod receive;
 mod recovery;
+mod state;
 mod transmit;
 
 use std::collections::VecDeque;
@@ -51,6 +53,9 @@ use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+pub use state::Initial;
+use state::{AckState, LossState, Negotiated, Recovery, RecvState, SendState};
 
 use super::congestion::CongestionControl;
 use super::rack::{RackState, SentLog};
@@ -206,176 +211,6 @@ pub struct ConnStats {
     pub cwnd: usize,
     /// Slow-start threshold in bytes.
     pub ssthresh: usize,
-}
-
-/// A fast recovery in progress (RFC 6675 with SACK, RFC 6582 NewReno without).
-#[derive(Debug, Clone, Copy)]
-struct Recovery {
-    /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when loss was detected.
-    point: SeqNum,
-    /// RFC 6675 HighRxt: everything lost below this was retransmitted once.
-    high_rxt: SeqNum,
-    /// Retransmit the first lost segment even if the window is full (fast retransmit and the
-    /// NewReno partial-ACK retransmission).
-    forced: bool,
-    /// The rescue retransmission (RFC 6675 §4 rule 4) was sent: RescueRxt is RecoveryPoint,
-    /// so there is at most one per recovery.
-    rescued: bool,
-    /// Proportional Rate Reduction (RFC 6937): bytes the peer reported delivered since
-    /// recovery began (cumulatively or by SACK) ...
-    prr_delivered: usize,
-    /// ... bytes sent since recovery began ...
-    prr_out: usize,
-    /// ... the flight when it began (RecoverFS) ...
-    recover_fs: usize,
-    /// ... and what the last ACK allows to be sent now (sndcnt).
-    sndcnt: usize,
-}
-
-/// How soon an ACK is owed, in rising urgency (so `max` combines two reasons).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum AckState {
-    #[default]
-    Idle,
-    /// One full segment unacknowledged; the delayed-ACK timer runs.
-    Delayed,
-    /// Owed with the next transmission, but it may wait until the datagrams already queued
-    /// have been read: the ACK then covers them all.
-    Batched,
-    /// Send an ACK before reading anything more: it carries a loss signal or news the peer
-    /// acts on.
-    Now,
-}
-
-/// The SYN options we negotiated, or learn from the peer.
-#[derive(Debug, Clone, Copy, Default)]
-struct Negotiated {
-    sack: bool,
-    timestamps: bool,
-    /// Both sides sent the window scale option.
-    scaling: bool,
-    /// Scale applied to windows the peer advertises.
-    snd_scale: WindowScale,
-    /// Scale applied to windows we advertise.
-    rcv_scale: WindowScale,
-}
-/// How a new connection starts: the values the stack draws for it (in one place,
-/// `Sockets::initial` in the stack), passed in because a `Connection` has no RNG.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Initial {
-    /// Our initial sequence number (RFC 6528: unpredictable off-path, rising with time).
-    pub iss: SeqNum,
-    /// Random offset of our timestamp clock (RFC 7323 §5.4: TSval = ms since start + offset), so
-    /// TSvals reveal neither uptime nor how connections relate.
-    pub ts_offset: u32,
-}
-
-/// The send half (RFC 9293 §3.3.1 send sequence variables, plus the send buffer).
-#[derive(Debug)]
-struct SendState {
-    /// ISS, our initial sequence number (the SYN's).
-    iss: SeqNum,
-    /// SND.UNA: oldest unacknowledged sequence number.
-    una: SeqNum,
-    /// SND.NXT: next sequence number to send.
-    nxt: SeqNum,
-    /// Highest sequence number sent so far (see the module documentation).
-    max: SeqNum,
-    /// SND.WND, in bytes (already scaled).
-    wnd: usize,
-    /// Largest window the peer ever offered (RFC 9293 §3.8.6.2.1, RFC 5961 §5.2 MAX.SND.WND).
-    max_wnd: usize,
-    /// SND.WL1: sequence number of the segment that last updated the window.
-    wl1: SeqNum,
-    /// SND.WL2: acknowledgement number of the segment that last updated the window.
-    wl2: SeqNum,
-    /// Bytes of payload per full-sized segment we send (peer MSS minus our options).
-    mss: usize,
-    /// Sequence number of the send buffer's first byte; stops at our FIN's sequence number.
-    start: SeqNum,
-    /// Application bytes not yet acknowledged.
-    buffer: SendBuffer,
-    /// Application asked to close: FIN follows the last queued byte.
-    fin_queued: bool,
-    /// The application hit a full send buffer and waits for `Writable`.
-    writable_wanted: bool,
-    /// A zero-window probe is due.
-    probe_due: bool,
-    /// Payload bytes per wire segment of the super-segment `poll_transmit` last returned.
-    burst: Option<u16>,
-}
-
-/// The receive half (RFC 9293 §3.3.1 receive sequence variables, plus the receive buffer and
-/// what we owe the peer in ACKs).
-#[derive(Debug)]
-struct RecvState {
-    /// IRS, the peer's initial sequence number.
-    irs: SeqNum,
-    /// RCV.NXT: next sequence number expected.
-    nxt: SeqNum,
-    /// Right edge of the window we last advertised; never moves left (RFC 9293 §3.8.6.2.1).
-    adv: SeqNum,
-    /// Received bytes, in order and out of order.
-    buffer: ReceiveBuffer,
-    /// A FIN that arrived beyond a hole, as a stream offset.
-    pending_fin: Option<u64>,
-    /// The peer's FIN was received in order.
-    fin_received: bool,
-    /// TS.Recent (RFC 7323 §4.3): the TSval we echo.
-    ts_recent: u32,
-    /// Last.ACK.sent (RFC 7323 §4.3).
-    last_ack_sent: SeqNum,
-    /// How soon an ACK is owed.
-    ack: AckState,
-    /// Payload bytes received since our last ACK.
-    unacked_bytes: usize,
-    /// Out-of-order segments since RCV.NXT last moved: the first few are acknowledged at once
-    /// whatever else happens, so a sender counting duplicate ACKs sees its threshold.
-    out_of_order_since_advance: u32,
-    /// Data that arrived again (left, right), to report as the first SACK block of the next ACK
-    /// (D-SACK, RFC 2883 §4), so the sender can tell a spurious retransmission from a loss.
-    dsack: Option<(SeqNum, SeqNum)>,
-    /// `Readable` was reported and the application has not read since.
-    readable_signalled: bool,
-}
-
-/// Loss detection and recovery: RTT estimation, congestion control, the SACK scoreboard.
-#[derive(Debug)]
-struct LossState {
-    /// SRTT/RTTVAR/RTO (RFC 6298).
-    rtt: RttEstimator,
-    /// Karn-safe RTT timing of one segment when timestamps are off: (seq, sent at).
-    rtt_probe: Option<(SeqNum, Instant)>,
-    /// Our TSval at the last retransmission timeout. An ACK echoing an older TSval answers a
-    /// segment sent before the timeout, so its "RTT" would include the whole backoff.
-    timeout_ts: Option<u32>,
-    /// The congestion controller (NewReno unless swapped).
-    cc: Box<dyn CongestionControl>,
-    /// What the peer SACKed beyond SND.UNA (RFC 6675).
-    scoreboard: Scoreboard,
-    /// The fast recovery in progress, if any.
-    recovery: Option<Recovery>,
-    /// SND.MAX at the last retransmission timeout, until the cumulative ACK passes it: the
-    /// duplicate ACKs the old flight still brings back must not start a fast recovery
-    /// (RFC 6582 §3.2 steps 2 and 6, RFC 6675 §5.1).
-    rto_recover: Option<SeqNum>,
-    /// Duplicate ACKs counted (RFC 5681 §3.2).
-    dup_acks: u32,
-    /// Consecutive retransmission timeouts (or unanswered zero-window probes).
-    retries: u32,
-    /// When data was last sent, to notice an idle period (RFC 5681 §4.1).
-    last_data_sent: Option<Instant>,
-    /// The most sent and unacknowledged since the last congestion event (see `flight_peak`).
-    flight_peak: usize,
-    /// RACK-TLP (RFC 8985): what was sent when, and the state judging it.
-    sent: SentLog,
-    rack: RackState,
-    /// The probe timeout fired: the next `poll_transmit` sends a loss probe.
-    tlp_due: bool,
-    /// The last ICMP error reported about an established connection, kept (not acted on:
-    /// RFC 5927 §4.2) to name the cause if the connection then times out (RFC 1122 §4.2.3.9);
-    /// forgotten when an ACK shows the path works again.
-    soft_error: Option<IcmpErrorKind>,
 }
 
 /// One TCP connection; see the module documentation for how to drive it.
