@@ -7,9 +7,13 @@ use std::process::{Command, Stdio};
 /// The table of the chaos tests' own; it disappears with the namespace.
 const TABLE: &str = "chaos";
 
-/// An installed rule pair dropping a share of forwarded datagrams in each direction.
+/// The table dropping a share of one port's traffic to and from the namespace's own sockets.
+const LOCAL_TABLE: &str = "chaos_local";
+
+/// An installed rule pair dropping a share of datagrams in each direction.
 pub struct KernelLoss {
     netns: String,
+    table: &'static str,
 }
 
 /// How many datagrams the kernel dropped, per direction.
@@ -34,20 +38,35 @@ impl KernelLoss {
              \x20   }}\n\
              }}\n"
         );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", netns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("nft must be installed");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "nft rejected {rules}");
+        apply(netns, &rules);
         KernelLoss {
             netns: netns.to_owned(),
+            table: TABLE,
+        }
+    }
+
+    /// Drops `percent`% of the TCP datagrams of `netns`'s own connections to `port` beyond
+    /// `veth`, each way, so the kernel's TCP at both ends meets the loss the forwarding rules
+    /// give the stack and the two can be compared in one run. `to_stack` counts what was
+    /// dropped on the way in (the data), `to_server` on the way out (the ACKs).
+    #[allow(dead_code)] // used by tests/serve.rs
+    pub fn install_local(netns: &str, veth: &str, port: u16, percent: u32) -> KernelLoss {
+        let rules = format!(
+            "table inet {LOCAL_TABLE} {{\n\
+             \x20   chain input {{\n\
+             \x20       type filter hook input priority 0; policy accept;\n\
+             \x20       iifname \"{veth}\" tcp sport {port} numgen random mod 100 < {percent} counter drop comment \"to_stack\"\n\
+             \x20   }}\n\
+             \x20   chain output {{\n\
+             \x20       type filter hook output priority 0; policy accept;\n\
+             \x20       oifname \"{veth}\" tcp dport {port} numgen random mod 100 < {percent} counter drop comment \"to_server\"\n\
+             \x20   }}\n\
+             }}\n"
+        );
+        apply(netns, &rules);
+        KernelLoss {
+            netns: netns.to_owned(),
+            table: LOCAL_TABLE,
         }
     }
 
@@ -55,7 +74,7 @@ impl KernelLoss {
     pub fn dropped(&self) -> Dropped {
         let output = Command::new("ip")
             .args(["netns", "exec", &self.netns, "nft", "list", "table", "inet"])
-            .arg(TABLE)
+            .arg(self.table)
             .output()
             .expect("run nft list");
         assert!(output.status.success(), "nft list table failed");
@@ -65,6 +84,22 @@ impl KernelLoss {
             to_stack: counter_of(&listing, "to_stack"),
         }
     }
+}
+
+/// Loads `rules` into the namespace's nftables.
+fn apply(netns: &str, rules: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft rejected {rules}");
 }
 
 /// The packet count of the rule commented `comment`.
