@@ -134,7 +134,64 @@ enum Sink {
     File(PendingFile),
     /// An existing target that is not a regular file (`/dev/null`, a FIFO, a terminal): written
     /// in place, since renaming a temporary file over it would replace the device itself.
-    Special(BufWriter<File>, PathBuf),
+    Special(SpecialFile),
+}
+
+/// A device or FIFO written in place. A FIFO nobody reads yet is opened on first use, on the
+/// writer's thread: a blocking open(2) waits for a reader, and the event loop must not stop
+/// reading the TUN device (and acknowledging) meanwhile.
+#[derive(Debug)]
+struct SpecialFile {
+    writer: Option<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl SpecialFile {
+    /// Opens `path` now unless it is a FIFO without a reader; any other error is reported now,
+    /// before the download starts.
+    fn open(path: &Path) -> io::Result<SpecialFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path);
+        let writer = match opened {
+            Ok(file) => {
+                set_blocking(&file)?;
+                Some(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(SpecialFile {
+            writer,
+            path: path.to_owned(),
+        })
+    }
+
+    fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
+        if self.writer.is_none() {
+            let file = OpenOptions::new().write(true).open(&self.path)?;
+            self.writer = Some(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file));
+        }
+        Ok(self.writer.as_mut().expect("opened above"))
+    }
+}
+
+/// Clears O_NONBLOCK, so writes to a pipe or terminal wait instead of failing with EAGAIN.
+fn set_blocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// True for an existing path that is neither a regular file nor a directory (a device, FIFO or
@@ -161,19 +218,12 @@ impl Output {
             OutputTarget::Stdout => {
                 Sink::Stdout(BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, io::stdout()))
             }
-            OutputTarget::Path(path) if is_special_file(path) => {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|source| OutputError::Commit {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Sink::Special(
-                    BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file),
-                    path.clone(),
-                )
-            }
+            OutputTarget::Path(path) if is_special_file(path) => Sink::Special(
+                SpecialFile::open(path).map_err(|source| OutputError::Commit {
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
             OutputTarget::Path(path) => Sink::File(PendingFile::create(path)?),
         };
         Ok(Output { sink })
@@ -211,9 +261,13 @@ impl Output {
         match self.sink {
             Sink::Stdout(mut writer) => writer.flush().map_err(OutputError::Stdout),
             Sink::File(mut pending) => pending.commit(),
-            Sink::Special(mut writer, path) => writer
-                .flush()
-                .map_err(|source| OutputError::Commit { path, source }),
+            Sink::Special(mut special) => special
+                .writer()
+                .and_then(|writer| writer.flush())
+                .map_err(|source| OutputError::Commit {
+                    path: special.path,
+                    source,
+                }),
         }
     }
 }
@@ -223,7 +277,7 @@ impl Write for Output {
         match &mut self.sink {
             Sink::Stdout(writer) => writer.write(bytes),
             Sink::File(pending) => pending.writer()?.write(bytes),
-            Sink::Special(writer, _) => writer.write(bytes),
+            Sink::Special(special) => special.writer()?.write(bytes),
         }
     }
 
@@ -231,7 +285,7 @@ impl Write for Output {
         match &mut self.sink {
             Sink::Stdout(writer) => write_through(writer, bytes),
             Sink::File(pending) => write_through(pending.writer()?, bytes),
-            Sink::Special(writer, _) => write_through(writer, bytes),
+            Sink::Special(special) => write_through(special.writer()?, bytes),
         }
     }
 
@@ -239,7 +293,7 @@ impl Write for Output {
         match &mut self.sink {
             Sink::Stdout(writer) => writer.flush(),
             Sink::File(pending) => pending.writer()?.flush(),
-            Sink::Special(writer, _) => writer.flush(),
+            Sink::Special(special) => special.writer()?.flush(),
         }
     }
 }
@@ -492,6 +546,35 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(dir.entries(), vec!["sink".to_string()]);
+    }
+
+    #[test]
+    fn a_fifo_without_a_reader_is_opened_by_the_writer_not_by_create() {
+        use std::io::Read;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = TestDir::new("fifo");
+        let fifo = dir.0.join("pipe");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // `create` must return at once (the event loop calls it); a blocking open would wait
+        // here for a reader that never comes, so it runs on a thread with a deadline.
+        let (created, was_created) = mpsc::channel();
+        let target = OutputTarget::Path(fifo.clone());
+        let writer = std::thread::spawn(move || {
+            let mut output = Output::create(&target).unwrap();
+            created.send(()).unwrap();
+            output.write_all(b"through the pipe").unwrap();
+            output.commit().unwrap();
+        });
+        was_created
+            .recv_timeout(Duration::from_secs(5))
+            .expect("Output::create returned without a reader");
+        let mut got = String::new();
+        File::open(&fifo).unwrap().read_to_string(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, "through the pipe");
     }
 
     #[test]
