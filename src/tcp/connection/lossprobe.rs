@@ -90,12 +90,7 @@ impl Connection {
     /// The right edge of the ACK's D-SACK block, if it has one (RFC 2883 §4: the first block
     /// lies at or below the cumulative ACK, or inside the second block).
     fn dsack_end(seg: &TcpRepr, ack: SeqNum) -> Option<SeqNum> {
-        let mut blocks = seg.options.sack_blocks();
-        let first = blocks.next()?;
-        let inside_second = blocks
-            .next()
-            .is_some_and(|b| b.left.before_eq(first.left) && first.right.before_eq(b.right));
-        (first.right.before_eq(ack) || inside_second).then_some(first.right)
+        Self::dsack_block(seg, ack).map(|block| block.right)
     }
 
     /// RFC 8985 §7.4: judges the TLP episode in progress by this ACK. A probe that repaired a
@@ -118,6 +113,8 @@ impl Connection {
                     let mss = self.snd.mss;
                     self.loss.cc.on_enter_recovery(episode.flight, mss);
                     self.loss.cc.on_exit_recovery(episode.flight, mss);
+                    // A real loss: an older episode's prior must not undo this reduction.
+                    self.loss.undo.clear();
                     self.stats.loss_probe_repairs += 1;
                 }
             }
