@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::Connection;
+use crate::tcp::timers::Timer;
 use crate::tcp::undo::{FrtoAck, FrtoVerdict, Reduction, UndoCause};
 use crate::wire::{SackBlock, SeqNum, TcpRepr};
 
@@ -175,6 +176,10 @@ impl Connection {
                 ((ms as i32) >= 0).then(|| Duration::from_millis(u64::from(ms.max(1))))
             });
             self.loss.rtt.adapt_after_spurious_timeout(sample);
+            if self.snd.una != self.snd.max {
+                self.timers
+                    .set(Timer::Retransmit, now + self.loss.rtt.rto());
+            }
         }
         self.schedule_loss_probe(now);
     }
