@@ -135,7 +135,13 @@ impl UndoState {
     /// controller's state. A second reduction inside an episode still in progress (a timeout
     /// during recovery, a backed-off timeout) keeps the first prior and what was counted, as
     /// Linux keeps `undo_marker`: only undoing both brings back the window before the event.
-    pub fn begin(&mut self, reduction: Reduction, prior: impl FnOnce() -> Prior, una: SeqNum, max: SeqNum) {
+    pub fn begin(
+        &mut self,
+        reduction: Reduction,
+        prior: impl FnOnce() -> Prior,
+        una: SeqNum,
+        max: SeqNum,
+    ) {
         if let Some(ep) = &mut self.episode {
             if una.before(ep.point) {
                 if reduction == Reduction::Timeout {
@@ -361,7 +367,10 @@ mod tests {
         u.on_retransmit(s(3000), s(4000), None);
         assert!(!u.on_dsack(s(1000), s(2000)), "one of two");
         assert!(!u.on_dsack(s(500), s(900)), "below the marker: older data");
-        assert!(!u.on_dsack(s(5000), s(6000)), "not a retransmission of ours");
+        assert!(
+            !u.on_dsack(s(5000), s(6000)),
+            "not a retransmission of ours"
+        );
         assert!(u.on_dsack(s(3000), s(4000)));
         assert_eq!(u.take().unwrap().prior, prior());
     }
@@ -410,7 +419,10 @@ mod tests {
         let mut u = UndoState::default();
         u.begin(Reduction::FastRecovery, prior, s(1000), s(9000));
         u.on_retransmit(s(1000), s(2000), Some(500));
-        assert!(!u.on_advance(s(1000), s(2000), None), "no timestamp, no verdict");
+        assert!(
+            !u.on_advance(s(1000), s(2000), None),
+            "no timestamp, no verdict"
+        );
         assert!(u.on_advance(s(1000), s(9000), Some(400)));
     }
 
@@ -442,9 +454,17 @@ mod tests {
         u.begin(Reduction::FastRecovery, prior, s(1000), s(9000));
         u.begin(Reduction::Timeout, || Prior::new(1, 2), s(2000), s(9000));
         let ep = u.episode().unwrap();
-        assert_eq!((ep.reduction, ep.prior, ep.marker), (Reduction::Timeout, prior(), s(1000)));
+        assert_eq!(
+            (ep.reduction, ep.prior, ep.marker),
+            (Reduction::Timeout, prior(), s(1000))
+        );
         // Once past the point, a new event is a new episode.
-        u.begin(Reduction::FastRecovery, || Prior::new(1, 2), s(9000), s(12_000));
+        u.begin(
+            Reduction::FastRecovery,
+            || Prior::new(1, 2),
+            s(9000),
+            s(12_000),
+        );
         assert_eq!(u.episode().unwrap().prior, Prior::new(1, 2));
     }
 
@@ -474,11 +494,17 @@ mod tests {
         let mut u = UndoState::default();
         u.start_frto(s(9000));
         assert_eq!(u.frto_on_ack(ack(false, 1000, 0), 1000), FrtoVerdict::Wait);
-        assert_eq!(u.frto_on_ack(ack(true, 2000, 1000), 1000), FrtoVerdict::SendNew);
+        assert_eq!(
+            u.frto_on_ack(ack(true, 2000, 1000), 1000),
+            FrtoVerdict::SendNew
+        );
         assert_eq!(u.frto_budget(), Some(2000));
         u.on_new_data(1000);
         assert_eq!(u.frto_budget(), Some(1000));
-        assert_eq!(u.frto_on_ack(ack(true, 3000, 2000), 1000), FrtoVerdict::Spurious);
+        assert_eq!(
+            u.frto_on_ack(ack(true, 3000, 2000), 1000),
+            FrtoVerdict::Spurious
+        );
         assert_eq!(u.frto(), Frto::Off);
     }
 
@@ -486,7 +512,10 @@ mod tests {
     fn frto_sacks_for_the_new_segments_alone_mean_a_real_timeout() {
         let mut u = UndoState::default();
         u.start_frto(s(9000));
-        assert_eq!(u.frto_on_ack(ack(true, 2000, 1000), 1000), FrtoVerdict::SendNew);
+        assert_eq!(
+            u.frto_on_ack(ack(true, 2000, 1000), 1000),
+            FrtoVerdict::SendNew
+        );
         let sack = FrtoAck {
             sacked_above: true,
             ..ack(false, 2000, 1000)
@@ -495,14 +524,20 @@ mod tests {
         // A plain duplicate ACK in step 3 says the same.
         u.start_frto(s(9000));
         u.frto_on_ack(ack(true, 2000, 1000), 1000);
-        assert_eq!(u.frto_on_ack(ack(false, 2000, 1000), 1000), FrtoVerdict::Conventional);
+        assert_eq!(
+            u.frto_on_ack(ack(false, 2000, 1000), 1000),
+            FrtoVerdict::Conventional
+        );
     }
 
     #[test]
     fn frto_goes_back_when_the_first_ack_covers_the_point_or_nothing_new_can_go() {
         let mut u = UndoState::default();
         u.start_frto(s(9000));
-        assert_eq!(u.frto_on_ack(ack(true, 9000, 8000), 1000), FrtoVerdict::Conventional);
+        assert_eq!(
+            u.frto_on_ack(ack(true, 9000, 8000), 1000),
+            FrtoVerdict::Conventional
+        );
         u.start_frto(s(9000));
         let stuck = FrtoAck {
             can_send_new: false,
