@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tunstack::tcp::TcpConfig;
+use tunstack::tcp::{Algorithm, TcpConfig};
 
 use super::sim::LinkConfig;
 use super::{
@@ -15,7 +15,8 @@ use super::{
 /// its window for nothing. Undoing those reductions (RFC 2883 §5 D-SACK, RFC 3522
 /// timestamps, RFC 4015) keeps the window, and the transfer, where the clean link has it.
 /// Compared on the same seeds with undo (and F-RTO) switched off, with and without
-/// timestamps (without, D-SACK alone tells).
+/// timestamps (without, D-SACK alone tells), and with CUBIC (whose W_max and epoch are
+/// restored too, RFC 9438 §4.9).
 #[test]
 fn undo_keeps_the_window_through_reordering() {
     let started = Instant::now();
@@ -26,9 +27,15 @@ fn undo_keeps_the_window_through_reordering() {
     };
     let bytes = 10 * MB;
     let mut lines = Vec::new();
-    for timestamps in [true, false] {
+    let runs = [
+        (true, Algorithm::NewReno, "TS"),
+        (false, Algorithm::NewReno, "no TS"),
+        (true, Algorithm::Cubic, "CUBIC TS"),
+    ];
+    for (timestamps, congestion, name) in runs {
         let on = TcpConfig {
             timestamps,
+            congestion,
             ..sim_tcp_config()
         };
         let off = TcpConfig {
@@ -56,7 +63,6 @@ fn undo_keeps_the_window_through_reordering() {
                 sums[i].add(&t, bytes);
             }
         }
-        let name = if timestamps { "TS" } else { "no TS" };
         lines.push(sums[0].line(&format!("reo {name} undo"), Direction::Download, bytes));
         lines.push(sums[1].line(&format!("reo {name} no undo"), Direction::Download, bytes));
         let total = |s: &Summary| s.times.iter().sum::<Duration>();
