@@ -11,6 +11,7 @@ pub mod send_buffer;
 pub mod syncookie;
 pub mod timers;
 pub mod tuple;
+pub mod undo;
 pub mod window;
 
 pub use congestion::Algorithm;

@@ -152,6 +152,14 @@ impl SentLog {
         }
     }
 
+    /// Forgets the loss marks but not the SACK marks (a recovery was undone as spurious: RACK
+    /// marks again what is still missing once its reordering window passes).
+    pub fn clear_lost_marks(&mut self) {
+        for s in &mut self.segments {
+            s.lost = false;
+        }
+    }
+
     /// Forgets everything (the connection will send nothing more that RACK should judge).
     pub fn clear(&mut self) {
         self.segments.clear();

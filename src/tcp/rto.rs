@@ -128,6 +128,23 @@ impl RttEstimator {
             .clamp(self.bounds.min, self.bounds.max);
     }
 
+    /// RFC 4015 §3 steps (7)-(8), after a timeout shown spurious: the path's RTT grew past
+    /// the estimate, so take the sample that showed it (the original's, from its echoed
+    /// timestamp) as SRTT >= sample, RTTVAR >= sample / 2, and drop the backoff, which
+    /// answered a loss that did not happen. Without a sample only the backoff goes.
+    pub fn adapt_after_spurious_timeout(&mut self, sample: Option<Duration>) {
+        self.backoffs = 0;
+        let Some(rtt) = sample else {
+            return;
+        };
+        let srtt = self.srtt.map_or(rtt, |s| s.max(rtt));
+        self.srtt = Some(srtt);
+        self.rttvar = self.rttvar.max(rtt / 2);
+        self.base_rto =
+            (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.bounds.min, self.bounds.max);
+    }
+
+    /// Timeouts since the last sample (for diagnostics and tests).
     pub fn backoffs(&self) -> u32 {
         self.backoffs
     }
@@ -187,6 +204,25 @@ mod tests {
         assert_eq!(est.rto(), Duration::from_secs(60));
         est.on_sample(ms(100));
         assert_eq!(est.rto(), ms(300));
+    }
+
+    #[test]
+    fn a_spurious_timeout_raises_the_estimate_to_its_sample_and_ends_the_backoff() {
+        let mut est = RttEstimator::new(RtoBounds::default());
+        est.on_sample(ms(100));
+        est.on_timeout();
+        assert_eq!(est.rto(), ms(600));
+        est.adapt_after_spurious_timeout(Some(ms(500)));
+        // SRTT 500, RTTVAR 250: 500 + 4 * 250.
+        assert_eq!(est.srtt(), Some(ms(500)));
+        assert_eq!(est.rto(), ms(1500));
+        // A smaller sample lowers nothing; no sample only ends the backoff.
+        est.on_timeout();
+        est.adapt_after_spurious_timeout(Some(ms(10)));
+        assert_eq!(est.rto(), ms(1500));
+        est.on_timeout();
+        est.adapt_after_spurious_timeout(None);
+        assert_eq!(est.rto(), ms(1500));
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "sack" => tcp.sack = on()?,
             "rack" => tcp.rack = on()?,
             "tlp" => tcp.tlp = on()?,
+            "undo" => tcp.undo = on()?,
+            "frto" => tcp.frto = on()?,
             "nagle" => tcp.nagle = on()?,
             "delayed_ack" => tcp.delayed_ack = dur()?,
             "ack_stretch" => tcp.ack_stretch = num()? as u32,

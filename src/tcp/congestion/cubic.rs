@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{initial_window, CongestionControl};
+use super::{initial_window, CongestionControl, Prior};
 
 /// RFC 9438 §4.1: C, in segments per second cubed.
 const C: f64 = 0.4;
@@ -16,6 +16,17 @@ const BETA: f64 = 0.7;
 /// RFC 9438 §4.3: the Reno-friendly additive increase that matches NewReno's average rate
 /// with this beta: 3 (1 - beta) / (1 + beta).
 const ALPHA: f64 = 3.0 * (1.0 - BETA) / (1.0 + BETA);
+
+/// CUBIC's variables besides cwnd and ssthresh that a reduction changes, saved with them
+/// (RFC 9438 §4.9: prior W_max, K, epoch start and W_est) so a spurious one can be undone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Saved {
+    w_max: f64,
+    w_last_max: f64,
+    epoch: Option<Instant>,
+    k: f64,
+    w_est: f64,
+}
 
 /// The CUBIC controller of one connection.
 #[derive(Debug, Clone)]
@@ -145,6 +156,40 @@ impl CongestionControl for Cubic {
         self.epoch = None;
         self.credit = 0.0;
     }
+
+    fn save(&self) -> Prior {
+        Prior {
+            cubic: Some(Saved {
+                w_max: self.w_max,
+                w_last_max: self.w_last_max,
+                epoch: self.epoch,
+                k: self.k,
+                w_est: self.w_est,
+            }),
+            ..Prior::new(self.cwnd, self.ssthresh)
+        }
+    }
+
+    fn restore(&mut self, prior: &Prior) {
+        // RFC 9438 §4.9: back to the state before the spurious event, so the cubic curve
+        // continues where it was instead of starting a new epoch around a false W_max.
+        // A window that grew past the prior since the reduction is kept (as Linux does).
+        if let Some(saved) = prior.cubic {
+            self.w_max = saved.w_max;
+            self.w_last_max = saved.w_last_max;
+            self.epoch = saved.epoch;
+            self.k = saved.k;
+            self.w_est = saved.w_est;
+        }
+        if prior.cwnd > self.cwnd {
+            self.cwnd = prior.cwnd;
+        } else {
+            // The epoch restarts from the window kept (K from W_max and it).
+            self.epoch = None;
+        }
+        self.ssthresh = self.ssthresh.max(prior.ssthresh);
+        self.credit = 0.0;
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +267,31 @@ mod tests {
         // Reno-friendly: about alpha = 0.53 segments per RTT, so ~50 segments in 100 RTTs.
         let grown = (cc.window() - low) / MSS;
         assert!((35..=70).contains(&grown), "{grown}");
+    }
+
+    #[test]
+    fn restore_brings_back_w_max_and_the_epoch() {
+        let mut cc = Cubic::new(MSS);
+        cc.cwnd = 100 * MSS;
+        cc.on_enter_recovery(100 * MSS, MSS);
+        cc.on_exit_recovery(100 * MSS, MSS);
+        let start = Instant::now();
+        run(&mut cc, start, 5);
+        let before = (cc.window(), cc.ssthresh(), cc.w_max, cc.epoch, cc.k);
+        let prior = cc.save();
+        cc.on_enter_recovery(cc.window(), MSS);
+        assert!(cc.window() < before.0);
+        cc.restore(&prior);
+        assert_eq!(
+            (cc.window(), cc.ssthresh(), cc.w_max, cc.epoch, cc.k),
+            before,
+            "the spurious event left no trace"
+        );
+        // A timeout (one segment) is undone the same way.
+        cc.on_timeout(cc.window(), MSS);
+        assert_eq!(cc.window(), MSS);
+        cc.restore(&prior);
+        assert_eq!(cc.window(), before.0);
     }
 
     #[test]

@@ -50,6 +50,36 @@ pub trait CongestionControl: std::fmt::Debug + Send {
     /// measured before no longer describes the path, so restart from at most the initial
     /// window (ssthresh stays, so slow start climbs back fast).
     fn on_idle_restart(&mut self, mss: usize);
+    /// The state a reduction is about to replace, saved by the connection before each
+    /// congestion event so that one later shown spurious (RFC 2883 D-SACK, RFC 3522
+    /// timestamps, RFC 5682 F-RTO) can be undone.
+    fn save(&self) -> Prior;
+    /// Undoes a reduction shown spurious (RFC 4015 §3, Linux's `tcp_undo_cwnd_reduction`):
+    /// cwnd and ssthresh go back to at least what `prior` saved (never below what they grew
+    /// to since), and a controller with more state restores it (RFC 9438 §4.9).
+    fn restore(&mut self, prior: &Prior);
+}
+
+/// What a controller saved before a reduction ([`CongestionControl::save`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prior {
+    /// cwnd before the reduction, in bytes.
+    pub cwnd: usize,
+    /// ssthresh before the reduction, in bytes.
+    pub ssthresh: usize,
+    /// CUBIC's own variables (RFC 9438 §4.9), `None` for other controllers.
+    cubic: Option<cubic::Saved>,
+}
+
+impl Prior {
+    /// A prior of just a window and a threshold (NewReno's whole state).
+    pub fn new(cwnd: usize, ssthresh: usize) -> Self {
+        Prior {
+            cwnd,
+            ssthresh,
+            cubic: None,
+        }
+    }
 }
 
 /// NewReno: slow start with appropriate byte counting (RFC 3465, L = 2), congestion avoidance
@@ -130,6 +160,16 @@ impl CongestionControl for NewReno {
         self.cwnd = self.cwnd.min(initial_window(mss));
         self.bytes_acked = 0;
     }
+
+    fn save(&self) -> Prior {
+        Prior::new(self.cwnd, self.ssthresh)
+    }
+
+    fn restore(&mut self, prior: &Prior) {
+        self.cwnd = self.cwnd.max(prior.cwnd);
+        self.ssthresh = self.ssthresh.max(prior.ssthresh);
+        self.bytes_acked = 0;
+    }
 }
 
 /// No congestion control at all: a fixed, huge window. For tests that isolate other machinery.
@@ -148,6 +188,10 @@ impl CongestionControl for Unlimited {
         usize::MAX
     }
     fn on_idle_restart(&mut self, _: usize) {}
+    fn save(&self) -> Prior {
+        Prior::new(self.window(), self.ssthresh())
+    }
+    fn restore(&mut self, _: &Prior) {}
 }
 
 #[cfg(test)]
@@ -195,6 +239,22 @@ mod tests {
         assert_eq!(cc.ssthresh(), 4 * MSS);
         cc.on_timeout(MSS, MSS);
         assert_eq!(cc.ssthresh(), 2 * MSS, "ssthresh never below two segments");
+    }
+
+    #[test]
+    fn restore_undoes_a_reduction_but_never_shrinks() {
+        let mut cc = NewReno::new(MSS);
+        cc.cwnd = 20 * MSS;
+        cc.ssthresh = 30 * MSS;
+        let prior = cc.save();
+        cc.on_enter_recovery(20 * MSS, MSS);
+        assert_eq!(cc.window(), 10 * MSS);
+        cc.restore(&prior);
+        assert_eq!((cc.window(), cc.ssthresh()), (20 * MSS, 30 * MSS));
+        // A window that grew past the prior since stays.
+        cc.cwnd = 25 * MSS;
+        cc.restore(&prior);
+        assert_eq!(cc.window(), 25 * MSS);
     }
 
     #[test]

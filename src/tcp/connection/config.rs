@@ -37,6 +37,14 @@ pub struct TcpConfig {
     /// Tail loss probes (RFC 8985 §7) when SACK was agreed: a probe at about two round trips
     /// after the ACKs stop, so a lost tail is found by RACK instead of the RTO. On by default.
     pub tlp: bool,
+    /// Undo congestion reductions shown spurious (RFC 2883 §5 D-SACK, RFC 3522 timestamps,
+    /// RFC 4015 response): after reordering or a delay spike, a retransmission the peer did
+    /// not need must not leave the window halved. On by default, as in Linux.
+    pub undo: bool,
+    /// F-RTO (RFC 5682 §3.1): after a timeout, probe with new data before going back N, and
+    /// undo the reduction when the ACKs show the timeout spurious. On by default (Linux's
+    /// `tcp_frto`).
+    pub frto: bool,
     /// Nagle's algorithm (RFC 9293 §3.7.4). Off by default: request/response traffic.
     pub nagle: bool,
     /// Initial, least and greatest retransmission timeout (RFC 6298).
@@ -94,6 +102,8 @@ impl Default for TcpConfig {
             sack: true,
             rack: true,
             tlp: true,
+            undo: true,
+            frto: true,
             nagle: false,
             rto: RtoBounds::default(),
             delayed_ack: Duration::from_millis(40),

@@ -22,7 +22,15 @@ impl Connection {
 
     /// Logs one transmission of `[start, end)` for RACK.
     pub(super) fn record_sent(&mut self, now: Instant, start: SeqNum, end: SeqNum, again: bool) {
-        let flight = end.max(self.snd.max).distance_from(self.snd.una);
+        // SACKed bytes have left the network: during a recovery SND.UNA waits at the hole
+        // while PRR sends on, and the span SND.MAX - SND.UNA grows far past what is in
+        // flight. Counted, it made the next congestion event "reduce" to more than cwnd
+        // (ssthresh 56 KB from a 38 KB window), and a drop-tail queue overflowed again at
+        // once: ~4,200 drops per 10 MB in the simulator's shallow-queue scenario.
+        let flight = end
+            .max(self.snd.max)
+            .distance_from(self.snd.una)
+            .saturating_sub(self.loss.scoreboard.sacked_bytes());
         self.loss.flight_peak = self.loss.flight_peak.max(flight);
         if self.rack_enabled() {
             self.loss.sent.on_send(start, end, now, again);
@@ -90,12 +98,7 @@ impl Connection {
     /// The right edge of the ACK's D-SACK block, if it has one (RFC 2883 §4: the first block
     /// lies at or below the cumulative ACK, or inside the second block).
     fn dsack_end(seg: &TcpRepr, ack: SeqNum) -> Option<SeqNum> {
-        let mut blocks = seg.options.sack_blocks();
-        let first = blocks.next()?;
-        let inside_second = blocks
-            .next()
-            .is_some_and(|b| b.left.before_eq(first.left) && first.right.before_eq(b.right));
-        (first.right.before_eq(ack) || inside_second).then_some(first.right)
+        Self::dsack_block(seg, ack).map(|block| block.right)
     }
 
     /// RFC 8985 §7.4: judges the TLP episode in progress by this ACK. A probe that repaired a
@@ -118,6 +121,8 @@ impl Connection {
                     let mss = self.snd.mss;
                     self.loss.cc.on_enter_recovery(episode.flight, mss);
                     self.loss.cc.on_exit_recovery(episode.flight, mss);
+                    // A real loss: an older episode's prior must not undo this reduction.
+                    self.loss.undo.clear();
                     self.stats.loss_probe_repairs += 1;
                 }
             }

@@ -36,6 +36,7 @@
 //! - `lossprobe`: RACK-TLP (RFC 8985): feeding the sent log and RACK, the reordering and
 //!   probe timers, the loss probe;
 //! - `transmit`: `poll_transmit` and segment building;
+//! - `undo`: undoing reductions that D-SACK, timestamps or F-RTO show spurious;
 //! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
 
 mod config;
@@ -47,6 +48,7 @@ mod receive;
 mod recovery;
 mod state;
 mod transmit;
+mod undo;
 
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
@@ -65,6 +67,7 @@ use super::scoreboard::Scoreboard;
 use super::send_buffer::SendBuffer;
 use super::timers::{Timer, TimerTable};
 use super::tuple::FourTuple;
+use super::undo::UndoState;
 use super::window::WindowScale;
 use crate::ipv4::IcmpErrorKind;
 use crate::wire::{SeqNum, TcpRepr};
@@ -184,6 +187,15 @@ pub struct ConnStats {
     pub loss_probes: u64,
     /// Tail loss probes that repaired a loss and cost one cwnd reduction (RFC 8985 §7.4).
     pub loss_probe_repairs: u64,
+    /// Reductions undone because D-SACKs reported every retransmission as a duplicate
+    /// (RFC 2883 §5, RFC 3708).
+    pub undos_dsack: u64,
+    /// Reductions undone because timestamps showed originals arrived (RFC 3522).
+    pub undos_timestamp: u64,
+    /// Timeouts F-RTO showed spurious and undid (RFC 5682).
+    pub undos_frto: u64,
+    /// Retransmission timeouts shown spurious, by any detector (RFC 4015).
+    pub spurious_rtos: u64,
     /// Duplicate ACKs received (RFC 5681 §2 definition).
     pub dup_acks_in: u64,
     /// ACKs we sent that repeated the previous acknowledgement because data was missing.
@@ -355,6 +367,7 @@ impl Connection {
                 rack: RackState::default(),
                 tlp_due: false,
                 soft_error: None,
+                undo: UndoState::default(),
             },
             rst_due: false,
             stray_rst: None,

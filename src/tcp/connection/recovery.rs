@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{ConnEvent, Connection, Recovery, DUP_THRESH};
 use crate::tcp::timers::Timer;
+use crate::tcp::undo::Reduction;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
 impl Connection {
@@ -83,6 +84,7 @@ impl Connection {
         // whatever else it does (carry data, change the window, move the cumulative ACK).
         let sack_dup = newly_sacked > 0 && window > 0;
         let una_before = self.snd.una;
+        let dup_acks_before = self.stats.dup_acks_in;
         let mut estimated = 0;
         if ack.after(self.snd.una) {
             self.on_new_ack(now, seg, ack);
@@ -106,6 +108,8 @@ impl Connection {
                 estimated = self.snd.mss;
             }
         }
+        let duplicate = self.stats.dup_acks_in > dup_acks_before;
+        self.undo_on_ack(now, seg, ack, una_before, duplicate);
         let advanced = if ack.after(una_before) {
             ack.distance_from(una_before)
         } else {
@@ -237,6 +241,7 @@ impl Connection {
     pub(super) fn enter_recovery(&mut self) {
         let flight = self.snd.max.distance_from(self.snd.una);
         let peak = self.congestion_flight();
+        self.undo_begin(Reduction::FastRecovery);
         self.loss.cc.on_enter_recovery(peak, self.snd.mss);
         self.stats.recoveries += 1;
         self.loss.rtt_probe = None;
@@ -351,6 +356,7 @@ impl Connection {
         let flight = self.snd.max.distance_from(self.snd.una);
         let peak = self.congestion_flight();
         if self.state.is_synchronized() && flight > 0 {
+            self.undo_on_timeout();
             self.loss.cc.on_timeout(peak, self.snd.mss);
         }
         self.loss.rtt.on_timeout();
@@ -458,7 +464,10 @@ impl Connection {
     pub(super) fn send_allowance(&self) -> usize {
         match self.loss.recovery {
             Some(rec) => rec.sndcnt,
-            None => self.loss.cc.window().saturating_sub(self.pipe()),
+            // F-RTO's new segments after a timeout (RFC 5682 §3.1 step 2b) go whatever cwnd says.
+            None => self
+                .frto_allowance()
+                .unwrap_or_else(|| self.loss.cc.window().saturating_sub(self.pipe())),
         }
     }
 

@@ -10,6 +10,7 @@ use super::super::reassembly::ReceiveBuffer;
 use super::super::rto::RttEstimator;
 use super::super::scoreboard::Scoreboard;
 use super::super::send_buffer::SendBuffer;
+use super::super::undo::UndoState;
 use super::super::window::WindowScale;
 use crate::ipv4::IcmpErrorKind;
 use crate::wire::SeqNum;
@@ -182,4 +183,6 @@ pub(super) struct LossState {
     /// RFC 5927 §4.2) to name the cause if the connection then times out (RFC 1122 §4.2.3.9);
     /// forgotten when an ACK shows the path works again.
     pub(super) soft_error: Option<IcmpErrorKind>,
+    /// The reduction that may yet be undone as spurious, and F-RTO (see `undo`).
+    pub(super) undo: UndoState,
 }

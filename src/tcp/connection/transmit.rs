@@ -195,6 +195,7 @@ impl Connection {
                 .is_some_and(|at| now.saturating_duration_since(at) > self.loss.rtt.rto());
         if idle {
             self.loss.cc.on_idle_restart(self.snd.mss);
+            self.loss.undo.clear();
             self.loss.last_data_sent = None;
         }
     }
@@ -294,6 +295,7 @@ impl Connection {
         }
         self.loss.last_data_sent = Some(now);
         self.count_recovery_send(copied + usize::from(fin));
+        self.undo_on_send(now, start, end, new_data);
         // The user timeout measures how long data stays unacknowledged, so it starts afresh
         // when this segment ends an idle period (nothing was in flight).
         let was_idle = self.snd.una == self.snd.max;
