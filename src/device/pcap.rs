@@ -116,6 +116,9 @@ impl<D: Device> Device for Pcap<D> {
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
+    fn poll_link_event(&mut self) -> Option<super::LinkEvent> {
+        self.inner.poll_link_event()
+    }
 }
 
 /// The capture waits on the device it records.
