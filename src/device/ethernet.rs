@@ -48,6 +48,13 @@ impl<D: Device> EthernetDevice<D> {
         }
     }
 
+    /// Puts a new link for `config` over `inner`, starting now by the wall clock (its
+    /// announcements are due at once): for the real device, whose caller may not read the
+    /// clock itself.
+    pub fn start(inner: D, config: crate::link::LinkConfig, verbose: bool) -> Self {
+        EthernetDevice::new(inner, Link::new(Instant::now(), config), verbose)
+    }
+
     /// The link, for its statistics and neighbour cache.
     pub fn link(&self) -> &Link {
         &self.link

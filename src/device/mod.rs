@@ -170,6 +170,12 @@ pub enum DeviceError {
         /// The interface that was asked for.
         name: String,
     },
+    /// TAP mode: there is no interface of that name.
+    #[error("interface {name} does not exist: run `sudo setup/up --tap` first (or give --iface)")]
+    MissingTap {
+        /// The interface that was asked for.
+        name: String,
+    },
     /// The kernel has no TUN driver loaded, or `/dev/net/tun` is absent.
     #[error("/dev/net/tun is missing: load the TUN driver with `sudo modprobe tun`")]
     NoTunDriver,
@@ -197,6 +203,12 @@ pub enum DeviceError {
     /// The interface exists but is not a TUN device (or was created multi-queue).
     #[error("interface {name} is not a single-queue TUN device: recreate it with `sudo setup/down && sudo setup/up`")]
     NotTun {
+        /// The interface that was asked for.
+        name: String,
+    },
+    /// TAP mode: the interface exists but is not a TAP device (a TUN, say).
+    #[error("interface {name} is not a single-queue TAP device: create one with `sudo setup/up --tap` (and use --mode tap only with it)")]
+    NotTap {
         /// The interface that was asked for.
         name: String,
     },
