@@ -139,7 +139,7 @@ fn rfc1122_2_3_2_2_an_unanswered_next_hop_fails_the_waiting_destinations() {
         now = at;
         link.handle_timeout(now);
         requests += frames(&mut link).len();
-        if link.events.len() > 0 {
+        if !link.events.is_empty() {
             break;
         }
     }
