@@ -5,6 +5,7 @@
 //! tested with a full TCP transfer over them, in milliseconds of real time.
 
 #[path = "sim/mod.rs"]
+#[allow(unused_imports)] // its re-exports for tests/sim.rs's pair are not used here
 mod sim;
 
 use std::cell::RefCell;
@@ -156,8 +157,11 @@ impl L2Pair {
         }));
         let station = |addr: Ipv4Addr, mac: MacAddr, peer: Ipv4Addr, client: bool| {
             let mut config = StackConfig::new(addr, sim::MTU, [seed as u8; 16], seed ^ 7);
+            // A short TIME-WAIT, so a run ends soon after the transfer (the default 60 s would
+            // outlast the ARP entry whose lifetime some tests check).
             config.tcp = TcpConfig {
                 mss: config.tcp.mss,
+                time_wait: Duration::from_secs(1),
                 ..TcpConfig::default()
             };
             let mut stack = Stack::new(clock.now(), config);
@@ -171,7 +175,13 @@ impl L2Pair {
                     addr,
                     prefix_len: PREFIX,
                     gateway: peer,
-                    arp: ArpConfig::default(),
+                    // The server does not announce itself: an announcement arriving while
+                    // the client resolves it would complete the resolution (RFC 826's merge),
+                    // and these tests are about the client asking.
+                    arp: ArpConfig {
+                        announcements: if client { 2 } else { 0 },
+                        ..ArpConfig::default()
+                    },
                 },
             );
             let port = Port {
@@ -201,7 +211,15 @@ impl L2Pair {
         loop {
             let now = self.clock.now();
             if self.clock.elapsed() > limit {
-                return Err(format!("virtual time limit {limit:?} exceeded"));
+                return Err(format!(
+                    "virtual time limit {limit:?} exceeded (client moved {} bytes in {:?}, \
+                     server {} in {:?}; client ARP {:?})",
+                    client_app.progress(),
+                    client_app.state,
+                    server_app.progress(),
+                    server_app.state,
+                    self.client_link().arp_stats()
+                ));
             }
             let clock = || now;
             for station in [&mut self.server, &mut self.client] {
@@ -258,7 +276,8 @@ impl L2Pair {
                 .filter_map(|s| s.driver.poll_timeout(&s.device, now))
                 .min()
                 .unwrap_or(until);
-            self.clock.advance_to(next.min(until).max(now + Duration::from_millis(1)));
+            self.clock
+                .advance_to(next.min(until).max(now + Duration::from_millis(1)));
         }
     }
 
@@ -293,7 +312,10 @@ fn rfc826_a_download_over_ethernet_starts_with_one_request_and_completes() {
         assert_eq!(arp.requests_sent, 1, "seed {seed}: {arp:?}");
         assert_eq!(arp.resolved, 1);
         let server_arp = pair.server.device.link().arp_stats();
-        assert_eq!(server_arp.learned, 1, "the server learned us from our request");
+        assert_eq!(
+            server_arp.learned, 1,
+            "the server learned us from our request"
+        );
         assert_eq!(server_arp.requests_sent, 0, "so it never had to ask");
         assert_eq!(server_arp.replies_sent, 1);
     }
@@ -317,7 +339,10 @@ fn rfc1122_2_3_2_1_lost_requests_are_retried_once_a_second_and_the_transfer_comp
     assert_eq!(arp.resolved, 1);
     let done = client.eof_at.unwrap() - start;
     assert!(done >= Duration::from_secs(2), "done at {done:?}");
-    assert!(done < Duration::from_secs(4), "the SYN left with the reply: {done:?}");
+    assert!(
+        done < Duration::from_secs(4),
+        "the SYN left with the reply: {done:?}"
+    );
 }
 
 /// A reply that arrives late, but before the retries run out, resolves the neighbour and
@@ -359,7 +384,11 @@ fn rfc1122_2_3_2_2_a_reply_after_the_give_up_fails_the_connection_then_revives_t
         error.contains(&format!("failed: no ARP reply from {SERVER_ADDR}")),
         "{error}"
     );
-    assert_eq!(failed_after, Duration::from_secs(3), "three requests, 1 s apart");
+    assert_eq!(
+        failed_after,
+        Duration::from_secs(3),
+        "three requests, 1 s apart"
+    );
     assert_eq!(pair.client_link().arp_stats().failed, 1);
     pair.idle(Duration::from_secs(1));
     let now = pair.clock.now();
