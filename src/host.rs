@@ -121,7 +121,7 @@ impl DeviceOptions {
         let link = self.link_config();
         if !link.mac.is_unicast() {
             return Err(format!(
-                "--mac {}: not a unicast address (the first byte must be even, not all zeros)",
+                "--mac {}: not a unicast address (its first byte must be even, and not all bytes zero)",
                 link.mac
             ));
         }

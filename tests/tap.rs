@@ -348,3 +348,49 @@ fn nginx_512mib_over_tap_is_byte_exact() {
     assert_exit(&outcome, 0);
     assert_eq!(sha256_of_file(&lab.out_dir().join("huge.bin")), want);
 }
+
+/// Bad TAP options are usage errors (status 2, one line) found before any device is opened;
+/// a TAP interface that does not exist says how to create one. Needs no root.
+#[test]
+fn bad_tap_options_are_one_line_usage_errors() {
+    let run = |args: &[&str]| {
+        let child = Command::new(tunstack_bin())
+            .arg("fetch")
+            .args(args)
+            .arg("http://10.77.1.2/x")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Running::new(child).finish(Duration::from_secs(10))
+    };
+    let gateway = run(&["--iface", "tapnope0", "--tap", "--gateway", "10.77.5.1"]);
+    assert_exit(&gateway, 2);
+    assert_eq!(
+        sole_error_line(&gateway),
+        "--gateway 10.77.5.1 is not a host on the local subnet 10.77.0.2/24 (give --local-ip ADDR/LEN)"
+    );
+    let tun_gateway = run(&["--iface", "tapnope0", "--gateway", "10.77.0.1"]);
+    assert_exit(&tun_gateway, 2);
+    assert!(sole_error_line(&tun_gateway).contains("need --mode tap"));
+    for args in [
+        &["--mode", "bogus"][..],
+        &["--tap", "--mac", "zz:11"],
+        &["--tap", "--local-ip", "10.77.0.2/40"],
+    ] {
+        let outcome = run(args);
+        assert_exit(&outcome, 2);
+        assert!(
+            outcome.stderr.contains("invalid value"),
+            "{args:?}: {}",
+            outcome.describe()
+        );
+    }
+    let missing = run(&["--iface", "tapnope0", "--tap"]);
+    assert_exit(&missing, 1);
+    assert_eq!(
+        sole_error_line(&missing),
+        "interface tapnope0 does not exist: run `sudo setup/up --tap` first (or give --iface)"
+    );
+}
