@@ -13,11 +13,14 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::device::fault::ImpairSpec;
+use crate::ethernet::MacAddr;
 use crate::fetch::{
     DeviceOptions, Options, ResolveEntry, DEFAULT_IFACE, DEFAULT_LOCAL_IP, DEFAULT_MAX_REDIRECTS,
     DEFAULT_PARALLEL, DEFAULT_RETRY, DEFAULT_TIMEOUT,
 };
+use crate::host::{Mode, DEFAULT_TAP_IFACE};
 use crate::http::{Credentials, HeaderEdit, OutputTarget};
+use crate::link::InterfaceAddr;
 use crate::tcp::Algorithm;
 
 /// The whole command line of `tunstack`.
@@ -41,13 +44,15 @@ pub enum Command {
 /// Options of `tunstack serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TUN interface to attach to (create it first with `sudo setup/up`).
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_IFACE)]
-    pub iface: String,
+    /// TUN interface to attach to (create it first with `sudo setup/up`) [default: tun0, or
+    /// tap0 in TAP mode (`sudo setup/up --tap`)]
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
 
-    /// IPv4 address the stack uses as its own on the TUN subnet, and listens on.
-    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LOCAL_IP)]
-    pub local_ip: Ipv4Addr,
+    /// IPv4 address the stack uses as its own on the TUN subnet, and listens on; in TAP mode
+    /// ADDR/LEN gives the on-link prefix too (default /24).
+    #[arg(long, value_name = "ADDR[/LEN]", default_value_t = InterfaceAddr::from(DEFAULT_LOCAL_IP))]
+    pub local_ip: InterfaceAddr,
 
     /// TCP port to listen on.
     #[arg(short, long, value_name = "N", default_value_t = crate::serve::options::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
@@ -80,7 +85,9 @@ impl ServeArgs {
     /// The run this command line asks for.
     pub fn options(&self) -> crate::serve::ServeOptions {
         crate::serve::ServeOptions {
-            device: self.device.options(&self.iface, self.local_ip),
+            device: self
+                .device
+                .options(self.iface.as_deref(), self.local_ip, self.verbose),
             port: self.port,
             root: self.root.clone(),
             timeout: self.timeout.into(),
@@ -93,13 +100,15 @@ impl ServeArgs {
 /// Options of `tunstack fetch`; see each field for what it controls.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// TUN interface to attach to (create it first with `sudo setup/up`).
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_IFACE)]
-    pub iface: String,
+    /// TUN interface to attach to (create it first with `sudo setup/up`) [default: tun0, or
+    /// tap0 in TAP mode (`sudo setup/up --tap`)]
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
 
-    /// IPv4 address the stack uses as its own on the TUN subnet.
-    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_LOCAL_IP)]
-    pub local_ip: Ipv4Addr,
+    /// IPv4 address the stack uses as its own on the TUN subnet; in TAP mode ADDR/LEN gives
+    /// the on-link prefix too (default /24).
+    #[arg(long, value_name = "ADDR[/LEN]", default_value_t = InterfaceAddr::from(DEFAULT_LOCAL_IP))]
+    pub local_ip: InterfaceAddr,
 
     /// Where to save the body: a file path, or `-` for standard output. Without it the name
     /// is taken from the last segment of the URL path, in the current directory.
@@ -205,7 +214,9 @@ impl FetchArgs {
     /// `-o` become [`crate::fetch::Job`]s instead, once checked).
     pub fn options(&self) -> Options {
         Options {
-            device: self.device.options(&self.iface, self.local_ip),
+            device: self
+                .device
+                .options(self.iface.as_deref(), self.local_ip, self.verbose),
             timeout: self.timeout.into(),
             connect_timeout: self.connect_timeout.map(Duration::from),
             max_redirects: self.max_redirects,
@@ -267,15 +278,49 @@ pub struct DeviceArgs {
     /// e.g. 30s); off unless given.
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     pub keepalive: Option<humantime::Duration>,
+
+    /// The device: tun (IPv4 datagrams, routed by the kernel) or tap (Ethernet frames: the
+    /// stack is a host on the segment, with its own MAC and ARP).
+    #[arg(long, value_name = "MODE", default_value = "tun", value_parser = parse_mode)]
+    pub mode: Mode,
+
+    /// Same as --mode tap.
+    #[arg(long, conflicts_with = "mode")]
+    pub tap: bool,
+
+    /// TAP mode: our MAC address (default: a locally administered one derived from the
+    /// interface name and the local address, stable across runs).
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<MacAddr>,
+
+    /// TAP mode: the router for destinations outside the local prefix (default: the
+    /// subnet's first address, e.g. 10.77.0.1 for 10.77.0.2/24).
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<Ipv4Addr>,
 }
 
 impl DeviceArgs {
     /// The device options these flags stand for, on interface `iface` as `local_ip` (those two
-    /// are top-level flags, listed first in `--help`).
-    pub fn options(&self, iface: &str, local_ip: Ipv4Addr) -> DeviceOptions {
+    /// are top-level flags, listed first in `--help`); `verbose` prints ARP in TAP mode.
+    pub fn options(
+        &self,
+        iface: Option<&str>,
+        local_ip: InterfaceAddr,
+        verbose: bool,
+    ) -> DeviceOptions {
+        let mode = if self.tap { Mode::Tap } else { self.mode };
+        let default_iface = match mode {
+            Mode::Tun => DEFAULT_IFACE,
+            Mode::Tap => DEFAULT_TAP_IFACE,
+        };
         DeviceOptions {
-            iface: iface.to_owned(),
-            local_ip,
+            iface: iface.unwrap_or(default_iface).to_owned(),
+            local_ip: local_ip.addr,
+            prefix_len: local_ip.prefix_len,
+            mode,
+            mac: self.mac,
+            gateway: self.gateway,
+            verbose,
             offload: !self.no_offload,
             impair: self.impair.clone(),
             impair_in: self.impair_in.clone(),
@@ -285,6 +330,14 @@ impl DeviceArgs {
             congestion: self.congestion,
             keepalive: self.keepalive.map(Duration::from),
         }
+    }
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "tun" => Ok(Mode::Tun),
+        "tap" => Ok(Mode::Tap),
+        _ => Err(format!("unknown mode '{text}' (use tun or tap)")),
     }
 }
 

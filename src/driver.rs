@@ -14,13 +14,15 @@
 //!    loss signal, a stretch ACK, a reset) is sent at once, the others wait for the batch's end
 //!    and cover all of it;
 //! 3. fires the stack's timers that are due;
-//! 4. sends everything the stack has.
+//! 4. sends everything the stack has, then hands the stack what the device's link layer (TAP
+//!    mode) found out: next hops that never answered ARP fail their connections.
 
 use std::io;
 use std::time::Instant;
 
-use crate::device::Device;
+use crate::device::{Device, LinkEvent};
 use crate::stack::Stack;
+use crate::tcp::ConnError;
 use crate::trace::Tracer;
 
 /// Datagrams read per batch before the application gets to consume data (and so reopen the
@@ -197,6 +199,22 @@ impl Driver {
                 Err(err) => return Err(err),
             }
         }
+        self.take_link_events(device);
         Ok(())
+    }
+
+    /// Hands the stack what the link layer found out (TAP mode: a next hop that never
+    /// answered ARP fails the connections whose datagrams waited for it).
+    fn take_link_events<D: Device + ?Sized>(&mut self, device: &mut D) {
+        while let Some(event) = device.poll_link_event() {
+            if let LinkEvent::Unreachable {
+                next_hop,
+                destinations,
+            } = event
+            {
+                self.stack
+                    .fail_remotes(&destinations, ConnError::NoArpReply(next_hop));
+            }
+        }
     }
 }

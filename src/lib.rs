@@ -1,6 +1,6 @@
 //! tunstack: a userspace IPv4/TCP stack for Linux TUN devices.
 //!
-//! The protocol core (`wire`, `ethernet`, `arp`, `ipv4`, `tcp`, `stack`, `http`) is sans-IO: it
+//! The protocol core (`wire`, `ethernet`, `arp`, `link`, `ipv4`, `tcp`, `stack`, `http`) is sans-IO: it
 //! takes bytes and an explicit `Instant` and hands back datagrams to send and the next deadline. `driver` holds the
 //! batch and flush policy between a device and the stack, again without I/O of its own. Only
 //! `device` and `event_loop` touch file descriptors and the clock.
@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod host;
 pub mod http;
 pub mod ipv4;
+pub mod link;
 pub mod serve;
 pub mod stack;
 pub mod tcp;

@@ -32,6 +32,10 @@ fn main() -> ExitCode {
 /// used, 2 when the directory cannot be served.
 fn serve_command(args: &ServeArgs) -> ExitCode {
     let options = args.options();
+    if let Err(message) = options.device.check() {
+        eprintln!("tunstack: {message}");
+        return ExitCode::from(2);
+    }
     // A directory that cannot be served is a usage error: found before the device is opened.
     if let Err(err) = tunstack::serve::Site::new(&options.root) {
         eprintln!("tunstack: cannot serve {}: {err}", options.root.display());
@@ -61,6 +65,10 @@ fn fetch_command(args: &FetchArgs) -> ExitCode {
         }
     };
     let options = args.options();
+    if let Err(message) = options.device.check() {
+        eprintln!("tunstack: {message}");
+        return ExitCode::from(2);
+    }
     let several = jobs.len() > 1;
     fetch::install_signal_handlers();
     let report = |job: &Job, result: &Result<fetch::Summary, FetchError>| match result {

@@ -408,6 +408,9 @@ impl<D: Device> Device for Fault<D> {
             .filter_map(Impairer::next_due);
         held.chain(self.inner.poll_timeout()).min()
     }
+    fn poll_link_event(&mut self) -> Option<super::LinkEvent> {
+        self.inner.poll_link_event()
+    }
 }
 
 /// The injector waits on the device it impairs; its own held datagrams are deadlines.

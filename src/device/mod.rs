@@ -3,6 +3,7 @@
 //! A device moves whole IPv4 datagrams between the kernel and the stack and never looks inside
 //! them, so the protocol code stays testable without a kernel.
 
+pub mod ethernet;
 pub mod fault;
 pub mod gso;
 pub mod pcap;
@@ -12,6 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
+pub use crate::link::LinkEvent;
 use crate::wire::{checksum, ChecksumStatus};
 
 /// A source and sink of whole IPv4 datagrams.
@@ -47,6 +49,11 @@ pub trait Device {
     }
     /// When `poll` or `recv` will have something without the descriptor becoming readable.
     fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// What the link layer found out that the stack must hear (TAP mode: a next hop that never
+    /// answered ARP); wrappers pass it on. A device without a link layer has nothing.
+    fn poll_link_event(&mut self) -> Option<LinkEvent> {
         None
     }
 }
@@ -163,6 +170,12 @@ pub enum DeviceError {
         /// The interface that was asked for.
         name: String,
     },
+    /// TAP mode: there is no interface of that name.
+    #[error("interface {name} does not exist: run `sudo setup/up --tap` first (or give --iface)")]
+    MissingTap {
+        /// The interface that was asked for.
+        name: String,
+    },
     /// The kernel has no TUN driver loaded, or `/dev/net/tun` is absent.
     #[error("/dev/net/tun is missing: load the TUN driver with `sudo modprobe tun`")]
     NoTunDriver,
@@ -190,6 +203,12 @@ pub enum DeviceError {
     /// The interface exists but is not a TUN device (or was created multi-queue).
     #[error("interface {name} is not a single-queue TUN device: recreate it with `sudo setup/down && sudo setup/up`")]
     NotTun {
+        /// The interface that was asked for.
+        name: String,
+    },
+    /// TAP mode: the interface exists but is not a TAP device (a TUN, say).
+    #[error("interface {name} is not a single-queue TAP device: create one with `sudo setup/up --tap` (and use --mode tap only with it)")]
+    NotTap {
         /// The interface that was asked for.
         name: String,
     },
@@ -225,6 +244,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
+    }
+    fn poll_link_event(&mut self) -> Option<LinkEvent> {
+        (**self).poll_link_event()
     }
 }
 

@@ -1,5 +1,6 @@
 //! `--pcap FILE`: every datagram that crosses the device, both directions, as a classic pcap
-//! file with link type raw IP that tcpdump, tshark and Wireshark open.
+//! file with link type raw IP that tcpdump, tshark and Wireshark open; in TAP mode every
+//! Ethernet frame, with link type Ethernet, so ARP shows too.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -9,8 +10,24 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{complete_checksum, Device, Received};
 
-/// LINKTYPE_RAW: each record is a bare IPv4 (or IPv6) datagram.
-const LINKTYPE_RAW: u32 = 101;
+/// What each record of a capture starts with, so readers decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    /// LINKTYPE_RAW (101): each record is a bare IPv4 (or IPv6) datagram (TUN mode).
+    RawIp,
+    /// LINKTYPE_ETHERNET (1): each record is an Ethernet II frame (TAP mode).
+    Ethernet,
+}
+
+impl LinkType {
+    /// The number in the pcap file header.
+    fn number(self) -> u32 {
+        match self {
+            LinkType::RawIp => 101,
+            LinkType::Ethernet => 1,
+        }
+    }
+}
 /// Records are cut at this length; our datagrams never exceed it.
 const SNAPLEN: u32 = 65535;
 
@@ -22,8 +39,13 @@ pub struct PcapWriter {
 }
 
 impl PcapWriter {
-    /// Creates (truncates) `path` and writes the pcap file header.
+    /// Creates (truncates) `path` and writes the pcap file header, raw IP records.
     pub fn create(path: &Path) -> io::Result<Self> {
+        PcapWriter::create_with(path, LinkType::RawIp)
+    }
+
+    /// Creates (truncates) `path` and writes the pcap file header for `linktype` records.
+    pub fn create_with(path: &Path, linktype: LinkType) -> io::Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
         // Magic (microsecond timestamps), version 2.4, GMT offset, accuracy, snaplen, link type.
         out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
@@ -32,7 +54,7 @@ impl PcapWriter {
         out.write_all(&0i32.to_le_bytes())?;
         out.write_all(&0u32.to_le_bytes())?;
         out.write_all(&SNAPLEN.to_le_bytes())?;
-        out.write_all(&LINKTYPE_RAW.to_le_bytes())?;
+        out.write_all(&linktype.number().to_le_bytes())?;
         Ok(PcapWriter { out })
     }
 
@@ -67,11 +89,16 @@ pub struct Pcap<D> {
 }
 
 impl<D: Device> Pcap<D> {
-    /// Creates (truncates) `path` and writes the pcap file header.
+    /// Creates (truncates) `path` and writes the pcap file header, raw IP records.
     pub fn create(inner: D, path: &Path) -> io::Result<Self> {
+        Pcap::create_with(inner, path, LinkType::RawIp)
+    }
+
+    /// Like [`Pcap::create`], for a device whose records are `linktype` (Ethernet on a TAP).
+    pub fn create_with(inner: D, path: &Path, linktype: LinkType) -> io::Result<Self> {
         Ok(Pcap {
             inner,
-            out: PcapWriter::create(path)?,
+            out: PcapWriter::create_with(path, linktype)?,
         })
     }
 
@@ -115,6 +142,9 @@ impl<D: Device> Device for Pcap<D> {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
+    }
+    fn poll_link_event(&mut self) -> Option<super::LinkEvent> {
+        self.inner.poll_link_event()
     }
 }
 

@@ -1,5 +1,10 @@
-//! A Linux TUN interface carrying bare IPv4 datagrams (no packet-info prefix), optionally with
-//! the kernel's segmentation offloads.
+//! A Linux TUN interface carrying bare IPv4 datagrams (no packet-info prefix), or a TAP
+//! interface carrying Ethernet frames (TAP mode), optionally with the kernel's segmentation
+//! offloads.
+//!
+//! A TAP is the same driver with `IFF_TAP`: the virtio-net header then precedes the Ethernet
+//! frame, its checksum and header offsets count from the frame's start, and a super-segment
+//! is one Ethernet header in front of a 64 KiB IPv4 TCP segment.
 //!
 //! With offloads the device is opened with `IFF_VNET_HDR` and `TUNSETOFFLOAD`: the kernel may
 //! then hand us TCP super-segments of up to 64 KiB (what GRO merged on the way in) behind a
@@ -30,8 +35,10 @@ const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
 const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
 /// Where a TCP header keeps its checksum.
 const TCP_CHECKSUM_OFFSET: usize = 16;
-/// Longest IPv4 plus TCP header (60 + 60 bytes).
-const MAX_HEADERS_LEN: usize = 120;
+/// Longest Ethernet, IPv4 and TCP header (14 + 60 + 60 bytes).
+const MAX_HEADERS_LEN: usize = 134;
+/// Ethernet II header length: where IPv4 starts in a TAP frame.
+const ETHERNET_HEADER_LEN: usize = 14;
 /// virtio-net header `gso_type` bit: the super-segment carries ECN (CWR on its first piece).
 const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 /// Where an IPv4 header keeps its protocol number.
@@ -47,6 +54,17 @@ pub struct TunDevice {
     name: String,
     /// Datagrams carry a virtio-net header (offloads on).
     vnet: bool,
+    /// A TAP: reads and writes are Ethernet frames.
+    tap: bool,
+}
+
+/// Which layer the interface carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// TUN: bare IPv4 datagrams.
+    Ip,
+    /// TAP: Ethernet frames.
+    Ethernet,
 }
 
 /// `struct ifreq` as TUNSETIFF reads it: the name and the flags, padded to the union's size.
@@ -62,10 +80,20 @@ impl TunDevice {
     /// segmentation offloads; without, clears any an earlier program left on the device so
     /// every read is one plain IPv4 datagram.
     pub fn open(name: &str, offload: bool) -> Result<TunDevice, DeviceError> {
+        TunDevice::open_layer(name, Layer::Ip, offload)
+    }
+
+    /// Attaches to the existing TUN (`Layer::Ip`) or TAP (`Layer::Ethernet`) interface
+    /// `name`, with or without offloads as [`TunDevice::open`] explains.
+    pub fn open_layer(name: &str, layer: Layer, offload: bool) -> Result<TunDevice, DeviceError> {
+        let tap = layer == Layer::Ethernet;
         check_name(name)?;
         if !interface_dir(name).exists() {
-            return Err(DeviceError::Missing {
-                name: name.to_owned(),
+            let name = name.to_owned();
+            return Err(if tap {
+                DeviceError::MissingTap { name }
+            } else {
+                DeviceError::Missing { name }
             });
         }
         let file = OpenOptions::new()
@@ -73,14 +101,14 @@ impl TunDevice {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open("/dev/net/tun")
-            .map_err(|source| classify_attach_error(name, source))?;
+            .map_err(|source| classify_attach_error(name, tap, source))?;
         let mut request = InterfaceRequest {
             name: [0; 16],
             flags: 0,
             _pad: [0; 22],
         };
         request.name[..name.len()].copy_from_slice(name.as_bytes());
-        let mut flags = libc::IFF_TUN | libc::IFF_NO_PI;
+        let mut flags = if tap { libc::IFF_TAP } else { libc::IFF_TUN } | libc::IFF_NO_PI;
         if offload {
             flags |= libc::IFF_VNET_HDR;
         }
@@ -88,7 +116,7 @@ impl TunDevice {
         // SAFETY: TUNSETIFF reads a `struct ifreq`, which `InterfaceRequest` lays out exactly.
         let result = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &request) };
         if result == -1 {
-            return Err(classify_attach_error(name, io::Error::last_os_error()));
+            return Err(classify_attach_error(name, tap, io::Error::last_os_error()));
         }
         let io_error = |source| DeviceError::Io {
             name: name.to_owned(),
@@ -102,6 +130,7 @@ impl TunDevice {
             file,
             name: name.to_owned(),
             vnet,
+            tap,
         })
     }
 
@@ -115,7 +144,7 @@ impl TunDevice {
         let read = (&self.file)
             .read_vectored(&mut [IoSliceMut::new(&mut header), IoSliceMut::new(buf)])?;
         let len = read.saturating_sub(VNET_HDR_LEN);
-        let checksum = received_checksum(&header, &mut buf[..len]);
+        let checksum = received_checksum(&header, &mut buf[..len], self.l3_offset());
         Ok(Received {
             len,
             checksum,
@@ -140,7 +169,7 @@ impl TunDevice {
     /// cut here ([`super::gso::split_tcp`]). `WouldBlock` when the kernel queue is full.
     pub fn send_segmented(&self, datagram: &[u8], segment_size: Option<u16>) -> io::Result<()> {
         let tso = match segment_size {
-            Some(size) if self.vnet => tso_headers(datagram, size),
+            Some(size) if self.vnet => tso_headers(datagram, self.l3_offset(), size),
             _ => None,
         };
         let Some(tso) = tso else {
@@ -161,6 +190,21 @@ impl TunDevice {
         Ok(())
     }
 
+    /// Where the IPv4 header starts in what this device carries: 0 on a TUN, after the
+    /// Ethernet header on a TAP.
+    fn l3_offset(&self) -> usize {
+        if self.tap {
+            ETHERNET_HEADER_LEN
+        } else {
+            0
+        }
+    }
+
+    /// True for a TAP (Ethernet frames), false for a TUN (IPv4 datagrams).
+    pub fn is_tap(&self) -> bool {
+        self.tap
+    }
+
     /// The interface name the kernel reports, for messages.
     pub fn name(&self) -> &str {
         &self.name
@@ -178,10 +222,13 @@ impl TunDevice {
 }
 
 /// What the stack may assume about a datagram's checksum. Only TCP segments may skip the sum;
-/// anything else (ICMP) is checked as usual, so a half-done checksum is finished here first.
-fn received_checksum(header: &[u8; VNET_HDR_LEN], datagram: &mut [u8]) -> RxChecksum {
+/// anything else (ICMP, and on a TAP anything but IPv4) is checked as usual, so a half-done
+/// checksum is finished here first. `l3` is where the IPv4 header starts (after the Ethernet
+/// header on a TAP); the header's offsets count from the start of what was read.
+fn received_checksum(header: &[u8; VNET_HDR_LEN], datagram: &mut [u8], l3: usize) -> RxChecksum {
     let mut checksum = checksum_flags(header);
-    if datagram.get(IPV4_PROTOCOL_OFFSET) != Some(&tcp_wire::PROTOCOL) {
+    let ipv4 = l3 == 0 || datagram.get(12..14) == Some(&[0x08, 0x00]);
+    if !ipv4 || datagram.get(l3 + IPV4_PROTOCOL_OFFSET) != Some(&tcp_wire::PROTOCOL) {
         complete_checksum(datagram, &mut checksum);
         checksum = RxChecksum::Unknown;
     }
@@ -214,12 +261,12 @@ fn segment_size(header: &[u8; VNET_HDR_LEN]) -> Option<u16> {
 }
 
 /// What goes before a super-segment's payload on a TUN with TSO: the virtio-net header and
-/// the IPv4 and TCP headers with the checksum left for the kernel to finish.
+/// the (Ethernet,) IPv4 and TCP headers with the checksum left for the kernel to finish.
 #[derive(Debug)]
 struct TsoHeaders {
     vnet: [u8; VNET_HDR_LEN],
     headers: [u8; MAX_HEADERS_LEN],
-    /// IPv4 plus TCP header bytes in `headers`.
+    /// Ethernet (on a TAP), IPv4 and TCP header bytes in `headers`.
     len: usize,
 }
 
@@ -229,7 +276,11 @@ struct TsoHeaders {
 /// field, `GSO_TCPV4`, `hdr_len` the headers. As for `CHECKSUM_PARTIAL` (the kernel's
 /// `virtio_net_hdr_to_skb`, then `tcp4_gso_segment`), the checksum field holds the
 /// pseudo-header sum of the whole super-segment, not complemented. `None` for anything else.
-fn tso_headers(datagram: &[u8], segment_size: u16) -> Option<TsoHeaders> {
+/// On a TAP, `frame` starts with an Ethernet header and the IPv4 header at `l3`; the offsets
+/// in the virtio-net header count from the frame's start.
+fn tso_headers(frame: &[u8], l3: usize, segment_size: u16) -> Option<TsoHeaders> {
+    let link_header = frame.get(..l3)?;
+    let datagram = &frame[l3..];
     let first = *datagram.first()?;
     let ip_len = usize::from(first & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([*datagram.get(2)?, *datagram.get(3)?]));
@@ -246,7 +297,8 @@ fn tso_headers(datagram: &[u8], segment_size: u16) -> Option<TsoHeaders> {
         return None;
     }
     let mut headers = [0u8; MAX_HEADERS_LEN];
-    headers[..len].copy_from_slice(&datagram[..len]);
+    headers[..l3].copy_from_slice(link_header);
+    headers[l3..l3 + len].copy_from_slice(&datagram[..len]);
     let address = |at: usize| {
         std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&datagram[at..at + 4]).unwrap_or_default())
     };
@@ -258,17 +310,21 @@ fn tso_headers(datagram: &[u8], segment_size: u16) -> Option<TsoHeaders> {
         segment_len,
     );
     let partial = !crate::wire::checksum::finish(sum);
-    let field = ip_len + TCP_CHECKSUM_OFFSET;
+    let field = l3 + ip_len + TCP_CHECKSUM_OFFSET;
     headers[field..field + 2].copy_from_slice(&partial.to_be_bytes());
     let mut vnet = [0u8; VNET_HDR_LEN];
     vnet[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     // Legacy virtio-net headers are in the host's byte order.
-    vnet[2..4].copy_from_slice(&(len as u16).to_ne_bytes());
+    vnet[2..4].copy_from_slice(&((l3 + len) as u16).to_ne_bytes());
     vnet[4..6].copy_from_slice(&segment_size.to_ne_bytes());
-    vnet[6..8].copy_from_slice(&(ip_len as u16).to_ne_bytes());
+    vnet[6..8].copy_from_slice(&((l3 + ip_len) as u16).to_ne_bytes());
     vnet[8..10].copy_from_slice(&(TCP_CHECKSUM_OFFSET as u16).to_ne_bytes());
-    Some(TsoHeaders { vnet, headers, len })
+    Some(TsoHeaders {
+        vnet,
+        headers,
+        len: l3 + len,
+    })
 }
 
 /// Turns on checksum and TCP segmentation offloads; false when the kernel refuses them (then the
@@ -340,13 +396,14 @@ fn check_name(name: &str) -> Result<(), DeviceError> {
     }
 }
 
-fn classify_attach_error(name: &str, source: io::Error) -> DeviceError {
+fn classify_attach_error(name: &str, tap: bool, source: io::Error) -> DeviceError {
     let name = name.to_owned();
     match source.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => DeviceError::NoTunDriver,
         Some(libc::EACCES) => DeviceError::TunDriverNotAccessible,
         Some(libc::EPERM) => DeviceError::PermissionDenied { name },
         Some(libc::EBUSY) => DeviceError::Busy { name },
+        Some(libc::EINVAL) if tap => DeviceError::NotTap { name },
         Some(libc::EINVAL) => DeviceError::NotTun { name },
         _ => DeviceError::Io { name, source },
     }
@@ -437,7 +494,10 @@ mod tests {
         let mut header = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         header[6..8].copy_from_slice(&20u16.to_ne_bytes());
         header[8..10].copy_from_slice(&2u16.to_ne_bytes());
-        assert_eq!(received_checksum(&header, &mut icmp), RxChecksum::Unknown);
+        assert_eq!(
+            received_checksum(&header, &mut icmp, 0),
+            RxChecksum::Unknown
+        );
         assert_eq!(
             crate::wire::checksum::checksum(&icmp[20..]),
             0,
@@ -449,7 +509,7 @@ mod tests {
         let before = tcp.clone();
         header[8..10].copy_from_slice(&16u16.to_ne_bytes());
         assert!(matches!(
-            received_checksum(&header, &mut tcp),
+            received_checksum(&header, &mut tcp, 0),
             RxChecksum::Partial {
                 start: 20,
                 offset: 16
@@ -482,7 +542,7 @@ mod tests {
     #[test]
     fn a_super_segment_asks_the_kernel_for_tso_and_a_partial_checksum() {
         let datagram = tcp_datagram(3 * 1448);
-        let tso = tso_headers(&datagram, 1448).expect("a super-segment");
+        let tso = tso_headers(&datagram, 0, 1448).expect("a super-segment");
         let field = |at: usize| u16::from_ne_bytes([tso.vnet[at], tso.vnet[at + 1]]);
         assert_eq!(tso.vnet[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
         assert_eq!(tso.vnet[1], VIRTIO_NET_HDR_GSO_TCPV4);
@@ -506,23 +566,47 @@ mod tests {
         assert_eq!(whole, datagram);
     }
 
+    /// On a TAP the virtio-net header's offsets count from the frame: the Ethernet header
+    /// is part of `hdr_len` and `csum_start`, and goes before the IPv4 header unchanged.
+    #[test]
+    fn a_tap_super_segment_counts_the_ethernet_header_in_its_offsets() {
+        let datagram = tcp_datagram(3 * 1448);
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&datagram);
+        let tso = tso_headers(&frame, ETHERNET_HEADER_LEN, 1448).expect("a super-segment");
+        let field = |at: usize| u16::from_ne_bytes([tso.vnet[at], tso.vnet[at + 1]]);
+        assert_eq!(field(2), 14 + 52, "hdr_len");
+        assert_eq!(field(6), 14 + 20, "csum_start");
+        assert_eq!(field(8), 16, "csum_offset");
+        assert_eq!(tso.len, 14 + 52);
+        assert_eq!(tso.headers[..14], frame[..14]);
+        let mut whole = tso.headers[..tso.len].to_vec();
+        whole.extend_from_slice(&frame[tso.len..]);
+        let mut status = RxChecksum::Partial {
+            start: 34,
+            offset: 16,
+        };
+        complete_checksum(&mut whole, &mut status);
+        assert_eq!(whole, frame);
+    }
+
     #[test]
     fn anything_but_a_tcp_super_segment_gets_no_tso_header() {
         assert!(
-            tso_headers(&tcp_datagram(1448), 1448).is_none(),
+            tso_headers(&tcp_datagram(1448), 0, 1448).is_none(),
             "one segment"
         );
-        assert!(tso_headers(&tcp_datagram(3000), 0).is_none(), "no size");
+        assert!(tso_headers(&tcp_datagram(3000), 0, 0).is_none(), "no size");
         let mut udp = tcp_datagram(3000);
         udp[IPV4_PROTOCOL_OFFSET] = 17;
-        assert!(tso_headers(&udp, 1000).is_none());
+        assert!(tso_headers(&udp, 0, 1000).is_none());
         let mut short = tcp_datagram(3000);
         short.truncate(2000);
         assert!(
-            tso_headers(&short, 1000).is_none(),
+            tso_headers(&short, 0, 1000).is_none(),
             "length disagrees with the header"
         );
-        assert!(tso_headers(&[0x45, 0, 0], 1000).is_none());
+        assert!(tso_headers(&[0x45, 0, 0], 0, 1000).is_none());
     }
 
     #[test]
@@ -557,8 +641,8 @@ mod tests {
             (libc::EIO, "cannot open interface tun0"),
         ];
         for (errno, expected) in cases {
-            let message =
-                classify_attach_error("tun0", io::Error::from_raw_os_error(errno)).to_string();
+            let message = classify_attach_error("tun0", false, io::Error::from_raw_os_error(errno))
+                .to_string();
             assert!(message.contains(expected), "errno {errno}: {message}");
         }
     }

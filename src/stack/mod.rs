@@ -294,6 +294,12 @@ impl Stack {
         }
     }
 
+    /// Fails the open connections to `remotes` with `error`: the link layer gave up on their
+    /// next hop (TAP mode, no ARP reply), so they learn it now instead of timing out.
+    pub fn fail_remotes(&mut self, remotes: &[Ipv4Addr], error: ConnError) {
+        self.sockets.fail_remotes(remotes, &error);
+    }
+
     /// True (once) when the datagrams handled since the last call left something that should
     /// be sent before more are read: an immediate ACK or a reset.
     pub fn take_transmit_due(&mut self) -> bool {

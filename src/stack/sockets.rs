@@ -22,7 +22,7 @@ use crate::ipv4;
 use crate::tcp::connection::cookie;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::syncookie::{self, SynCookies};
-use crate::tcp::{ConnEvent, Connection, FourTuple, Initial};
+use crate::tcp::{ConnError, ConnEvent, Connection, FourTuple, Initial};
 use crate::wire::tcp::TcpParseError;
 use crate::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
 
@@ -515,6 +515,24 @@ impl Sockets {
             kind => entry.conn.handle_icmp_error(SeqNum(err.seq), kind),
         }
         self.after(id, true);
+    }
+
+    /// Fails every open connection to one of `remotes` with `error` (the link layer could
+    /// not reach their next hop), reporting `Failed` to the application.
+    pub(super) fn fail_remotes(&mut self, remotes: &[Ipv4Addr], error: &ConnError) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, e)| remotes.contains(e.tuple.remote.ip()))
+            .filter(|(_, e)| e.conn.state() != crate::tcp::State::Closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(entry) = self.conns.get_mut(&id) {
+                entry.conn.fail(error.clone());
+            }
+            self.after(id, true);
+        }
     }
 
     /// Fires the timers that are due, in connection order: only the connections whose

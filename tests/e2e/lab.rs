@@ -2,6 +2,8 @@
 //!
 //! Topology (see setup/sandbox): NAME-client holds tun0 (10.77.0.1/24; tunstack is 10.77.0.2)
 //! and NAME-c 10.77.1.1; NAME-server holds NAME-s 10.77.1.2 with a route back to 10.77.0.0/24.
+//! [`Lab::new_tap`] builds the TAP variant (`setup/sandbox up-tap`): tap0 on a bridge whose
+//! other port leads to NAME-server, which holds 10.77.0.1/24 (the gateway) and 10.77.1.2.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -72,11 +74,23 @@ pub struct Lab {
     scratch: ScratchDir,
     servers: Vec<Server>,
     client_rsts_at_start: u64,
+    /// The TAP sandbox: tunstack runs with `--mode tap` on tap0.
+    tap: bool,
 }
 
 impl Lab {
     /// Builds the sandbox `name` (at most 12 characters, unique per test).
     pub fn new(name: &str) -> Lab {
+        Lab::build(name, false)
+    }
+
+    /// Builds the TAP sandbox `name` (`setup/sandbox up-tap`); fetches run with `--mode tap`.
+    #[allow(dead_code)] // used by tests/tap.rs
+    pub fn new_tap(name: &str) -> Lab {
+        Lab::build(name, true)
+    }
+
+    fn build(name: &str, tap: bool) -> Lab {
         let scratch = ScratchDir::new(name);
         fs::create_dir(scratch.path().join("served")).unwrap();
         fs::create_dir(scratch.path().join("out")).unwrap();
@@ -86,9 +100,11 @@ impl Lab {
             scratch,
             servers: Vec::new(),
             client_rsts_at_start: 0,
+            tap,
         };
         // From here on, Drop removes the namespaces even if `up` fails half-way.
-        run_checked(Command::new(repo_path("setup/sandbox")).args(["up", name]));
+        let up = if tap { "up-tap" } else { "up" };
+        run_checked(Command::new(repo_path("setup/sandbox")).args([up, name]));
         lab.client_rsts_at_start = lab.client_out_rsts();
         lab
     }
@@ -312,7 +328,20 @@ impl Lab {
     pub fn spawn_fetch(&self, args: &[&str]) -> Running {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.client_ns(), &tunstack_bin()])
-            .args(["fetch", "--iface", "tun0", "--local-ip", "10.77.0.2"])
+            .args(if self.tap {
+                [
+                    "fetch",
+                    "--mode",
+                    "tap",
+                    "--iface",
+                    "tap0",
+                    "--local-ip",
+                    "10.77.0.2/24",
+                ]
+                .as_slice()
+            } else {
+                ["fetch", "--iface", "tun0", "--local-ip", "10.77.0.2"].as_slice()
+            })
             .args(args)
             .current_dir(self.out_dir())
             .stdin(Stdio::null())

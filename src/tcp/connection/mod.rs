@@ -125,6 +125,11 @@ pub enum ConnError {
     /// The application aborted the connection.
     #[error("connection aborted")]
     Aborted,
+    /// TAP mode: the next hop (this address) never answered ARP, so the datagrams for the
+    /// peer could not leave (RFC 1122 §2.3.2.2 discards them); failing at once tells the user
+    /// why rather than retransmitting into the void until a timeout.
+    #[error("no ARP reply from {0}")]
+    NoArpReply(std::net::Ipv4Addr),
 }
 
 /// Why `send`/`recv` could not do anything now.
@@ -550,6 +555,13 @@ impl Connection {
         }
         self.rst_due = self.state != State::SynSent;
         self.enter_closed(Some(ConnError::Aborted));
+    }
+
+    /// Ends the connection at once with `error`, for a failure found below TCP (the link
+    /// layer could not resolve the next hop): nothing more is sent, the application gets
+    /// `error`. A connection already closed is left as it is.
+    pub fn fail(&mut self, error: ConnError) {
+        self.enter_closed(Some(error));
     }
 
     /// An ICMP error quoting one of our segments with sequence number `seq` (RFC 5927: only

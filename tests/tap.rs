@@ -1,0 +1,396 @@
+//! End-to-end tests of TAP mode: the real `tunstack` binary on a real TAP device attached to a
+//! bridge, whose other port is a veth into the server namespace, so the server's kernel is the
+//! stack's Ethernet neighbour and gateway (`setup/sandbox up-tap`, tests/e2e/lab.rs). Each test
+//! creates its own namespaces (named `tapNN-*`) and always removes them.
+//!
+//! They need root; without it they print "skipped" and pass.
+
+#[allow(dead_code)] // the lab has helpers these tests do not use
+mod e2e {
+    pub mod files;
+    pub mod lab;
+    pub mod process;
+}
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use e2e::files::{assert_dir_holds, sha256_of_file, MIB};
+use e2e::lab::{can_run, server_url, tunstack_bin, Lab, NGINX_PORT};
+use e2e::process::{assert_exit, in_netns, python, sole_error_line, Running};
+use tunstack::ethernet::MacAddr;
+
+const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+/// The MAC tunstack takes on tap0 as 10.77.0.2 when `--mac` is not given.
+fn our_mac() -> MacAddr {
+    MacAddr::derive("tap0", OUR_IP)
+}
+
+/// `tshark -r FILE -Y FILTER` with the given fields, one line per packet.
+fn tshark_fields(capture: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut command = Command::new("tshark");
+    command.args([
+        "-r",
+        capture.to_str().unwrap(),
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+    ]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let output = command.output().expect("tshark must be installed");
+    assert!(
+        output.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The server namespace's neighbour entry for our address, as `ip neigh` prints it.
+fn server_neighbour_entry(lab: &Lab) -> String {
+    let output = Command::new("ip")
+        .args(["-n", &lab.server_ns(), "neigh", "show", &OUR_IP.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Sends `count` ICMP echo requests from the server namespace to 10.77.0.2 (no `ping` binary is
+/// needed: a raw socket in python), each waited for at most 1 s; returns how many echo replies
+/// with our identifier and sequence number came back.
+fn echo_replies(lab: &Lab, count: u32) -> u32 {
+    let script = r#"
+import socket, struct, sys, time
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+replies = 0
+for seq in range(int(sys.argv[2])):
+    body = b'tunstack tap echo'
+    head = struct.pack('!BBHHH', 8, 0, 0, 0x7a7a, seq)
+    packet = head[:2] + struct.pack('!H', csum(head + body)) + head[4:] + body
+    sock.sendto(packet, (sys.argv[1], 0))
+    deadline = time.time() + 1.0
+    while time.time() < deadline:
+        sock.settimeout(max(deadline - time.time(), 0.01))
+        try:
+            data, addr = sock.recvfrom(2048)
+        except socket.timeout:
+            break
+        ihl = (data[0] & 15) * 4
+        kind, _, _, ident, got = struct.unpack('!BBHHH', data[ihl:ihl + 8])
+        if addr[0] == sys.argv[1] and kind == 0 and ident == 0x7a7a and got == seq:
+            if data[ihl + 8:] == body and csum(data[ihl:]) == 0:
+                replies += 1
+            break
+print(replies)
+"#;
+    let output = Command::new("ip")
+        .args(["netns", "exec", &lab.server_ns(), python(), "-c", script])
+        .args([OUR_IP.to_string(), count.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "echo script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// 1 MiB and 64 MiB from nginx, byte-exact, through tap0 and the bridge; the capture shows the
+/// gateway resolved by ARP (RFC 826: our broadcast request, its unicast reply) before the
+/// first TCP segment left, and the server kernel learned our MAC from our request.
+#[test]
+fn rfc826_fetch_from_nginx_over_tap_resolves_the_gateway_and_is_byte_exact() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new_tap("tap01");
+    let small = lab.serve_file("one.bin", MIB, 11);
+    let big = lab.serve_file("big.bin", 64 * MIB, 12);
+    lab.start_nginx();
+
+    let capture = lab.out_dir().join("..").join("tap01.pcap");
+    let outcome = lab.fetch(&[
+        "--pcap",
+        capture.to_str().unwrap(),
+        "-o",
+        "one.bin",
+        &server_url(NGINX_PORT, "/one.bin"),
+    ]);
+    assert_exit(&outcome, 0);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("one.bin")), small);
+
+    let mac = our_mac().to_string();
+    let requests = tshark_fields(
+        &capture,
+        "arp.opcode == 1 && arp.dst.proto_ipv4 == 10.77.0.1",
+        &["eth.src", "eth.dst", "arp.src.hw_mac", "arp.src.proto_ipv4"],
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l == &format!("{mac}\tff:ff:ff:ff:ff:ff\t{mac}\t10.77.0.2")),
+        "no broadcast ARP request for the gateway from {mac}: {requests:?}"
+    );
+    let replies = tshark_fields(
+        &capture,
+        "arp.opcode == 2 && arp.src.proto_ipv4 == 10.77.0.1",
+        &[
+            "frame.number",
+            "eth.dst",
+            "arp.dst.hw_mac",
+            "arp.src.hw_mac",
+        ],
+    );
+    let reply: Vec<&str> = replies
+        .first()
+        .expect("the gateway's reply")
+        .split('\t')
+        .collect();
+    assert_eq!(&reply[1..3], [mac.as_str(), mac.as_str()], "a reply to us");
+    let gateway_mac = reply[3];
+    let reply_frame: u64 = reply[0].parse().unwrap();
+    // The SYN waited for the reply, and every TCP frame of ours goes to the gateway's MAC.
+    let tcp_from_us = tshark_fields(
+        &capture,
+        "tcp && ip.src == 10.77.0.2",
+        &["frame.number", "eth.dst"],
+    );
+    assert!(!tcp_from_us.is_empty());
+    for line in &tcp_from_us {
+        let (number, dst) = line.split_once('\t').unwrap();
+        assert!(
+            number.parse::<u64>().unwrap() > reply_frame,
+            "{line} before the reply"
+        );
+        assert_eq!(dst, gateway_mac, "{line}");
+    }
+    let linktype = tshark_fields(&capture, "frame.number == 1", &["frame.protocols"]);
+    assert!(linktype[0].starts_with("eth:"), "{linktype:?}");
+
+    let neighbour = server_neighbour_entry(&lab);
+    assert!(
+        neighbour.contains(&format!("lladdr {mac}")),
+        "the server kernel's ARP cache has no entry for 10.77.0.2 at {mac}: {neighbour:?}"
+    );
+
+    let outcome = lab.fetch(&["-q", "-o", "big.bin", &server_url(NGINX_PORT, "/big.bin")]);
+    assert_exit(&outcome, 0);
+    assert_dir_holds(&lab.out_dir(), &["big.bin", "one.bin"]);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("big.bin")), big);
+}
+
+/// RFC 1122 §2.3.2.2 / §2.3.2.1: a gateway nobody owns never answers; after the bounded
+/// retries (3 requests, 1 s apart) the connection fails with a clear one-line error, well
+/// within `--timeout`, and no file (partial or not) is left.
+#[test]
+fn rfc1122_2_3_2_2_a_gateway_that_never_answers_arp_fails_clearly_and_leaves_no_file() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new_tap("tap02");
+    lab.serve_file("one.bin", MIB, 21);
+    lab.start_nginx();
+
+    let started = Instant::now();
+    let outcome = lab.fetch(&[
+        "--gateway",
+        "10.77.0.99",
+        "--timeout",
+        "20s",
+        "-o",
+        "one.bin",
+        &server_url(NGINX_PORT, "/one.bin"),
+    ]);
+    let elapsed = started.elapsed();
+    assert_exit(&outcome, 1);
+    assert_eq!(
+        sole_error_line(&outcome),
+        format!("connection to 10.77.1.2:{NGINX_PORT} failed: no ARP reply from 10.77.0.99")
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "took {elapsed:?}, the timeout was 20 s and ARP gives up after 3 s"
+    );
+    assert_dir_holds(&lab.out_dir(), &[]);
+}
+
+/// RFC 826 from the other side: `tunstack serve` in TAP mode is a host on the segment. The
+/// server namespace's kernel resolves 10.77.0.2 (we answer its request), learns our MAC, gets
+/// ICMP echo replies from the stack, and downloads a file from it.
+#[test]
+fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_serve() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new_tap("tap03");
+    let want = lab.serve_file("served.bin", MIB, 31);
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
+        .args(["serve", "--tap", "-q", "--local-ip", "10.77.0.2/24"])
+        .arg(lab.served_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serve = Running::new(child);
+
+    // Bounded wait until the server namespace can connect to us (ARP, then TCP).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let target = SocketAddr::V4(SocketAddrV4::new(OUR_IP, 80));
+    loop {
+        let connected = in_netns(&lab.server_ns(), move || {
+            TcpStream::connect_timeout(&target, Duration::from_millis(300)).is_ok()
+        });
+        if connected {
+            break;
+        }
+        assert!(!serve.has_exited(), "tunstack serve exited early");
+        assert!(Instant::now() < deadline, "tunstack serve never accepted");
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    assert_eq!(echo_replies(&lab, 3), 3, "echo replies from the stack");
+    let neighbour = server_neighbour_entry(&lab);
+    assert!(
+        neighbour.contains(&format!("lladdr {}", our_mac())),
+        "{neighbour:?}"
+    );
+
+    let saved = lab.out_dir().join("from-serve.bin");
+    let curl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server_ns(),
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+        ])
+        .arg("-o")
+        .arg(&saved)
+        .arg(format!("http://{OUR_IP}/served.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(sha256_of_file(&saved), want);
+
+    serve.signal(libc::SIGTERM);
+    let outcome = serve.finish(Duration::from_secs(10));
+    assert_exit(&outcome, 0);
+    let _ = fs::remove_file(saved);
+}
+
+/// Loss on the IPv4 datagrams above the link (as `--impair` does in TUN mode): the transfer
+/// recovers and is byte-exact; ARP itself is not impaired.
+#[test]
+fn five_percent_loss_each_way_over_tap_is_recovered() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new_tap("tap04");
+    let want = lab.serve_file("lossy.bin", 8 * MIB, 41);
+    lab.start_nginx();
+
+    let outcome = lab.fetch(&[
+        "--impair",
+        "loss=5%",
+        "--seed",
+        "7",
+        "-q",
+        "-o",
+        "lossy.bin",
+        &server_url(NGINX_PORT, "/lossy.bin"),
+    ]);
+    assert_exit(&outcome, 0);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("lossy.bin")), want);
+}
+
+/// A 512 MiB download over TAP with the offloads on: the super-segments the kernel hands over
+/// and the ones we send carry one Ethernet header each; every byte arrives.
+#[test]
+fn nginx_512mib_over_tap_is_byte_exact() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new_tap("tap05");
+    let want = lab.serve_file("huge.bin", 512 * MIB, 51);
+    lab.start_nginx();
+
+    let outcome = lab.fetch(&["-q", "-o", "huge.bin", &server_url(NGINX_PORT, "/huge.bin")]);
+    assert_exit(&outcome, 0);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("huge.bin")), want);
+}
+
+/// Bad TAP options are usage errors (status 2, one line) found before any device is opened;
+/// a TAP interface that does not exist says how to create one. Needs no root.
+#[test]
+fn bad_tap_options_are_one_line_usage_errors() {
+    let run = |args: &[&str]| {
+        let child = Command::new(tunstack_bin())
+            .arg("fetch")
+            .args(args)
+            .arg("http://10.77.1.2/x")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Running::new(child).finish(Duration::from_secs(10))
+    };
+    let gateway = run(&["--iface", "tapnope0", "--tap", "--gateway", "10.77.5.1"]);
+    assert_exit(&gateway, 2);
+    assert_eq!(
+        sole_error_line(&gateway),
+        "--gateway 10.77.5.1 is not a host on the local subnet 10.77.0.2/24 (give --local-ip ADDR/LEN)"
+    );
+    let tun_gateway = run(&["--iface", "tapnope0", "--gateway", "10.77.0.1"]);
+    assert_exit(&tun_gateway, 2);
+    assert!(sole_error_line(&tun_gateway).contains("need --mode tap"));
+    for args in [
+        &["--mode", "bogus"][..],
+        &["--tap", "--mac", "zz:11"],
+        &["--tap", "--local-ip", "10.77.0.2/40"],
+    ] {
+        let outcome = run(args);
+        assert_exit(&outcome, 2);
+        assert!(
+            outcome.stderr.contains("invalid value"),
+            "{args:?}: {}",
+            outcome.describe()
+        );
+    }
+    let missing = run(&["--iface", "tapnope0", "--tap"]);
+    assert_exit(&missing, 1);
+    assert_eq!(
+        sole_error_line(&missing),
+        "interface tapnope0 does not exist: run `sudo setup/up --tap` first (or give --iface)"
+    );
+}
