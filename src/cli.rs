@@ -195,6 +195,12 @@ pub struct FetchArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
 
+    /// At the end of each download, print its connection's final counters and estimates
+    /// (RTT, RTO, cwnd, bytes, retransmissions by cause, time limited by cwnd or window) as
+    /// one JSON object on standard error
+    #[arg(long)]
+    pub stats: bool,
+
     /// The http:// or https:// URLs to download.
     #[arg(value_name = "URL", required_unless_present = "input_file")]
     pub urls: Vec<String>,
@@ -224,6 +230,7 @@ impl FetchArgs {
             retry_delay: self.retry_delay.map(Duration::from),
             compressed: self.compressed,
             limit_rate: self.limit_rate,
+            stats: self.stats,
         }
     }
 }
@@ -259,6 +266,12 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 
+    /// Write the stack's decisions to FILE, one JSON object per line (docs/trace-format.md):
+    /// segments with relative sequence numbers and retransmission causes, state changes, RTT,
+    /// cwnd and window changes, and what --impair did; `-` writes to standard error
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
     /// Congestion control of every connection: cubic (as Linux) or newreno.
     #[arg(long = "cc", value_name = "ALGORITHM", default_value = "cubic", value_parser = parse_algorithm)]
     pub congestion: Algorithm,
@@ -282,6 +295,7 @@ impl DeviceArgs {
             impair_out: self.impair_out.clone(),
             seed: self.seed,
             pcap: self.pcap.clone(),
+            trace: self.trace.clone(),
             congestion: self.congestion,
             keepalive: self.keepalive.map(Duration::from),
         }

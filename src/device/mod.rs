@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
+use crate::trace::ImpairRecord;
 use crate::wire::{checksum, ChecksumStatus};
 
 /// A source and sink of whole IPv4 datagrams.
@@ -49,6 +50,11 @@ pub trait Device {
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
+    /// `--trace`: start recording what this device (or a wrapper inside it) does to datagrams
+    /// on purpose; only `--impair`'s fault injector does anything. Wrappers forward it.
+    fn trace_impairments(&mut self) {}
+    /// Hands over the impairments recorded since the last call (see `trace_impairments`).
+    fn drain_impairments(&mut self, _take: &mut dyn FnMut(ImpairRecord)) {}
 }
 
 /// A device with a descriptor the event loop can wait on (its `as_raw_fd`); wrappers have
@@ -225,6 +231,12 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
+    }
+    fn trace_impairments(&mut self) {
+        (**self).trace_impairments()
+    }
+    fn drain_impairments(&mut self, take: &mut dyn FnMut(ImpairRecord)) {
+        (**self).drain_impairments(take)
     }
 }
 

@@ -36,7 +36,8 @@
 //! - `lossprobe`: RACK-TLP (RFC 8985): feeding the sent log and RACK, the reordering and
 //!   probe timers, the loss probe;
 //! - `transmit`: `poll_transmit` and segment building;
-//! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
+//! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED;
+//! - `trace`: `--trace` events and the `--stats` summary (nothing at all when off).
 
 mod config;
 mod control;
@@ -46,6 +47,7 @@ mod lossprobe;
 mod receive;
 mod recovery;
 mod state;
+mod trace;
 mod transmit;
 
 use std::collections::VecDeque;
@@ -67,6 +69,7 @@ use super::timers::{Timer, TimerTable};
 use super::tuple::FourTuple;
 use super::window::WindowScale;
 use crate::ipv4::IcmpErrorKind;
+use crate::trace::Role;
 use crate::wire::{SeqNum, TcpRepr};
 pub use config::TcpConfig;
 
@@ -245,6 +248,8 @@ pub struct Connection {
     events: VecDeque<ConnEvent>,
     error: Option<ConnError>,
     stats: ConnStats,
+    /// `--trace` state, when `TcpConfig::trace` is on.
+    trace: Option<Box<trace::ConnTrace>>,
 }
 
 /// Least time between two ACKs answering unacceptable segments without data (Linux's
@@ -275,6 +280,7 @@ impl Connection {
             snd_scale: WindowScale::NONE,
             rcv_scale: conn.wanted_rcv_scale(),
         };
+        conn.trace_open(Role::Client);
         conn
     }
 
@@ -293,6 +299,7 @@ impl Connection {
         conn.snd.wnd = usize::from(syn.window);
         conn.snd.max_wnd = conn.snd.wnd;
         conn.snd.wl1 = syn.seq;
+        conn.trace_open(Role::Server);
         conn
     }
 
@@ -364,6 +371,7 @@ impl Connection {
             events: VecDeque::new(),
             error: None,
             stats: ConnStats::default(),
+            trace: config.trace.then(|| trace::ConnTrace::new(now)),
             keepalive_probes: 0,
             keepalive_due: false,
             config,
@@ -601,6 +609,7 @@ impl Connection {
 
     /// Fires every expired timer.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.trace_timeout_start(now);
         while let Some(timer) = self.timers.expire(now) {
             match timer {
                 Timer::Retransmit => self.on_retransmit_timeout(now),
@@ -624,6 +633,7 @@ impl Connection {
                 Timer::LossProbe => self.on_loss_probe_timer(now),
             }
         }
+        self.trace_timeout_end();
     }
 
     /// Our TSval at `now` (RFC 7323 §5.4: a millisecond clock with a random start).

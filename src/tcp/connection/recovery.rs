@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{ConnEvent, Connection, Recovery, DUP_THRESH};
 use crate::tcp::timers::Timer;
+use crate::trace::CcCause;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
 impl Connection {
@@ -161,6 +162,7 @@ impl Connection {
                     flight
                 };
                 self.loss.cc.on_exit_recovery(exit_flight, self.snd.mss);
+                self.note_cc(CcCause::RecoveryExit);
                 self.loss.recovery = None;
                 self.loss.dup_acks = 0;
                 self.loss.rack.on_recovery_exit();
@@ -182,6 +184,7 @@ impl Connection {
                 self.loss.dup_acks = 0;
                 let srtt = self.loss.rtt.srtt();
                 self.loss.cc.on_ack(acked, self.snd.mss, now, srtt);
+                self.note_cc_ack();
             }
         }
 
@@ -238,6 +241,7 @@ impl Connection {
         let flight = self.snd.max.distance_from(self.snd.una);
         let peak = self.congestion_flight();
         self.loss.cc.on_enter_recovery(peak, self.snd.mss);
+        self.note_cc(CcCause::RecoveryEnter);
         self.stats.recoveries += 1;
         self.loss.rtt_probe = None;
         self.loss.rack.tlp = None;
@@ -352,6 +356,7 @@ impl Connection {
         let peak = self.congestion_flight();
         if self.state.is_synchronized() && flight > 0 {
             self.loss.cc.on_timeout(peak, self.snd.mss);
+            self.note_cc(CcCause::Rto);
         }
         self.loss.rtt.on_timeout();
         self.loss.rtt_probe = None;
