@@ -295,13 +295,13 @@ impl Impairer {
                 self.note(now, ImpairAction::Drop, None, datagram);
                 continue;
             };
-            if due > now {
-                let action = if reordered {
-                    ImpairAction::Reorder
-                } else {
-                    ImpairAction::Delay
-                };
-                self.note(now, action, Some(due - now), datagram);
+            // A constant `delay=` is the path's latency, the same for every datagram: only a
+            // hold beyond it (jitter, the rate limit's queue, reordering) is an event.
+            let hold = due.saturating_duration_since(now);
+            if reordered {
+                self.note(now, ImpairAction::Reorder, Some(hold), datagram);
+            } else if hold > self.spec.delay {
+                self.note(now, ImpairAction::Delay, Some(hold), datagram);
             }
             self.held_bytes += bytes.len();
             self.held.push(Held {
