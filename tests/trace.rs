@@ -10,6 +10,7 @@
 //! out except those an `impair` drop follows. tshark's rules (Wireshark's
 //! `tcp_analyze_sequence_number`) are then applied to that view, and the counts must agree.
 
+#[allow(dead_code)] // shared with tests/e2e.rs; this file uses only part of them
 mod e2e {
     pub mod files;
     pub mod lab;
@@ -204,11 +205,10 @@ fn lossy_download_trace_agrees_with_tshark() {
         .find(|l| l.starts_with('{'))
         .unwrap_or_else(|| panic!("no --stats line\n{}", outcome.describe()));
     let stats: Value = serde_json::from_str(stats_line).expect("--stats is JSON");
-    assert_eq!(
-        stats["bytes_received"].as_u64(),
-        Some(4 * MIB as u64),
-        "{stats}"
-    );
+    // The body and the response head.
+    let received = stats["bytes_received"].as_u64().expect("bytes_received");
+    let body = 4 * MIB as u64;
+    assert!((body..body + 1000).contains(&received), "{stats}");
     assert!(stats["rtt_ms"].as_f64().is_some(), "{stats}");
     let close = events
         .iter()
