@@ -575,12 +575,17 @@ impl Connection {
     }
 
     fn trace_compare(&mut self) {
-        let in_recovery = self.loss.recovery.is_some();
-        self.note_cc(if in_recovery {
+        // Changes no hook named: the handshake's (the initial window follows the peer's MSS),
+        // recovery's, or a controller's own.
+        let handshake = self.trace.as_ref().is_some_and(|t| !t.state.is_synchronized());
+        let cause = if handshake {
+            CcCause::Init
+        } else if self.loss.recovery.is_some() {
             CcCause::Recovery
         } else {
             CcCause::Other
-        });
+        };
+        self.note_cc(cause);
         let (sample, samples) = self.loss.rtt.last_sample();
         let backoffs = self.loss.rtt.backoffs();
         let rtt = &self.loss.rtt;
