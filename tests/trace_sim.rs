@@ -3,6 +3,8 @@
 //! trace must be the same bytes every time, and a scenario with injected losses must show
 //! exactly those drops (as `impair` events) and their repairs.
 
+// Shared with tests/sim.rs; this file uses only part of what it re-exports.
+#[allow(unused_imports)]
 #[path = "sim/mod.rs"]
 mod sim;
 

@@ -83,7 +83,8 @@ pub enum TraceEvent {
     /// The connection is gone (or the process ends while it is open).
     Close {
         error: Option<String>,
-        stats: ConnSummary,
+        /// Boxed: by far the largest event, and one per connection.
+        stats: Box<ConnSummary>,
     },
 }
 

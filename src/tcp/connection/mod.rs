@@ -37,7 +37,7 @@
 //!   probe timers, the loss probe;
 //! - `transmit`: `poll_transmit` and segment building;
 //! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED;
-//! - `trace`: `--trace` events and the `--stats` summary (nothing at all when off).
+//! - `trace`: `--trace` events (nothing at all when off); `summary`: the `--stats` summary.
 
 mod config;
 mod control;
@@ -47,6 +47,7 @@ mod lossprobe;
 mod receive;
 mod recovery;
 mod state;
+mod summary;
 mod trace;
 mod transmit;
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::{AckState, Connection, Recovery, State};
 use crate::trace::event::{
-    AckDecision, AckWhy, CcCause, ConnSummary, Dir, Phase, Probe, Rexmit, RexmitCounts, Role,
-    SegFlags, Segment, TraceEvent, WindowSide,
+    AckDecision, AckWhy, CcCause, Dir, Phase, Probe, Rexmit, RexmitCounts, Role, SegFlags, Segment,
+    TraceEvent, WindowSide,
 };
 use crate::wire::{ChecksumStatus, Control, SeqNum, TcpRepr};
 
@@ -61,8 +61,8 @@ pub(super) struct ConnTrace {
     events: Vec<(Instant, TraceEvent)>,
     /// The latest `now` an entry point was given: the time of decisions made without one
     /// (`close`, `abort`).
-    now: Instant,
-    created: Instant,
+    pub(super) now: Instant,
+    pub(super) created: Instant,
     role: Option<Role>,
     state: State,
     irs_known: bool,
@@ -70,25 +70,25 @@ pub(super) struct ConnTrace {
     cc: Option<(usize, usize)>,
     rtt_samples: u64,
     backoffs: u32,
-    min_rtt: Option<Duration>,
+    pub(super) min_rtt: Option<Duration>,
     /// Set by a retransmission path for the segment being built.
     cause: Option<Rexmit>,
     /// Highest relative sequence numbers seen, ours and the peer's, for unwrapping.
-    snd_ref: u64,
-    rcv_ref: u64,
+    pub(super) snd_ref: u64,
+    pub(super) rcv_ref: u64,
     /// The window in the last segment we sent, and the receive buffer's size then.
-    adv: Option<(u64, u64)>,
-    zero_ours_since: Option<Instant>,
-    zero_ours_total: Duration,
+    pub(super) adv: Option<(u64, u64)>,
+    pub(super) zero_ours_since: Option<Instant>,
+    pub(super) zero_ours_total: Duration,
     zero_peer: bool,
     limit: (Instant, Limit),
-    limited: [Duration; 3],
-    rexmits: RexmitCounts,
-    bytes_retrans: u64,
-    sack_blocks_in: u64,
-    sack_blocks_out: u64,
-    dsack_in: u64,
-    dsack_out: u64,
+    pub(super) limited: [Duration; 3],
+    pub(super) rexmits: RexmitCounts,
+    pub(super) bytes_retrans: u64,
+    pub(super) sack_blocks_in: u64,
+    pub(super) sack_blocks_out: u64,
+    pub(super) dsack_in: u64,
+    pub(super) dsack_out: u64,
     syn_sent: bool,
     before: Option<Before>,
     timer_ack: Option<AckState>,
@@ -149,7 +149,7 @@ impl ConnTrace {
 
 /// `rel` (a 32-bit offset from an initial sequence number) as the 64-bit value nearest to
 /// `reference`: sequence numbers unwrapped, as long as consecutive ones are within 2 GiB.
-fn unwrap_near(reference: u64, rel: u32) -> u64 {
+pub(super) fn unwrap_near(reference: u64, rel: u32) -> u64 {
     let candidate = (reference & !0xffff_ffff) | u64::from(rel);
     if candidate + (1 << 31) < reference {
         candidate + (1 << 32)
@@ -167,7 +167,7 @@ fn unwrap(reference: &mut u64, rel: u32) -> u64 {
     value
 }
 
-fn millis(d: Duration) -> f64 {
+pub(super) fn millis(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
 
@@ -186,7 +186,7 @@ fn flags_of(seg: &TcpRepr) -> SegFlags {
 }
 
 /// RFC 9293's name of a state.
-fn state_name(state: State) -> &'static str {
+pub(super) fn state_name(state: State) -> &'static str {
     match state {
         State::SynSent => "SYN-SENT",
         State::SynReceived => "SYN-RECEIVED",
@@ -577,7 +577,10 @@ impl Connection {
     fn trace_compare(&mut self) {
         // Changes no hook named: the handshake's (the initial window follows the peer's MSS),
         // recovery's, or a controller's own.
-        let handshake = self.trace.as_ref().is_some_and(|t| !t.state.is_synchronized());
+        let handshake = self
+            .trace
+            .as_ref()
+            .is_some_and(|t| !t.state.is_synchronized());
         let cause = if handshake {
             CcCause::Init
         } else if self.loss.recovery.is_some() {
@@ -646,7 +649,10 @@ impl Connection {
             t.closed = true;
             let now = t.now;
             t.limit_to(now, Limit::Nothing);
-            t.push(TraceEvent::Close { error, stats });
+            t.push(TraceEvent::Close {
+                error,
+                stats: Box::new(stats),
+            });
         }
     }
 
@@ -666,123 +672,11 @@ impl Connection {
         if let Some(t) = self.trace.as_mut() {
             if !t.closed {
                 t.closed = true;
-                t.push(TraceEvent::Close { error, stats });
+                t.push(TraceEvent::Close {
+                    error,
+                    stats: Box::new(stats),
+                });
             }
-        }
-    }
-
-    /// The final counters and estimates (`--stats`, and the `close` event's `stats`). The
-    /// counts only a trace keeps (retransmissions by cause, SACK blocks, time limited) are
-    /// zero unless `TcpConfig::trace` is on.
-    pub fn summary(&self) -> ConnSummary {
-        let rtt = &self.loss.rtt;
-        let stats = &self.stats;
-        let ssthresh = self.loss.cc.ssthresh();
-        let t = self.trace.as_deref();
-        let snd_ref = t.map_or(0, |t| t.snd_ref);
-        let start = unwrap_near(snd_ref, self.snd.start.0.wrapping_sub(self.snd.iss.0));
-        let limited = t.map_or([Duration::ZERO; 3], |t| t.limited);
-        let zero = t.map_or(Duration::ZERO, |t| {
-            t.zero_ours_total
-                + t.zero_ours_since
-                    .map_or(Duration::ZERO, |s| t.now.saturating_duration_since(s))
-        });
-        let rexmits = t.map(|t| t.rexmits.clone()).unwrap_or_default();
-        ConnSummary {
-            local: Some(self.tuple.local),
-            remote: Some(self.tuple.remote),
-            state: state_name(self.state),
-            duration_s: t.map_or(0.0, |t| {
-                t.now.saturating_duration_since(t.created).as_micros() as f64 / 1e6
-            }),
-            rtt_ms: rtt.srtt().map(millis),
-            rttvar_ms: rtt.srtt().map(|_| millis(rtt.rttvar())),
-            min_rtt_ms: t.and_then(|t| t.min_rtt).map(millis),
-            rtt_samples: rtt.last_sample().1,
-            rto_ms: millis(rtt.rto()),
-            backoff: rtt.backoffs(),
-            mss: self.snd.mss as u64,
-            cwnd: self.loss.cc.window() as u64,
-            ssthresh: (ssthresh < usize::MAX / 4).then_some(ssthresh as u64),
-            inflight: self.pipe() as u64,
-            snd_wnd: self.snd.wnd as u64,
-            rcv_wnd: t.and_then(|t| t.adv).map_or(0, |(w, _)| w),
-            rcv_buffer: self.rcv.buffer.capacity() as u64,
-            bytes_sent: stats.bytes_out,
-            bytes_retrans: t.map_or(0, |t| t.bytes_retrans),
-            bytes_acked: start.saturating_sub(1),
-            bytes_received: stats.bytes_in,
-            segs_out: stats.segments_out,
-            segs_in: stats.segments_in,
-            retrans_total: rexmits.total(),
-            retrans: rexmits,
-            timeouts: stats.timeouts,
-            recoveries: stats.recoveries,
-            loss_probes: stats.loss_probes,
-            rack_marked_lost: stats.rack_marked_lost,
-            dup_acks_in: stats.dup_acks_in,
-            dup_acks_out: stats.dup_acks_out,
-            reordering_seen: self.loss.rack.reordering_seen(),
-            out_of_order_in: stats.out_of_order_in,
-            duplicate_segments_in: stats.duplicate_segments_in,
-            sack_blocks_in: t.map_or(0, |t| t.sack_blocks_in),
-            sack_blocks_out: t.map_or(0, |t| t.sack_blocks_out),
-            dsack_in: t.map_or(0, |t| t.dsack_in),
-            dsack_out: t.map_or(0, |t| t.dsack_out),
-            checksum_failures: stats.checksum_failures,
-            cwnd_limited_ms: millis(limited[0]),
-            rwnd_limited_ms: millis(limited[1]),
-            app_limited_ms: millis(limited[2]),
-            rcv_zero_window_ms: millis(zero),
-        }
-    }
-
-    /// A datagram's TCP numbers relative to this connection (for `--impair`'s events): `seq`
-    /// in the sender's space, `ack` in the other, the window scaled as negotiated.
-    pub fn trace_relative(
-        &self,
-        outbound: bool,
-        seq: u32,
-        ack: Option<u32>,
-        window: u16,
-        syn: bool,
-    ) -> (u64, Option<u64>, u64) {
-        let (snd_ref, rcv_ref) = self
-            .trace
-            .as_ref()
-            .map_or((0, 0), |t| (t.snd_ref, t.rcv_ref));
-        let (iss, irs) = (self.snd.iss.0, self.rcv.irs.0);
-        let near = |reference: u64, value: u32, base: u32| {
-            unwrap_near(reference, value.wrapping_sub(base))
-        };
-        if outbound {
-            let win = if syn {
-                u64::from(window)
-            } else {
-                self.opts.rcv_scale.apply(window).get() as u64
-            };
-            (
-                near(snd_ref, seq, iss),
-                ack.map(|a| near(rcv_ref, a, irs)),
-                win,
-            )
-        } else {
-            let win = if syn {
-                u64::from(window)
-            } else {
-                self.opts.snd_scale.apply(window).get() as u64
-            };
-            let base = if syn && ack.is_none() { seq } else { irs };
-            let base = if syn && self.state == State::SynSent {
-                seq
-            } else {
-                base
-            };
-            (
-                near(rcv_ref, seq, base),
-                ack.map(|a| near(snd_ref, a, iss)),
-                win,
-            )
         }
     }
 
@@ -800,10 +694,8 @@ mod tests {
     fn unwrapping_crosses_the_wrap_both_ways() {
         let mut r = 0;
         assert_eq!(unwrap(&mut r, 10), 10);
-        assert_eq!(
-            unwrap(&mut r, u32::MAX - 5),
-            u64::from(u32::MAX - 5) - (1 << 32) + (1 << 32)
-        );
+        // Just below the ISS (a keep-alive's SEG.SEQ before any data) stays below 2^32.
+        assert_eq!(unwrap(&mut r, u32::MAX - 5), u64::from(u32::MAX - 5));
         let mut r = u64::from(u32::MAX) - 100;
         assert_eq!(unwrap(&mut r, 50), (1 << 32) + 50);
         assert_eq!(r, (1 << 32) + 50);
