@@ -18,11 +18,12 @@ mod e2e {
 }
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use e2e::files::{sha256_of_file, MIB};
-use e2e::lab::{can_run, server_url, Lab, PYTHON_PORT, SERVER_IP};
-use e2e::process::{assert_exit, tunstack_lines};
+use e2e::lab::{can_run, server_url, tunstack_bin, Lab, PYTHON_PORT, SERVER_IP};
+use e2e::process::{assert_exit, tunstack_lines, Running};
 use serde_json::Value;
 
 /// One segment as the capture saw it, numbers relative as in the trace.
@@ -51,11 +52,11 @@ impl Wire {
     }
 }
 
-/// The capture's view of connection 1, rebuilt from the trace: (from us, to us).
-fn capture_view(events: &[Value]) -> (Vec<Wire>, Vec<Wire>) {
+/// The capture's view of connection `conn`, rebuilt from the trace: (from us, to us).
+fn capture_view(events: &[Value], conn: u64) -> (Vec<Wire>, Vec<Wire>) {
     let mut out: Vec<Option<Wire>> = Vec::new();
     let mut inbound = Vec::new();
-    for e in events.iter().filter(|e| e["conn"] == 1) {
+    for e in events.iter().filter(|e| e["conn"] == conn) {
         match (e["ev"].as_str(), e["dir"].as_str()) {
             (Some("seg"), Some("out")) => out.push(Some(Wire::from_event(e))),
             (Some("seg"), Some("in")) => inbound.push(Wire::from_event(e)),
@@ -127,7 +128,8 @@ fn duplicate_acks(stream: &[Wire]) -> usize {
     count
 }
 
-/// tshark's verdicts on the capture: for each frame matching `filter`, its source address.
+/// tshark's verdicts on the capture: for each frame matching `filter`, its source address and
+/// relative sequence number.
 fn tshark_sources(pcap: &Path, filter: &str) -> Vec<(String, u64)> {
     let output = Command::new("tshark")
         .arg("-n")
@@ -156,6 +158,9 @@ fn tshark_sources(pcap: &Path, filter: &str) -> Vec<(String, u64)> {
 }
 
 fn read_trace(path: &Path) -> Vec<Value> {
+    // Kept after the sandbox goes, for a look (and for `tunstack plot`): target/tmp/.
+    let name = path.file_name().expect("a file name");
+    let _ = std::fs::copy(path, Path::new(env!("CARGO_TARGET_TMPDIR")).join(name));
     std::fs::read_to_string(path)
         .expect("the trace was written")
         .lines()
@@ -217,7 +222,7 @@ fn lossy_download_trace_agrees_with_tshark() {
         .expect("close");
     assert_eq!(close["stats"]["bytes_received"], stats["bytes_received"]);
 
-    let (out, inbound) = capture_view(&events);
+    let (out, inbound) = capture_view(&events, 1);
     let server = SERVER_IP.to_string();
     let retrans = tshark_sources(
         &pcap,
@@ -295,4 +300,131 @@ fn an_uncreatable_trace_file_is_one_error_line() {
         "{}",
         outcome.describe()
     );
+}
+
+/// The peer's port of connection `conn` (its `open` event).
+fn remote_port(events: &[Value], conn: u64) -> String {
+    let open = events
+        .iter()
+        .find(|e| e["ev"] == "open" && e["conn"] == conn)
+        .expect("an open event");
+    let remote = open["remote"].as_str().expect("remote");
+    remote.rsplit(':').next().expect("a port").to_owned()
+}
+
+/// Compares the trace of connection `conn` with tshark's analysis of its stream in `pcap`:
+/// retransmissions and duplicate ACKs, each direction. Returns (ours, theirs) retransmissions.
+fn agree_with_tshark(events: &[Value], conn: u64, pcap: &Path, peer: &str) -> (usize, usize) {
+    let (out, inbound) = capture_view(events, conn);
+    let stream = format!("tcp.port == {} && ", remote_port(events, conn));
+    let retrans = tshark_sources(
+        pcap,
+        &format!(
+            "{stream}(tcp.analysis.retransmission || tcp.analysis.fast_retransmission || \
+             tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order)"
+        ),
+    );
+    let split = |rows: Vec<(String, u64)>| -> (Vec<u64>, Vec<u64>) {
+        let (theirs, ours): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(src, _)| src == peer);
+        (
+            theirs.into_iter().map(|(_, seq)| seq).collect(),
+            ours.into_iter().map(|(_, seq)| seq).collect(),
+        )
+    };
+    let (theirs, ours) = split(retrans);
+    assert_eq!(
+        retransmissions(&out),
+        ours,
+        "ours: trace (left), tshark (right)"
+    );
+    assert_eq!(
+        retransmissions(&inbound),
+        theirs,
+        "the peer's: trace (left), tshark (right)"
+    );
+    let (dup_theirs, dup_ours) = split(tshark_sources(
+        pcap,
+        &format!("{stream}tcp.analysis.duplicate_ack"),
+    ));
+    assert_eq!(duplicate_acks(&out), dup_ours.len(), "our duplicate ACKs");
+    assert_eq!(
+        duplicate_acks(&inbound),
+        dup_theirs.len(),
+        "the peer's duplicate ACKs"
+    );
+    (ours.len(), theirs.len())
+}
+
+/// The other direction: `tunstack serve --trace` sends a file to curl (the kernel's TCP) under
+/// `--impair loss=2%`, so the retransmissions are ours, each labelled with its cause; those the
+/// capture sees must be the ones tshark finds.
+#[test]
+fn lossy_upload_from_serve_agrees_with_tshark() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new("trc03");
+    let want = lab.serve_file("up.bin", 4 * MIB, 16);
+    let trace = lab.scratch_dir().join("serve.jsonl");
+    let pcap = lab.scratch_dir().join("serve.pcap");
+    let serve = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
+        .args(["serve", "--iface", "tun0", "--local-ip", "10.77.0.2", "-q"])
+        .args(["--impair", "loss=2%", "--seed", "16", "--no-offload"])
+        .args(["--pcap", pcap.to_str().unwrap()])
+        .args(["--trace", trace.to_str().unwrap()])
+        .arg(lab.served_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tunstack serve");
+    let serve = Running::new(serve);
+    // curl retries the connection until the server listens (at most 5 s), then downloads.
+    let saved = lab.out_dir().join("up.bin");
+    let curl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server_ns(),
+            "curl",
+            "-sS",
+            "--max-time",
+            "50",
+        ])
+        .args(["--retry", "25", "--retry-connrefused", "--retry-delay", "0"])
+        .args(["--retry-max-time", "5", "-o", saved.to_str().unwrap()])
+        .arg("http://10.77.0.2/up.bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    let fetched = Running::new(curl).finish(Duration::from_secs(60));
+    serve.signal(libc::SIGTERM);
+    let served = serve.finish(Duration::from_secs(20));
+    assert_exit(&fetched, 0);
+    assert_exit(&served, 0);
+    assert_eq!(sha256_of_file(&saved), want);
+
+    let events = read_trace(&trace);
+    assert_eq!(events[0]["cmd"], "serve", "{}", events[0]);
+    // The connection that carried the file: the one whose close says it sent the most.
+    let conn = events
+        .iter()
+        .filter(|e| e["ev"] == "close")
+        .max_by_key(|e| e["stats"]["bytes_sent"].as_u64())
+        .and_then(|e| e["conn"].as_u64())
+        .expect("a closed connection");
+    let labelled = events
+        .iter()
+        .filter(|e| e["conn"] == conn && e["ev"] == "seg" && !e["rexmit"].is_null())
+        .count();
+    let (ours, _) = agree_with_tshark(&events, conn, &pcap, &SERVER_IP.to_string());
+    assert!(
+        labelled >= 20,
+        "2% of ~2900 segments: only {labelled} retransmitted"
+    );
+    assert!(ours > 0, "the capture shows our retransmissions");
+    eprintln!("[trace] serve: {labelled} retransmissions labelled in the trace, {ours} seen by tshark: they agree");
 }
