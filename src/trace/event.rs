@@ -28,21 +28,29 @@ pub struct TraceRecord {
 pub enum TraceEvent {
     /// The first line: what wrote the file.
     Trace {
+        /// [`super::FORMAT_VERSION`]: readers check it before trusting the keys.
         version: u32,
+        /// "tunstack".
         tool: &'static str,
+        /// "fetch", "serve" or "sim": which run wrote it.
         cmd: String,
     },
     /// A connection was created.
     Open {
+        /// Our end.
         local: SocketAddrV4,
+        /// The peer's end.
         remote: SocketAddrV4,
+        /// Who opened it.
         role: Role,
         /// Our initial sequence number, absolute.
         iss: u32,
     },
     /// An RFC 9293 state change.
     State {
+        /// The RFC 9293 name of the state left.
         from: &'static str,
+        /// The RFC 9293 name of the state entered.
         to: &'static str,
         /// The peer's initial sequence number, absolute, once known.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,35 +61,56 @@ pub enum TraceEvent {
     /// An RTT sample (`sample_ms` set) or a retransmission timeout's backoff (`sample_ms`
     /// null).
     Rtt {
+        /// The measurement, or null for a backoff.
         sample_ms: Option<f64>,
         /// Null before the first sample.
         srtt_ms: Option<f64>,
+        /// RTTVAR (RFC 6298).
         rttvar_ms: f64,
+        /// The RTO to arm now, backoff included.
         rto_ms: f64,
+        /// Consecutive timeouts without a new sample.
         backoff: u32,
     },
     /// cwnd or ssthresh changed.
     Cc {
+        /// Congestion window, bytes.
         cwnd: u64,
         /// Null while infinite (no loss yet).
         ssthresh: Option<u64>,
+        /// RFC 6675 pipe, bytes.
         inflight: u64,
+        /// Why it changed.
         cause: CcCause,
     },
     /// The window we advertise, or the receive buffer's size, changed.
     Rwnd {
+        /// The window in the segment we sent, bytes.
         win: u64,
+        /// Bytes held: unread in order plus out of order.
         buffered: u64,
+        /// The receive buffer's size.
         capacity: u64,
     },
     /// A zero-window episode started or ended.
-    ZeroWindow { side: WindowSide, phase: Phase },
+    ZeroWindow {
+        /// Whose window is closed.
+        side: WindowSide,
+        /// Start or end.
+        phase: Phase,
+    },
     /// The receiver decided about an ACK.
-    AckDecision { decision: AckDecision, why: AckWhy },
+    AckDecision {
+        /// Now or later.
+        decision: AckDecision,
+        /// What made it so.
+        why: AckWhy,
+    },
     /// `--impair` did something to a datagram.
     Impair(Impairment),
     /// The connection is gone (or the process ends while it is open).
     Close {
+        /// The one-line reason it failed, or null for a clean end.
         error: Option<String>,
         /// Boxed: by far the largest event, and one per connection.
         stats: Box<ConnSummary>,
@@ -92,7 +121,9 @@ pub enum TraceEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Active open (`connect`).
     Client,
+    /// Passive open (a listener's SYN).
     Server,
 }
 
@@ -180,7 +211,9 @@ pub enum WindowSide {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// The episode begins.
     Start,
+    /// The episode is over.
     End,
 }
 
@@ -227,21 +260,32 @@ pub enum AckWhy {
 /// A segment of a `seg` event; sequence numbers relative and unwrapped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Segment {
+    /// Sent or accepted.
     pub dir: Dir,
+    /// Relative to the sender's ISS.
     pub seq: u64,
+    /// Relative to the other side's ISS; absent without the ACK flag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<u64>,
+    /// Payload bytes.
     pub len: u32,
+    /// The flags present.
     pub flags: SegFlags,
+    /// The window, scaled (a SYN's as sent).
     pub win: u64,
+    /// SACK blocks `[left, right)`, relative like `ack`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sack: Vec<[u64; 2]>,
+    /// The first block is a D-SACK (RFC 2883).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dsack: bool,
+    /// Why it was sent again; absent for a first transmission.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rexmit: Option<Rexmit>,
+    /// What it probes, if it is a probe.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe>,
+    /// Wire segments of an offload super-segment; absent when 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segs: Option<u32>,
 }
@@ -250,18 +294,24 @@ pub struct Segment {
 /// to the connection when it is known (absolute otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Impairment {
+    /// Towards the stack or away from it.
     pub dir: Dir,
+    /// What was done.
     pub action: ImpairAction,
+    /// The whole hold of a reordered or delayed datagram.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<f64>,
+    /// The TCP sequence number (relative when the connection is known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     /// Addition to version 1: the datagram's acknowledgement number, so a dropped ACK can be
     /// told apart from the next one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<u64>,
+    /// TCP payload bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub len: Option<u32>,
+    /// TCP flags.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flags: Option<SegFlags>,
     /// Addition to version 1: the window field, scaled when the connection is known.
@@ -273,10 +323,15 @@ pub struct Impairment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImpairAction {
+    /// Lost on purpose (or the rate limit's queue was full).
     Drop,
+    /// Delivered twice.
     Duplicate,
+    /// Held back so later datagrams overtake it.
     Reorder,
+    /// One bit flipped.
     Corrupt,
+    /// Held beyond the constant delay (jitter, rate limit).
     Delay,
 }
 
@@ -284,8 +339,11 @@ pub enum ImpairAction {
 /// turns it into an [`Impairment`] of a connection ([`crate::stack::Stack::trace_impairment`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImpairRecord {
+    /// When it was done.
     pub at: Instant,
+    /// Which way the datagram was going.
     pub dir: Dir,
+    /// What was done.
     pub action: ImpairAction,
     /// How long it is held (reorder and delay).
     pub delay: Option<Duration>,
@@ -296,12 +354,19 @@ pub struct ImpairRecord {
 /// The TCP header fields of a datagram, read without trusting its checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawSegment {
+    /// Source address and port.
     pub src: SocketAddrV4,
+    /// Destination address and port.
     pub dst: SocketAddrV4,
+    /// Absolute sequence number.
     pub seq: u32,
+    /// Absolute acknowledgement number, with the ACK flag.
     pub ack: Option<u32>,
+    /// Payload bytes.
     pub len: u32,
+    /// The flags present.
     pub flags: SegFlags,
+    /// The window field, unscaled.
     pub window: u16,
 }
 
@@ -347,11 +412,17 @@ impl RawSegment {
 pub struct SegFlags(pub u8);
 
 impl SegFlags {
+    /// The bits, in the order of the letters "SFRPAU".
     pub const SYN: u8 = 1;
+    /// FIN.
     pub const FIN: u8 = 2;
+    /// RST.
     pub const RST: u8 = 4;
+    /// PSH.
     pub const PSH: u8 = 8;
+    /// ACK.
     pub const ACK: u8 = 16;
+    /// URG.
     pub const URG: u8 = 32;
 
     /// From the flags byte of a TCP header (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10,
