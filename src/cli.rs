@@ -491,6 +491,9 @@ mod tests {
             "7",
             "--pcap",
             "c.pcap",
+            "--trace",
+            "t.jsonl",
+            "--stats",
             "-v",
             "http://example.com/x",
         ])
@@ -505,6 +508,8 @@ mod tests {
         assert!(!options.device.offload);
         assert_eq!(options.device.seed, Some(7));
         assert_eq!(options.device.pcap, Some(PathBuf::from("c.pcap")));
+        assert_eq!(options.device.trace, Some(PathBuf::from("t.jsonl")));
+        assert!(options.stats);
         assert_eq!(options.timeout, Duration::from_secs(2));
         assert_eq!(options.connect_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(options.max_redirects, 3);
