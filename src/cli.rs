@@ -204,6 +204,12 @@ pub struct FetchArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
 
+    /// At the end of each download, print its connection's final counters and estimates
+    /// (RTT, RTO, cwnd, bytes, retransmissions by cause, time limited by cwnd or window) as
+    /// one JSON object on standard error
+    #[arg(long)]
+    pub stats: bool,
+
     /// The http:// or https:// URLs to download.
     #[arg(value_name = "URL", required_unless_present = "input_file")]
     pub urls: Vec<String>,
@@ -235,6 +241,7 @@ impl FetchArgs {
             retry_delay: self.retry_delay.map(Duration::from),
             compressed: self.compressed,
             limit_rate: self.limit_rate,
+            stats: self.stats,
         }
     }
 }
@@ -269,6 +276,12 @@ pub struct DeviceArgs {
     /// them; before --impair acts
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+
+    /// Write the stack's decisions to FILE, one JSON object per line (docs/trace-format.md):
+    /// segments with relative sequence numbers and retransmission causes, state changes, RTT,
+    /// cwnd and window changes, and what --impair did; `-` writes to standard error
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 
     /// Congestion control of every connection: cubic (as Linux) or newreno.
     #[arg(long = "cc", value_name = "ALGORITHM", default_value = "cubic", value_parser = parse_algorithm)]
@@ -327,6 +340,7 @@ impl DeviceArgs {
             impair_out: self.impair_out.clone(),
             seed: self.seed,
             pcap: self.pcap.clone(),
+            trace: self.trace.clone(),
             congestion: self.congestion,
             keepalive: self.keepalive.map(Duration::from),
         }
@@ -530,6 +544,9 @@ mod tests {
             "7",
             "--pcap",
             "c.pcap",
+            "--trace",
+            "t.jsonl",
+            "--stats",
             "-v",
             "http://example.com/x",
         ])
@@ -544,6 +561,8 @@ mod tests {
         assert!(!options.device.offload);
         assert_eq!(options.device.seed, Some(7));
         assert_eq!(options.device.pcap, Some(PathBuf::from("c.pcap")));
+        assert_eq!(options.device.trace, Some(PathBuf::from("t.jsonl")));
+        assert!(options.stats);
         assert_eq!(options.timeout, Duration::from_secs(2));
         assert_eq!(options.connect_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(options.max_redirects, 3);

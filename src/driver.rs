@@ -16,6 +16,11 @@
 //! 3. fires the stack's timers that are due;
 //! 4. sends everything the stack has, then hands the stack what the device's link layer (TAP
 //!    mode) found out: next hops that never answered ARP fail their connections.
+//!
+//! With `--trace`, the driver also moves trace records to a [`TraceSink`] as it goes: after
+//! each call into the device (what `--impair` did) and into the stack (what the connections
+//! decided), so the file lists them in the order they happened, in production and in the
+//! simulator alike.
 
 use std::io;
 use std::time::Instant;
@@ -23,7 +28,7 @@ use std::time::Instant;
 use crate::device::{Device, LinkEvent};
 use crate::stack::Stack;
 use crate::tcp::ConnError;
-use crate::trace::Tracer;
+use crate::trace::{TraceSink, Tracer};
 
 /// Datagrams read per batch before the application gets to consume data (and so reopen the
 /// receive window); the rest are read on the next call without sleeping.
@@ -48,6 +53,8 @@ pub struct Driver {
     /// The last batch stopped at the limit, so more may be queued.
     rx_backlog: bool,
     tracer: Option<Tracer>,
+    /// `--trace FILE`: where the stack's and the device's trace records go.
+    trace: Option<Box<dyn TraceSink>>,
 }
 
 impl Driver {
@@ -60,6 +67,45 @@ impl Driver {
             tx_pending: None,
             rx_backlog: false,
             tracer,
+            trace: None,
+        }
+    }
+
+    /// `--trace`: from now on, the stack's trace records (`TcpConfig::trace` must be on) and
+    /// what the device's fault injector does go to `sink`. The device is asked to record.
+    pub fn set_trace<D: Device + ?Sized>(&mut self, device: &mut D, sink: Box<dyn TraceSink>) {
+        device.trace_impairments();
+        self.trace = Some(sink);
+    }
+
+    /// Ends the trace: every connection still open gets its `close` record, everything left
+    /// is written and the sink flushed. Returns the sink (tests read it back) and the first
+    /// write error, if any.
+    pub fn finish_trace<D: Device + ?Sized>(
+        &mut self,
+        device: &mut D,
+        now: Instant,
+    ) -> io::Result<Option<Box<dyn TraceSink>>> {
+        self.stack.trace_finish(now);
+        self.pump_trace(device);
+        match self.trace.take() {
+            Some(mut sink) => sink.flush().map(|()| Some(sink)),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves what the device and the stack recorded to the sink, in that order (the device's
+    /// records are of datagrams on their way in, before the stack saw them, or on their way
+    /// out, after it decided). With `--stats` alone the stack's records are dropped here.
+    fn pump_trace<D: Device + ?Sized>(&mut self, device: &mut D) {
+        if let Some(sink) = &mut self.trace {
+            let stack = &self.stack;
+            device.drain_impairments(&mut |record| sink.record(&stack.trace_impairment(&record)));
+        }
+        while let Some(record) = self.stack.poll_trace() {
+            if let Some(sink) = &mut self.trace {
+                sink.record(&record);
+            }
         }
     }
 
@@ -111,7 +157,9 @@ impl Driver {
         clock: &impl Fn() -> Instant,
     ) -> io::Result<()> {
         let now = clock();
+        self.pump_trace(device);
         device.poll(now)?;
+        self.pump_trace(device);
         // A wrapper (fault injection) may hold datagrams that are due now.
         let device_due = device.poll_timeout().is_some_and(|at| at <= now);
         if self.rx_backlog || device_due || readable {
@@ -120,6 +168,7 @@ impl Driver {
         let now = clock();
         if self.stack.poll_timeout().is_some_and(|at| at <= now) {
             self.stack.handle_timeout(now);
+            self.pump_trace(device);
         }
         self.flush(device, clock)
     }
@@ -138,7 +187,9 @@ impl Driver {
             if bytes >= READ_BATCH_BYTES {
                 break;
             }
-            match device.recv(now, &mut self.rx) {
+            let result = device.recv(now, &mut self.rx);
+            self.pump_trace(device);
+            match result {
                 Ok(received) => {
                     bytes += received.len;
                     let datagram = &self.rx[..received.len];
@@ -147,6 +198,7 @@ impl Driver {
                     }
                     self.stack
                         .handle_datagram_with(now, datagram, received.checksum.status());
+                    self.pump_trace(device);
                     // Loss signals (a new hole, the first duplicate ACKs, a filled hole) and
                     // an ACK covering `ack_stretch` segments go out at once; the ACK every
                     // second segment owes waits for the end of the batch and covers it all.
@@ -176,18 +228,25 @@ impl Driver {
                 Some(pending) => pending,
                 None => {
                     let now = clock();
-                    match self.stack.poll_transmit_segmented(now, &mut self.tx) {
+                    let polled = self.stack.poll_transmit_segmented(now, &mut self.tx);
+                    if polled.is_none() {
+                        self.pump_trace(device);
+                    }
+                    match polled {
                         Some((len, segment_size)) => {
                             if let Some(tracer) = &mut self.tracer {
                                 tracer.datagram(now, "out", &self.tx[..len], &self.stack);
                             }
+                            self.pump_trace(device);
                             (len, segment_size)
                         }
                         None => break,
                     }
                 }
             };
-            match device.send_segmented(clock(), &self.tx[..len], segment_size) {
+            let sent = device.send_segmented(clock(), &self.tx[..len], segment_size);
+            self.pump_trace(device);
+            match sent {
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.tx_pending = Some((len, segment_size));

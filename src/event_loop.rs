@@ -18,7 +18,7 @@ use crate::device::FdDevice;
 use crate::driver::Driver;
 pub use crate::driver::MAX_DATAGRAM;
 use crate::stack::Stack;
-use crate::trace::Tracer;
+use crate::trace::{TraceSink, Tracer};
 
 const DEVICE: Token = Token(0);
 /// Another thread (an output writer) has news: room in its queue, or it finished.
@@ -84,6 +84,20 @@ impl EventLoop {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
+    }
+
+    /// `--trace`: the stack's and the fault injector's records go to `sink` from now on (the
+    /// stack must have been built with `TcpConfig::trace`).
+    pub fn set_trace(&mut self, sink: Box<dyn TraceSink>) {
+        self.driver.set_trace(&mut *self.device, sink);
+    }
+
+    /// Ends the trace at exit: `close` records for the connections still open, then
+    /// everything written and flushed. A no-op without `--trace`.
+    pub fn finish_trace(&mut self) -> io::Result<()> {
+        self.driver
+            .finish_trace(&mut *self.device, Instant::now())
+            .map(drop)
     }
 
     /// The stack, for application calls (connect, send, recv, close) and events.

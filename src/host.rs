@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -16,6 +16,7 @@ use crate::ethernet::MacAddr;
 use crate::link::{default_gateway, LinkConfig, DEFAULT_TAP_PREFIX};
 use crate::stack::StackConfig;
 use crate::tcp::Algorithm;
+use crate::trace::{TraceSink, TraceWriter};
 
 /// TUN interface attached to unless told otherwise; `setup/up` and `setup/sandbox` create it.
 pub const DEFAULT_IFACE: &str = "tun0";
@@ -54,6 +55,9 @@ pub struct DeviceOptions {
     pub seed: Option<u64>,
     /// Capture every datagram crossing the device to this pcap file.
     pub pcap: Option<PathBuf>,
+    /// `--trace FILE`: the stack's decisions and `--impair`'s actions as JSON Lines
+    /// (docs/trace-format.md); `-` is standard error.
+    pub trace: Option<PathBuf>,
     /// The congestion controller every connection starts with (`--cc`).
     pub congestion: Algorithm,
     /// TCP keep-alive probes after this long without hearing from the peer (`--keepalive`).
@@ -81,6 +85,7 @@ impl Default for DeviceOptions {
             impair_out: None,
             seed: None,
             pcap: None,
+            trace: None,
             congestion: Algorithm::Cubic,
             keepalive: None,
             mode: Mode::Tun,
@@ -199,11 +204,37 @@ pub fn open(
     let mut config = StackConfig::new(options.local_ip, mtu, secret, rand::random());
     config.tcp.congestion = options.congestion;
     config.tcp.keepalive = options.keepalive;
+    config.tcp.trace = options.trace.is_some();
     if tso {
         // The kernel took TSO: hand it up to 64 KiB of full segments at once to cut up.
         config.tcp.max_burst_segments = TSO_MAX_SEGMENTS;
     }
     Ok((device, config))
+}
+
+/// `--trace FILE`: creates the file (or takes standard error for `-`) and the writer that
+/// starts it with the header line for `cmd`, its clock at `start`. `None` without `--trace`.
+/// A file that cannot be created is the same one-line error as a capture file's.
+pub fn open_trace(
+    options: &DeviceOptions,
+    start: Instant,
+    cmd: &str,
+) -> Result<Option<Box<dyn TraceSink>>, HostError> {
+    let Some(path) = &options.trace else {
+        return Ok(None);
+    };
+    if path.as_os_str() == "-" {
+        return Ok(Some(Box::new(TraceWriter::new(
+            std::io::stderr(),
+            start,
+            cmd,
+        ))));
+    }
+    let file = std::fs::File::create(path).map_err(|source| HostError::Capture {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(Box::new(TraceWriter::new(file, start, cmd))))
 }
 
 fn build_device(

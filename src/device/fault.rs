@@ -15,6 +15,8 @@ use rand::{Rng, SeedableRng};
 
 use super::gso::split_tcp;
 use super::{complete_checksum, Device, Received};
+use crate::trace::event::RawSegment;
+use crate::trace::{Dir, ImpairAction, ImpairRecord};
 
 /// What to do to datagrams in one direction, e.g.
 /// `loss=5%,dup=1%,reorder=10%,corrupt=1%,delay=20ms,jitter=5ms,rate=50mbit`.
@@ -195,6 +197,17 @@ pub struct Impairer {
     /// When the rate-limited link is free again.
     link_free_at: Option<Instant>,
     stats: FaultStats,
+    /// `--trace`: what was done to which datagram, until drained (`None`: not recording).
+    trace: Option<Vec<Done>>,
+}
+
+/// One thing the impairer did, before a direction is known.
+#[derive(Debug, Clone, Copy)]
+struct Done {
+    at: Instant,
+    action: ImpairAction,
+    delay: Option<Duration>,
+    tcp: Option<RawSegment>,
 }
 
 impl Impairer {
@@ -208,6 +221,43 @@ impl Impairer {
             next_order: 0,
             link_free_at: None,
             stats: FaultStats::default(),
+            trace: None,
+        }
+    }
+
+    /// Starts recording what is done to each datagram, for `--trace`
+    /// ([`Impairer::drain_trace`]).
+    pub fn record_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+
+    /// Hands over what was recorded since the last call, as impairments in direction `dir`.
+    pub fn drain_trace(&mut self, dir: Dir, take: &mut dyn FnMut(ImpairRecord)) {
+        for done in self.trace.iter_mut().flat_map(|t| t.drain(..)) {
+            take(ImpairRecord {
+                at: done.at,
+                dir,
+                action: done.action,
+                delay: done.delay,
+                tcp: done.tcp,
+            });
+        }
+    }
+
+    fn note(
+        &mut self,
+        at: Instant,
+        action: ImpairAction,
+        delay: Option<Duration>,
+        datagram: &[u8],
+    ) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(Done {
+                at,
+                action,
+                delay,
+                tcp: RawSegment::parse(datagram),
+            });
         }
     }
 
@@ -221,10 +271,12 @@ impl Impairer {
         self.stats.seen += 1;
         if self.chance(self.spec.loss) {
             self.stats.dropped += 1;
+            self.note(now, ImpairAction::Drop, None, datagram);
             return;
         }
         let copies = if self.chance(self.spec.duplicate) {
             self.stats.duplicated += 1;
+            self.note(now, ImpairAction::Duplicate, None, datagram);
             2
         } else {
             1
@@ -236,11 +288,21 @@ impl Impairer {
                 let bit = self.rng.gen_range(0..bytes.len() * 8);
                 bytes[bit / 8] ^= 1 << (bit % 8);
                 self.stats.corrupted += 1;
+                self.note(now, ImpairAction::Corrupt, None, datagram);
             }
-            let Some(due) = self.departure(now, bytes.len()) else {
+            let Some((due, reordered)) = self.departure(now, bytes.len()) else {
                 self.stats.overflowed += 1;
+                self.note(now, ImpairAction::Drop, None, datagram);
                 continue;
             };
+            // A constant `delay=` is the path's latency, the same for every datagram: only a
+            // hold beyond it (jitter, the rate limit's queue, reordering) is an event.
+            let hold = due.saturating_duration_since(now);
+            if reordered {
+                self.note(now, ImpairAction::Reorder, Some(hold), datagram);
+            } else if hold > self.spec.delay {
+                self.note(now, ImpairAction::Delay, Some(hold), datagram);
+            }
             self.held_bytes += bytes.len();
             self.held.push(Held {
                 due,
@@ -252,7 +314,8 @@ impl Impairer {
         }
     }
 
-    fn departure(&mut self, now: Instant, len: usize) -> Option<Instant> {
+    /// When a datagram of `len` bytes offered at `now` leaves, and whether it was reordered.
+    fn departure(&mut self, now: Instant, len: usize) -> Option<(Instant, bool)> {
         if self.held_bytes + len > QUEUE_LIMIT_BYTES {
             return None;
         }
@@ -267,14 +330,15 @@ impl Impairer {
         if !self.spec.jitter.is_zero() {
             at += self.spec.jitter.mul_f64(self.rng.gen::<f64>());
         }
-        if self.chance(self.spec.reorder) {
+        let reordered = self.chance(self.spec.reorder);
+        if reordered {
             self.stats.reordered += 1;
             at += match self.spec.reorder_delay {
                 Some(mean) => mean.mul_f64(self.rng.gen_range(0.5..1.5)),
                 None => REORDER_HOLD.max(self.spec.delay + self.spec.jitter),
             };
         }
-        Some(at)
+        Some((at, reordered))
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -399,6 +463,26 @@ impl<D: Device> Device for Fault<D> {
             }
         }
         self.inner.poll(now)
+    }
+
+    fn trace_impairments(&mut self) {
+        for impairer in [&mut self.inbound, &mut self.outbound]
+            .into_iter()
+            .flatten()
+        {
+            impairer.record_trace();
+        }
+        self.inner.trace_impairments();
+    }
+
+    fn drain_impairments(&mut self, take: &mut dyn FnMut(ImpairRecord)) {
+        self.inner.drain_impairments(take);
+        if let Some(inbound) = &mut self.inbound {
+            inbound.drain_trace(Dir::In, take);
+        }
+        if let Some(outbound) = &mut self.outbound {
+            outbound.drain_trace(Dir::Out, take);
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

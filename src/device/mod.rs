@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 pub use crate::link::LinkEvent;
+use crate::trace::ImpairRecord;
 use crate::wire::{checksum, ChecksumStatus};
 
 /// A source and sink of whole IPv4 datagrams.
@@ -56,6 +57,11 @@ pub trait Device {
     fn poll_link_event(&mut self) -> Option<LinkEvent> {
         None
     }
+    /// `--trace`: start recording what this device (or a wrapper inside it) does to datagrams
+    /// on purpose; only `--impair`'s fault injector does anything. Wrappers forward it.
+    fn trace_impairments(&mut self) {}
+    /// Hands over the impairments recorded since the last call (see `trace_impairments`).
+    fn drain_impairments(&mut self, _take: &mut dyn FnMut(ImpairRecord)) {}
 }
 
 /// A device with a descriptor the event loop can wait on (its `as_raw_fd`); wrappers have
@@ -247,6 +253,12 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn poll_link_event(&mut self) -> Option<LinkEvent> {
         (**self).poll_link_event()
+    }
+    fn trace_impairments(&mut self) {
+        (**self).trace_impairments()
+    }
+    fn drain_impairments(&mut self, take: &mut dyn FnMut(ImpairRecord)) {
+        (**self).drain_impairments(take)
     }
 }
 

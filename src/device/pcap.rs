@@ -146,6 +146,14 @@ impl<D: Device> Device for Pcap<D> {
     fn poll_link_event(&mut self) -> Option<super::LinkEvent> {
         self.inner.poll_link_event()
     }
+
+    fn trace_impairments(&mut self) {
+        self.inner.trace_impairments()
+    }
+
+    fn drain_impairments(&mut self, take: &mut dyn FnMut(crate::trace::ImpairRecord)) {
+        self.inner.drain_impairments(take)
+    }
 }
 
 /// The capture waits on the device it records.

@@ -198,6 +198,8 @@ pub fn run(
     mut report: impl FnMut(&Job, &Result<Summary, FetchError>) -> Option<String>,
 ) -> Result<Vec<Result<Summary, FetchError>>, FetchError> {
     let (device, mut config) = crate::host::open(&options.device, options.quiet)?;
+    // `--stats` needs the counters only a traced connection keeps.
+    config.tcp.trace |= options.stats;
     // A lost SYN is resent after 1 s four times over, as Linux's client does (see TcpConfig).
     config.tcp.syn_linear_timeouts = 4;
     if let Some(rate) = options.limit_rate {
@@ -210,6 +212,9 @@ pub fn run(
         config.tcp.recv_buffer_max = 4 << 20;
     }
     let mut lp = EventLoop::new(device, |now| Stack::new(now, config), options.verbose)?;
+    if let Some(sink) = crate::host::open_trace(&options.device, lp.now(), "fetch")? {
+        lp.set_trace(sink);
+    }
     let settings = Settings {
         limits: Limits {
             idle: options.timeout,
@@ -257,10 +262,20 @@ pub fn run(
         settings,
         progress: Progress::new(options.quiet),
         iface: options.device.iface.clone(),
+        stats: options.stats,
     };
     let outcome = engine.run(&mut lp, &jobs, &mut report);
     engine.shut_down(&mut lp);
+    // Whatever the outcome (an error, a timeout, Ctrl-C), the trace ends with every
+    // connection's `close` and reaches the disk.
+    let traced = lp.finish_trace();
     outcome?;
+    if let (Err(source), Some(path)) = (traced, &options.device.trace) {
+        return Err(FetchError::Capture {
+            path: path.clone(),
+            source,
+        });
+    }
     Ok(engine
         .results
         .into_iter()
@@ -281,6 +296,8 @@ struct Engine {
     settings: Settings,
     progress: Progress,
     iface: String,
+    /// `--stats`: print each finished download's connection summary.
+    stats: bool,
 }
 
 impl Engine {
@@ -299,6 +316,7 @@ impl Engine {
             let wall = lp.since_epoch();
             for i in self.active.clone() {
                 let keep_alive = self.more_for(&self.downloads[i].origin(), i);
+                let conn = self.downloads[i].conn();
                 let step =
                     self.downloads[i].pump(lp.stack(), &self.settings, now, wall, keep_alive);
                 if let Some(notice) = self.downloads[i].take_notice() {
@@ -310,6 +328,13 @@ impl Engine {
                         self.idle.entry(origin).or_default().push(conn);
                     }
                     self.progress.finish(i);
+                    let summary = conn.filter(|_| self.stats).and_then(|id| {
+                        let summary = lp.stack().connection(id)?.summary();
+                        serde_json::to_string(&summary).ok()
+                    });
+                    if let Some(json) = summary {
+                        self.progress.println(&json);
+                    }
                     if let Some(line) = report(&jobs[i], &result) {
                         self.progress.println(&line);
                     }

@@ -62,6 +62,8 @@ pub struct Options {
     pub compressed: bool,
     /// Receive at most this many bytes per second per download.
     pub limit_rate: Option<u64>,
+    /// Print each download's connection summary (`Connection::summary`) as JSON on stderr.
+    pub stats: bool,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             retry_delay: None,
             compressed: false,
             limit_rate: None,
+            stats: false,
         }
     }
 }

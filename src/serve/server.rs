@@ -71,6 +71,9 @@ pub fn run(options: &ServeOptions) -> Result<ServeSummary, ServeError> {
     config.backlog = BACKLOG;
     config.tcp.recv_buffer = RECV_BUFFER;
     let mut lp = EventLoop::new(device, |now| Stack::new(now, config), options.verbose)?;
+    if let Some(sink) = host::open_trace(&options.device, lp.now(), "serve")? {
+        lp.set_trace(sink);
+    }
     lp.stack().listen(options.port)?;
     if !options.quiet {
         eprintln!(
@@ -101,6 +104,7 @@ pub fn run(options: &ServeOptions) -> Result<ServeSummary, ServeError> {
         }
     }
     server.shut_down(&mut lp, &site, options.port)?;
+    lp.finish_trace()?;
     Ok(server.summary)
 }
 

@@ -23,6 +23,8 @@ use thiserror::Error;
 
 use crate::ipv4::{self, Ingress, Ipv4Config, Ipv4Layer, Ipv4Stats};
 use crate::tcp::{ConnError, Connection, FourTuple, IoError, TcpConfig};
+use crate::trace::event::Impairment;
+use crate::trace::{Dir, ImpairRecord, SegFlags, TraceEvent, TraceRecord};
 use crate::wire::tcp as tcp_wire;
 use crate::wire::ChecksumStatus;
 use sockets::Sockets;
@@ -350,6 +352,72 @@ impl Stack {
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.sockets.events.pop_front()
+    }
+
+    /// The next `--trace` record (`TcpConfig::trace`), in the order the connections made
+    /// their decisions; always `None` when tracing is off.
+    pub fn poll_trace(&mut self) -> Option<TraceRecord> {
+        self.sockets.trace.as_mut()?.pop_front()
+    }
+
+    /// Turns what `--impair` did to a datagram into its trace record: the connection with the
+    /// datagram's 4-tuple, if the stack has one, and its TCP numbers relative to it (absolute
+    /// otherwise), so an injected drop lines up with the `seg` it hit.
+    pub fn trace_impairment(&self, record: &ImpairRecord) -> TraceRecord {
+        let mut event = Impairment {
+            dir: record.dir,
+            action: record.action,
+            delay_ms: record.delay.map(|d| d.as_micros() as f64 / 1000.0),
+            seq: None,
+            ack: None,
+            len: None,
+            flags: None,
+            win: None,
+        };
+        let mut conn = None;
+        if let Some(tcp) = &record.tcp {
+            let outbound = record.dir == Dir::Out;
+            let (local, remote) = if outbound {
+                (tcp.src, tcp.dst)
+            } else {
+                (tcp.dst, tcp.src)
+            };
+            let syn = tcp.flags.has(SegFlags::SYN);
+            let id = self.sockets.by_tuple.get(&FourTuple { local, remote });
+            let (seq, ack, win) = match id.and_then(|id| Some((id, self.connection(*id)?))) {
+                Some((id, c)) => {
+                    conn = Some(id.0);
+                    c.trace_relative(outbound, tcp.seq, tcp.ack, tcp.window, syn)
+                }
+                None => (
+                    u64::from(tcp.seq),
+                    tcp.ack.map(u64::from),
+                    u64::from(tcp.window),
+                ),
+            };
+            event.seq = Some(seq);
+            event.ack = ack;
+            event.len = Some(tcp.len);
+            event.flags = Some(tcp.flags);
+            event.win = Some(win);
+        }
+        TraceRecord {
+            at: record.at,
+            conn,
+            event: TraceEvent::Impair(event),
+        }
+    }
+
+    /// The process is ending: a `close` record for every connection still open, with its
+    /// counters as they stand, so a trace always ends with each connection's statistics.
+    pub fn trace_finish(&mut self, now: Instant) {
+        let Some(trace) = &mut self.sockets.trace else {
+            return;
+        };
+        for (id, entry) in self.sockets.conns.iter_mut() {
+            entry.conn.trace_finish(now);
+            sockets::drain_trace(trace, *id, &mut entry.conn);
+        }
     }
 
     /// For tests: checks the stack's schedule against a scan of every connection (deadlines

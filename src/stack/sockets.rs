@@ -23,6 +23,7 @@ use crate::tcp::connection::cookie;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::syncookie::{self, SynCookies};
 use crate::tcp::{ConnError, ConnEvent, Connection, FourTuple, Initial};
+use crate::trace::TraceRecord;
 use crate::wire::tcp::TcpParseError;
 use crate::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
 
@@ -103,6 +104,8 @@ pub(super) struct Sockets {
     pub(super) stats: StackStats,
     /// A connection wants an ACK out before the receive batch ends.
     ack_due: bool,
+    /// `--trace` records drained from the connections, when `TcpConfig::trace` is on.
+    pub(super) trace: Option<VecDeque<TraceRecord>>,
 }
 
 impl Sockets {
@@ -124,6 +127,7 @@ impl Sockets {
             events: VecDeque::new(),
             stats: StackStats::default(),
             ack_due: false,
+            trace: config.tcp.trace.then(VecDeque::new),
             config,
         }
     }
@@ -142,6 +146,9 @@ impl Sockets {
             return;
         };
         drain_events(&mut self.events, &mut self.listeners, id, entry);
+        if let Some(trace) = &mut self.trace {
+            drain_trace(trace, id, &mut entry.conn);
+        }
         let schedule = &mut self.schedule;
         if wake {
             schedule.wake(id, &mut entry.slot);
@@ -732,6 +739,17 @@ fn drain_events(
         };
         events.push_back(event);
     }
+}
+
+/// Moves connection `id`'s trace events to the stack's queue.
+pub(super) fn drain_trace(trace: &mut VecDeque<TraceRecord>, id: ConnId, conn: &mut Connection) {
+    conn.drain_trace(|at, event| {
+        trace.push_back(TraceRecord {
+            at,
+            conn: Some(id.0),
+            event,
+        })
+    });
 }
 
 /// The 4-tuple of a segment whose checksum failed, read without trusting anything else.

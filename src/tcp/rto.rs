@@ -112,6 +112,11 @@ impl RttEstimator {
         self.base_rto.saturating_mul(factor).min(self.bounds.max)
     }
 
+    /// RTTVAR (RFC 6298 §2), for `--trace` and `--stats`.
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+
     /// Smoothed RTT, once there is a sample.
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt

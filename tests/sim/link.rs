@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tunstack::device::fault::{ImpairSpec, Impairer};
 use tunstack::device::pcap::PcapWriter;
 use tunstack::device::{Device, Received};
+use tunstack::trace::{Dir, ImpairRecord};
 
 use super::{Clock, MTU};
 
@@ -197,6 +198,17 @@ impl Link {
         Some(done)
     }
 
+    /// `--trace`: the impairer records what it does to each datagram from now on.
+    pub fn trace_impairments(&mut self) {
+        self.wire.record_trace();
+    }
+
+    /// Hands over what the impairer did since the last call, as seen by a stack for which
+    /// this link goes `dir`.
+    pub fn drain_impairments(&mut self, dir: Dir, take: &mut dyn FnMut(ImpairRecord)) {
+        self.wire.drain_trace(dir, take);
+    }
+
     /// When the next datagram arrives.
     pub fn next_arrival(&self) -> Option<Instant> {
         self.wire.next_due()
@@ -241,6 +253,18 @@ impl Device for Port<'_> {
     /// datagram is due, exactly as it learns it from `--impair`'s fault injector.
     fn poll_timeout(&self) -> Option<Instant> {
         self.into.next_arrival()
+    }
+
+    /// The production trace hook, as `--impair`'s fault injector has it: both links' wire
+    /// impairments (the bottleneck's queue drops are the path's, not injected).
+    fn trace_impairments(&mut self) {
+        self.out.trace_impairments();
+        self.into.trace_impairments();
+    }
+
+    fn drain_impairments(&mut self, take: &mut dyn FnMut(ImpairRecord)) {
+        self.into.drain_impairments(Dir::In, take);
+        self.out.drain_impairments(Dir::Out, take);
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tunstack::driver::Driver;
 use tunstack::stack::{Stack, StackConfig};
 use tunstack::tcp::TcpConfig;
+use tunstack::trace::TraceSink;
 
 use super::{
     Clock, Endpoint, Link, LinkConfig, LinkStats, Pattern, Port, CLIENT_ADDR, MTU, SERVER_ADDR,
@@ -201,6 +202,21 @@ impl Pair {
             at: self.clock.elapsed(),
             steps: self.steps,
         }
+    }
+
+    /// `--trace` for the client: its stack's records (the pair must have been built with
+    /// `TcpConfig::trace`) and both links' impairments go to `sink`, through the production
+    /// driver, as a real run's do.
+    pub fn trace_client(&mut self, sink: Box<dyn TraceSink>) {
+        let mut port = client_port(&mut self.up, &mut self.down);
+        self.client.set_trace(&mut port, sink);
+    }
+
+    /// Ends the client's trace (every connection still open gets its `close`) and flushes it.
+    pub fn finish_client_trace(&mut self) -> std::io::Result<()> {
+        let now = self.clock.now();
+        let mut port = client_port(&mut self.up, &mut self.down);
+        self.client.finish_trace(&mut port, now).map(drop)
     }
 
     /// Both links' counters added up.

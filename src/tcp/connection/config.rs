@@ -88,6 +88,9 @@ pub struct TcpConfig {
     /// TCP super-segment (what those segments would have been, back to back) for a device
     /// that segments it (a TUN with TSO). 1, the default, sends every segment on its own.
     pub max_burst_segments: u16,
+    /// Record `--trace` events and the counters `--stats` prints (`Connection::drain_trace`,
+    /// `Connection::summary`). Off by default: then nothing is recorded or allocated.
+    pub trace: bool,
 }
 
 impl Default for TcpConfig {
@@ -118,6 +121,7 @@ impl Default for TcpConfig {
             keepalive_probes: 9,
             congestion: Algorithm::NewReno,
             max_burst_segments: 1,
+            trace: false,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::{Connection, State};
 use crate::tcp::rack::{probe_timeout, tlp_outcome, AckFacts, TlpEpisode, TlpOutcome};
 use crate::tcp::timers::Timer;
+use crate::trace::{CcCause, Rexmit};
 use crate::wire::{SeqNum, TcpRepr};
 
 impl Connection {
@@ -120,9 +121,11 @@ impl Connection {
                 if self.loss.recovery.is_none() {
                     let mss = self.snd.mss;
                     self.loss.cc.on_enter_recovery(episode.flight, mss);
+                    self.note_cc(CcCause::RecoveryEnter);
                     self.loss.cc.on_exit_recovery(episode.flight, mss);
                     // A real loss: an older episode's prior must not undo this reduction.
                     self.loss.undo.clear();
+                    self.note_cc(CcCause::RecoveryExit);
                     self.stats.loss_probe_repairs += 1;
                 }
             }
@@ -277,6 +280,7 @@ impl Connection {
         rec.high_rxt = rec.high_rxt.max(start + len + usize::from(fin));
         self.loss.recovery = Some(rec);
         self.stats.retransmits_fast += 1;
+        self.trace_cause(Rexmit::Rack);
         Some(Some(self.emit_data_fin(now, start, len, fin, buf)))
     }
 

@@ -37,7 +37,8 @@
 //!   probe timers, the loss probe;
 //! - `transmit`: `poll_transmit` and segment building;
 //! - `undo`: undoing reductions that D-SACK, timestamps or F-RTO show spurious;
-//! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED.
+//! - `control`: RST, challenge ACKs, TIME-WAIT and CLOSED;
+//! - `trace`: `--trace` events (nothing at all when off); `summary`: the `--stats` summary.
 
 mod config;
 mod control;
@@ -47,6 +48,8 @@ mod lossprobe;
 mod receive;
 mod recovery;
 mod state;
+mod summary;
+mod trace;
 mod transmit;
 mod undo;
 
@@ -70,6 +73,7 @@ use super::tuple::FourTuple;
 use super::undo::UndoState;
 use super::window::WindowScale;
 use crate::ipv4::IcmpErrorKind;
+use crate::trace::Role;
 use crate::wire::{SeqNum, TcpRepr};
 pub use config::TcpConfig;
 
@@ -262,6 +266,8 @@ pub struct Connection {
     events: VecDeque<ConnEvent>,
     error: Option<ConnError>,
     stats: ConnStats,
+    /// `--trace` state, when `TcpConfig::trace` is on.
+    trace: Option<Box<trace::ConnTrace>>,
 }
 
 /// Least time between two ACKs answering unacceptable segments without data (Linux's
@@ -292,6 +298,7 @@ impl Connection {
             snd_scale: WindowScale::NONE,
             rcv_scale: conn.wanted_rcv_scale(),
         };
+        conn.trace_open(Role::Client);
         conn
     }
 
@@ -310,6 +317,7 @@ impl Connection {
         conn.snd.wnd = usize::from(syn.window);
         conn.snd.max_wnd = conn.snd.wnd;
         conn.snd.wl1 = syn.seq;
+        conn.trace_open(Role::Server);
         conn
     }
 
@@ -382,6 +390,7 @@ impl Connection {
             events: VecDeque::new(),
             error: None,
             stats: ConnStats::default(),
+            trace: config.trace.then(|| trace::ConnTrace::new(now)),
             keepalive_probes: 0,
             keepalive_due: false,
             config,
@@ -626,6 +635,7 @@ impl Connection {
 
     /// Fires every expired timer.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.trace_timeout_start(now);
         while let Some(timer) = self.timers.expire(now) {
             match timer {
                 Timer::Retransmit => self.on_retransmit_timeout(now),
@@ -649,6 +659,7 @@ impl Connection {
                 Timer::LossProbe => self.on_loss_probe_timer(now),
             }
         }
+        self.trace_timeout_end();
     }
 
     /// Our TSval at `now` (RFC 7323 §5.4: a millisecond clock with a random start).

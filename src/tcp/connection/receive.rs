@@ -10,6 +10,7 @@ use crate::wire::{Control, SeqNum, TcpRepr};
 impl Connection {
     /// Processes one segment addressed to this connection (RFC 9293 §3.10.7).
     pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr) {
+        self.trace_segment_in(now, seg);
         self.stats.segments_in += 1;
         match self.state {
             State::Closed => {}
@@ -17,6 +18,7 @@ impl Connection {
             _ => self.handle_synchronized(now, seg),
         }
         self.heard_from_peer(now);
+        self.trace_segment_done();
     }
 
     pub(super) fn handle_synchronized(&mut self, now: Instant, seg: &TcpRepr) {

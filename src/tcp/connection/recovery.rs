@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::{ConnEvent, Connection, Recovery, DUP_THRESH};
 use crate::tcp::timers::Timer;
 use crate::tcp::undo::Reduction;
+use crate::trace::CcCause;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
 impl Connection {
@@ -165,6 +166,7 @@ impl Connection {
                     flight
                 };
                 self.loss.cc.on_exit_recovery(exit_flight, self.snd.mss);
+                self.note_cc(CcCause::RecoveryExit);
                 self.loss.recovery = None;
                 self.loss.dup_acks = 0;
                 self.loss.rack.on_recovery_exit();
@@ -186,6 +188,7 @@ impl Connection {
                 self.loss.dup_acks = 0;
                 let srtt = self.loss.rtt.srtt();
                 self.loss.cc.on_ack(acked, self.snd.mss, now, srtt);
+                self.note_cc_ack();
             }
         }
 
@@ -243,6 +246,7 @@ impl Connection {
         let peak = self.congestion_flight();
         self.undo_begin(Reduction::FastRecovery);
         self.loss.cc.on_enter_recovery(peak, self.snd.mss);
+        self.note_cc(CcCause::RecoveryEnter);
         self.stats.recoveries += 1;
         self.loss.rtt_probe = None;
         self.loss.rack.tlp = None;
@@ -358,6 +362,7 @@ impl Connection {
         if self.state.is_synchronized() && flight > 0 {
             self.undo_on_timeout();
             self.loss.cc.on_timeout(peak, self.snd.mss);
+            self.note_cc(CcCause::Rto);
         }
         self.loss.rtt.on_timeout();
         self.loss.rtt_probe = None;

@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::{AckState, Connection, State, TIMESTAMP_OPTION_LEN};
 use crate::tcp::timers::Timer;
 use crate::tcp::window::WindowSize;
+use crate::trace::CcCause;
 use crate::wire::tcp;
 use crate::wire::{Control, SackBlock, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
@@ -18,6 +19,15 @@ impl Connection {
     /// With `TcpConfig::max_burst_segments` above 1 the segment may be a super-segment of
     /// several full segments of new data; [`Connection::segment_size`] then says how to cut it.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let Some(before) = self.trace_transmit_start(now) else {
+            return self.next_segment(now, buf);
+        };
+        let len = self.next_segment(now, buf);
+        self.trace_transmit_end(now, before, len.map(|len| &buf[..len]));
+        len
+    }
+
+    fn next_segment(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.snd.burst = None;
         if self.rst_due {
             self.rst_due = false;
@@ -196,6 +206,7 @@ impl Connection {
         if idle {
             self.loss.cc.on_idle_restart(self.snd.mss);
             self.loss.undo.clear();
+            self.note_cc(CcCause::IdleRestart);
             self.loss.last_data_sent = None;
         }
     }

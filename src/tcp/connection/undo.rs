@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::Connection;
 use crate::tcp::timers::Timer;
 use crate::tcp::undo::{FrtoAck, FrtoVerdict, Reduction, UndoCause};
+use crate::trace::CcCause;
 use crate::wire::{SackBlock, SeqNum, TcpRepr};
 
 impl Connection {
@@ -181,6 +182,7 @@ impl Connection {
                     .set(Timer::Retransmit, now + self.loss.rtt.rto());
             }
         }
+        self.note_cc(CcCause::Undo);
         self.schedule_loss_probe(now);
     }
 }
