@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod host;
 pub mod http;
 pub mod ipv4;
+pub mod plot;
 pub mod serve;
 pub mod stack;
 pub mod tcp;
