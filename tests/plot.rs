@@ -13,14 +13,18 @@ use std::time::{Duration, Instant};
 use tunstack::plot::synth::{lossy_transfer, Lossy, Made};
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plot-test").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("plot-test")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trace").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/trace")
+        .join(name)
 }
 
 fn plot(args: &[&str]) -> Output {
@@ -38,7 +42,10 @@ fn ok(output: &Output) -> Vec<String> {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 /// The made-up lossy transfer written as a trace file, with what it holds.
@@ -72,7 +79,9 @@ fn series<'a>(doc: &'a roxmltree::Document<'a>, class: &str) -> Vec<&'a str> {
 
 fn marks(doc: &roxmltree::Document<'_>, name: &str) -> Vec<String> {
     doc.descendants()
-        .filter(|n| n.attribute("class") == Some("series") && n.attribute("data-series") == Some(name))
+        .filter(|n| {
+            n.attribute("class") == Some("series") && n.attribute("data-series") == Some(name)
+        })
         .flat_map(|g| g.children().filter(|c| c.is_element()))
         .map(|m| {
             m.children()
@@ -88,27 +97,77 @@ fn marks(doc: &roxmltree::Document<'_>, name: &str) -> Vec<String> {
 fn a_served_flow_has_every_panel_series_and_legend_entry() {
     let dir = out_dir("served");
     let svg = dir.join("flow.svg");
-    let written = ok(&plot(&[fixture("served.jsonl").to_str().unwrap(), "-o", svg.to_str().unwrap()]));
+    let written = ok(&plot(&[
+        fixture("served.jsonl").to_str().unwrap(),
+        "-o",
+        svg.to_str().unwrap(),
+    ]));
     assert_eq!(written, [svg.display().to_string()]);
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = check_svg(&text);
     let drawn = series(&doc, "series");
-    for want in ["data", "ack", "window", "sack", "rexmit-fast", "rexmit-rto", "injected-drop", "cwnd", "ssthresh", "inflight", "rtt-sample", "srtt", "rto", "rto-backoff", "goodput", "advertised", "buffered", "capacity", "peer-window"] {
+    for want in [
+        "data",
+        "ack",
+        "window",
+        "sack",
+        "rexmit-fast",
+        "rexmit-rto",
+        "injected-drop",
+        "cwnd",
+        "ssthresh",
+        "inflight",
+        "rtt-sample",
+        "srtt",
+        "rto",
+        "rto-backoff",
+        "goodput",
+        "advertised",
+        "buffered",
+        "capacity",
+        "peer-window",
+    ] {
         assert!(drawn.contains(&want), "no series {want} in {drawn:?}");
     }
     let legend = series(&doc, "legend-entry");
-    for want in ["data", "ack", "window", "sack", "rexmit-fast", "rexmit-rto", "injected-drop", "cwnd", "srtt", "goodput"] {
-        assert!(legend.contains(&want), "no legend entry {want} in {legend:?}");
+    for want in [
+        "data",
+        "ack",
+        "window",
+        "sack",
+        "rexmit-fast",
+        "rexmit-rto",
+        "injected-drop",
+        "cwnd",
+        "srtt",
+        "goodput",
+    ] {
+        assert!(
+            legend.contains(&want),
+            "no legend entry {want} in {legend:?}"
+        );
     }
     // Two injected drops in the fixture: two ×, each with its event.
     let drops = marks(&doc, "injected-drop");
     assert_eq!(drops.len(), 2, "{drops:?}");
-    assert!(drops[0].contains("seq=1449..2897") && drops[0].contains("line 14"), "{drops:?}");
+    assert!(
+        drops[0].contains("seq=1449..2897") && drops[0].contains("line 14"),
+        "{drops:?}"
+    );
     assert_eq!(marks(&doc, "rexmit-rto-mark").len(), 1);
-    let title = doc.descendants().find(|n| n.attribute("class") == Some("title")).unwrap();
+    let title = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("title"))
+        .unwrap();
     let words: String = title.descendants().filter_map(|n| n.text()).collect();
-    assert!(words.contains("10.77.0.2:80 ⇄ 10.77.1.2:40000 (server)"), "{words}");
-    assert!(words.contains("retransmissions: 2 (fast 1, rto 1)") && words.contains("injected drops: 2"), "{words}");
+    assert!(
+        words.contains("10.77.0.2:80 ⇄ 10.77.1.2:40000 (server)"),
+        "{words}"
+    );
+    assert!(
+        words.contains("retransmissions: 2 (fast 1, rto 1)") && words.contains("injected drops: 2"),
+        "{words}"
+    );
 }
 
 #[test]
@@ -118,7 +177,10 @@ fn several_connections_give_one_file_each_or_one_page() {
     let svg = dir.join("flow.svg");
     let output = plot(&[trace.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
     let written = ok(&output);
-    let want: Vec<String> = [1, 2].iter().map(|i| dir.join(format!("flow.conn-{i}.svg")).display().to_string()).collect();
+    let want: Vec<String> = [1, 2]
+        .iter()
+        .map(|i| dir.join(format!("flow.conn-{i}.svg")).display().to_string())
+        .collect();
     assert_eq!(written, want);
     // The fixture ends in half a line, as a killed process leaves it: said, and left out.
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -131,11 +193,32 @@ fn several_connections_give_one_file_each_or_one_page() {
     assert!(series(&doc, "series").contains(&"peer-rexmit"));
 
     let one = dir.join("only.svg");
-    assert_eq!(ok(&plot(&[trace.to_str().unwrap(), "--conn", "2", "-o", one.to_str().unwrap()])), [one.display().to_string()]);
-    assert!(std::fs::read_to_string(&one).unwrap().contains("connection refused") || one.exists());
+    assert_eq!(
+        ok(&plot(&[
+            trace.to_str().unwrap(),
+            "--conn",
+            "2",
+            "-o",
+            one.to_str().unwrap()
+        ])),
+        [one.display().to_string()]
+    );
+    assert!(
+        std::fs::read_to_string(&one)
+            .unwrap()
+            .contains("connection refused")
+            || one.exists()
+    );
 
     let page = dir.join("flows.html");
-    assert_eq!(ok(&plot(&[trace.to_str().unwrap(), "-o", page.to_str().unwrap()])), [page.display().to_string()]);
+    assert_eq!(
+        ok(&plot(&[
+            trace.to_str().unwrap(),
+            "-o",
+            page.to_str().unwrap()
+        ])),
+        [page.display().to_string()]
+    );
     let html = std::fs::read_to_string(&page).unwrap();
     assert_eq!(html.matches("<svg ").count(), 2);
 }
@@ -146,17 +229,50 @@ fn bad_input_is_status_2_and_io_trouble_status_1_with_one_line() {
     let trace = fixture("served.jsonl");
     let svg = dir.join("x.svg");
     let broken = dir.join("broken.jsonl");
-    let text = std::fs::read_to_string(&trace).unwrap().replacen("\"seq\":2897,", "\"seq\":2897", 1);
+    let text =
+        std::fs::read_to_string(&trace)
+            .unwrap()
+            .replacen("\"seq\":2897,", "\"seq\":2897", 1);
     std::fs::write(&broken, text).unwrap();
     let future = dir.join("v2.jsonl");
     std::fs::write(&future, "{\"t\":0,\"ev\":\"trace\",\"version\":2}\n").unwrap();
     for (args, status, says) in [
-        (vec![broken.to_str().unwrap(), "-o", svg.to_str().unwrap()], 2, "line 15, column"),
-        (vec![future.to_str().unwrap(), "-o", svg.to_str().unwrap()], 2, "version 2 is not supported"),
-        (vec![trace.to_str().unwrap(), "--conn", "7", "-o", svg.to_str().unwrap()], 2, "no connection 7 (the trace has 1)"),
-        (vec![trace.to_str().unwrap(), "-o", "x.png"], 2, "must end in .svg or .html"),
-        (vec!["/nonexistent/trace.jsonl", "-o", svg.to_str().unwrap()], 1, "cannot read /nonexistent/trace.jsonl"),
-        (vec![trace.to_str().unwrap(), "-o", "/nonexistent/dir/x.svg"], 1, "cannot write /nonexistent/dir/x.svg"),
+        (
+            vec![broken.to_str().unwrap(), "-o", svg.to_str().unwrap()],
+            2,
+            "line 15, column",
+        ),
+        (
+            vec![future.to_str().unwrap(), "-o", svg.to_str().unwrap()],
+            2,
+            "version 2 is not supported",
+        ),
+        (
+            vec![
+                trace.to_str().unwrap(),
+                "--conn",
+                "7",
+                "-o",
+                svg.to_str().unwrap(),
+            ],
+            2,
+            "no connection 7 (the trace has 1)",
+        ),
+        (
+            vec![trace.to_str().unwrap(), "-o", "x.png"],
+            2,
+            "must end in .svg or .html",
+        ),
+        (
+            vec!["/nonexistent/trace.jsonl", "-o", svg.to_str().unwrap()],
+            1,
+            "cannot read /nonexistent/trace.jsonl",
+        ),
+        (
+            vec![trace.to_str().unwrap(), "-o", "/nonexistent/dir/x.svg"],
+            1,
+            "cannot write /nonexistent/dir/x.svg",
+        ),
         (vec![trace.to_str().unwrap()], 2, "--output"),
     ] {
         let output = plot(&args);
@@ -173,14 +289,23 @@ fn bad_input_is_status_2_and_io_trouble_status_1_with_one_line() {
 fn a_large_lossy_transfer_renders_in_seconds_into_a_small_file() {
     let dir = out_dir("large");
     // 64 MiB in 1448-byte segments: ~46,000 data segments, as many ACKs, ~150,000 lines.
-    let spec = Lossy { bytes: 64 << 20, injected: 0.004, path: 0.002, ..Lossy::default() };
+    let spec = Lossy {
+        bytes: 64 << 20,
+        injected: 0.004,
+        path: 0.002,
+        ..Lossy::default()
+    };
     let (trace, made) = lossy(&dir, &spec);
     let lines = made.text.lines().count();
     assert!(lines > 100_000, "{lines} lines");
     for name in ["flow.svg", "flow.html"] {
         let out = dir.join(name);
         let started = Instant::now();
-        ok(&plot(&[trace.to_str().unwrap(), "-o", out.to_str().unwrap()]));
+        ok(&plot(&[
+            trace.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]));
         let took = started.elapsed();
         let size = std::fs::metadata(&out).unwrap().len();
         eprintln!("{name}: {lines} lines in {took:?}, {size} bytes");
@@ -197,13 +322,27 @@ fn the_page_is_self_contained() {
     let dir = out_dir("page");
     let (trace, made) = lossy(&dir, &Lossy::default());
     let page = dir.join("flow.html");
-    ok(&plot(&[trace.to_str().unwrap(), "-o", page.to_str().unwrap()]));
+    ok(&plot(&[
+        trace.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]));
     let html = std::fs::read_to_string(&page).unwrap();
-    for outside in ["<script src", "<link", "@import", "url(http", "href=\"http", "src=\"http"] {
+    for outside in [
+        "<script src",
+        "<link",
+        "@import",
+        "url(http",
+        "href=\"http",
+        "src=\"http",
+    ] {
         assert!(!html.contains(outside), "the page loads {outside}");
     }
     // Every http(s) URL in it is the SVG namespace name.
-    assert_eq!(html.matches("http").count(), html.matches("http://www.w3.org/2000/svg").count());
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("http://www.w3.org/2000/svg").count()
+    );
     let svg_start = html.find("<svg ").unwrap();
     let svg_end = html.find("</svg>").unwrap() + "</svg>".len();
     let doc = check_svg(&html[svg_start..svg_end]);
@@ -224,7 +363,9 @@ fn chromium() -> Option<PathBuf> {
         }
     }
     if std::env::var_os("CI").is_some() {
-        panic!("chromium is not installed, and CI must run this test (setup/bootstrap installs it)");
+        panic!(
+            "chromium is not installed, and CI must run this test (setup/bootstrap installs it)"
+        );
     }
     eprintln!("skipped: chromium is not installed (setup/bootstrap installs it)");
     None
@@ -235,7 +376,15 @@ fn headless(browser: &Path, profile: &Path, args: &[&str], url: &str) -> (String
     let mut child = Command::new("timeout")
         .args(["-k", "5", "60"])
         .arg(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--enable-logging=stderr", "--v=0"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
@@ -258,18 +407,28 @@ fn page_errors(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Decodes the screenshot: (distinct colours, share of pixels that are not the background).
+/// Decodes the screenshot: (distinct colours, share of pixels in neither of the two commonest
+/// colours: the page and the picture's backgrounds).
 fn looks(png_path: &Path) -> (usize, f64) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png_path).unwrap()));
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).unwrap(),
+    ));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     let channels = info.color_type.samples();
     let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
-    let background = pixels[0];
-    let colours: std::collections::HashSet<&[u8]> = pixels.iter().copied().collect();
-    let other = pixels.iter().filter(|p| **p != background).count();
-    (colours.len(), other as f64 / pixels.len() as f64)
+    let mut counts = std::collections::HashMap::<&[u8], usize>::new();
+    for p in &pixels {
+        *counts.entry(p).or_default() += 1;
+    }
+    let mut common: Vec<usize> = counts.values().copied().collect();
+    common.sort_unstable_by(|a, b| b.cmp(a));
+    let background: usize = common.iter().take(2).sum();
+    (
+        counts.len(),
+        (pixels.len() - background) as f64 / pixels.len() as f64,
+    )
 }
 
 #[test]
@@ -279,26 +438,92 @@ fn chromium_opens_the_svg_and_the_page_and_both_show_a_picture() {
     let (trace, _) = lossy(&dir, &Lossy::default());
     let svg = dir.join("flow.svg");
     let page = dir.join("flow.html");
-    ok(&plot(&[trace.to_str().unwrap(), "-o", svg.to_str().unwrap()]));
-    ok(&plot(&[trace.to_str().unwrap(), "-o", page.to_str().unwrap()]));
+    ok(&plot(&[
+        trace.to_str().unwrap(),
+        "-o",
+        svg.to_str().unwrap(),
+    ]));
+    ok(&plot(&[
+        trace.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]));
     let profile = dir.join("profile");
 
     // The page's script ran to its end: it marks the body with the pictures it set up.
     let page_url = format!("file://{}", page.display());
-    let (dom, log) = headless(&browser, &profile, &["--dump-dom", "--virtual-time-budget=5000"], &page_url);
-    assert!(dom.contains("data-plot-ready=\"1\""), "the script did not run: {}", &dom[..dom.len().min(300)]);
-    assert!(dom.contains("whole connection:"), "the script did not write the range");
+    let (dom, log) = headless(
+        &browser,
+        &profile,
+        &["--dump-dom", "--virtual-time-budget=5000"],
+        &page_url,
+    );
+    assert!(
+        dom.contains("data-plot-ready=\"1\""),
+        "the script did not run: {}",
+        &dom[..dom.len().min(300)]
+    );
+    assert!(
+        dom.contains("whole connection:"),
+        "the script did not write the range"
+    );
     assert!(page_errors(&log).is_empty(), "{:?}", page_errors(&log));
+    // Zoomed by the link: the time axis is the script's, the lines stretched, the marks moved.
+    let zoomed = format!("{page_url}#t=1.0-2.0");
+    let (dom, _) = headless(
+        &browser,
+        &profile,
+        &["--dump-dom", "--virtual-time-budget=5000"],
+        &zoomed,
+    );
+    assert!(
+        dom.contains("zoomed: 1.00–2.00 s"),
+        "not zoomed: {}",
+        &dom[..dom.len().min(300)]
+    );
+    assert!(
+        dom.contains("class=\"zoom\" transform=\"matrix("),
+        "lines not stretched"
+    );
+    assert!(
+        dom.contains("class=\"jsaxis\"><line"),
+        "no time ticks written"
+    );
 
     for (url, shot, size) in [
-        (format!("file://{}", svg.display()), dir.join("svg.png"), "1400,1380"),
+        (
+            format!("file://{}", svg.display()),
+            dir.join("svg.png"),
+            "1400,1380",
+        ),
         (page_url, dir.join("html.png"), "1440,1500"),
+        (zoomed, dir.join("html-zoomed.png"), "1440,1500"),
     ] {
-        let (_, log) = headless(&browser, &profile, &[&format!("--screenshot={}", shot.display()), &format!("--window-size={size}")], &url);
-        assert!(page_errors(&log).is_empty(), "{url}: {:?}", page_errors(&log));
+        let (_, log) = headless(
+            &browser,
+            &profile,
+            &[
+                &format!("--screenshot={}", shot.display()),
+                &format!("--window-size={size}"),
+            ],
+            &url,
+        );
+        assert!(
+            page_errors(&log).is_empty(),
+            "{url}: {:?}",
+            page_errors(&log)
+        );
         let (colours, drawn) = looks(&shot);
-        eprintln!("{}: {colours} colours, {:.1}% drawn", shot.display(), drawn * 100.0);
+        eprintln!(
+            "{}: {colours} colours, {:.1}% drawn",
+            shot.display(),
+            drawn * 100.0
+        );
         assert!(colours > 20, "{url}: only {colours} colours");
-        assert!(drawn > 0.03, "{url}: {:.2}% of the pixels drawn", drawn * 100.0);
+        assert!(
+            drawn > 0.03,
+            "{url}: {:.2}% of the pixels drawn",
+            drawn * 100.0
+        );
     }
 }

@@ -29,7 +29,7 @@ pub fn page(flows: &[Flow], cmd: Option<&str>) -> Result<String, String> {
     );
     let _ = writeln!(
         out,
-        "<p class=\"help\">Wheel over a plot: zoom time. Drag across a plot: zoom to that range. Double-click or <b>reset</b>: the whole connection. Hover a mark (▲ retransmission, × injected drop) for its event.</p>"
+        "<p class=\"help\">Wheel over a plot: zoom time. Drag across a plot: zoom to that range. Double-click or <b>reset</b>: the whole connection (a link ending in <code>#t=2.1-2.4</code> opens zoomed). Hover a mark (▲ retransmission, × injected drop) for its event.</p>"
     );
     for flow in flows {
         let options = RenderOptions {
@@ -69,10 +69,10 @@ const SCRIPT: &str = r##"(function () {
     return 10 * p;
   }
   function bytes(v) {
-    var a = Math.abs(v);
-    if (a >= 1073741824) { return (v / 1073741824).toFixed(2) + " GiB"; }
-    if (a >= 1048576) { return (v / 1048576).toFixed(1) + " MiB"; }
-    if (a >= 1024) { return (v / 1024).toFixed(0) + " KiB"; }
+    var a = Math.abs(v), u = [[1e9, " GB"], [1e6, " MB"], [1e3, " kB"]];
+    for (var i = 0; i < u.length; i++) {
+      if (a >= u[i][0]) { return String(+(v / u[i][0]).toFixed(2)) + u[i][1]; }
+    }
     return v.toFixed(0) + " B";
   }
   function el(name, attrs, text) {
@@ -81,10 +81,12 @@ const SCRIPT: &str = r##"(function () {
     if (text !== undefined) { e.textContent = text; }
     return e;
   }
-  function firstPoint(e) {
+  // The point a mark stands for: a circle's centre, a polygon's centroid (marks are centred).
+  function anchor(e) {
     if (e.tagName === "circle") { return [+e.getAttribute("cx"), +e.getAttribute("cy")]; }
-    var p = (e.getAttribute("points") || "").trim().split(/[ ,]+/);
-    return [+p[0], +p[1]];
+    var p = (e.getAttribute("points") || "").trim().split(/[ ,]+/).map(Number), x = 0, y = 0, n = 0;
+    for (var i = 0; i + 1 < p.length; i += 2) { x += p[i]; y += p[i + 1]; n += 1; }
+    return n ? [x / n, y / n] : [0, 0];
   }
   function setup(svg, section) {
     var t0 = +svg.getAttribute("data-t0"), t1 = +svg.getAttribute("data-t1");
@@ -96,7 +98,7 @@ const SCRIPT: &str = r##"(function () {
       p.xaxis = g.querySelector("g.xaxis");
       p.yaxis = g.querySelector("g.yaxis");
       p.marks = Array.prototype.map.call(g.querySelectorAll("g.markers polygon, g.markers circle"), function (m) {
-        var xy = firstPoint(m);
+        var xy = anchor(m);
         return { el: m, x: xy[0], y: xy[1] };
       });
       p.bars = [];
@@ -217,7 +219,9 @@ const SCRIPT: &str = r##"(function () {
     });
     svg.addEventListener("dblclick", function () { zoomTo(t0, t1); });
     section.querySelector(".reset").addEventListener("click", function () { zoomTo(t0, t1); });
-    apply();
+    // A link can open zoomed: page.html#t=2.1-2.4 (seconds).
+    var m = /^#t=([0-9.]+)-([0-9.]+)$/.exec(window.location.hash);
+    if (m && +m[2] > +m[1]) { zoomTo(+m[1], +m[2]); } else { apply(); }
     return true;
   }
   var ready = 0;

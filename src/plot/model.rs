@@ -87,6 +87,8 @@ pub struct Summary {
     pub drops_all: u64,
     /// Other impairments by action (duplicate, reorder, corrupt, delay).
     pub impairs: BTreeMap<String, u64>,
+    /// Retransmissions of bytes that no injected drop had taken: path losses, or spurious.
+    pub unexplained: u64,
 }
 
 /// Everything drawn for one connection.
@@ -233,6 +235,15 @@ impl Flow {
             }
         }
         flow.summary.drops = flow.drops.len() as u64;
+        // A retransmission is explained when an injected drop took its first byte before it.
+        let dropped: std::collections::HashMap<u64, f64> =
+            flow.drops.iter().map(|d| (d.seq, d.t)).collect();
+        flow.summary.unexplained = flow
+            .data
+            .iter()
+            .filter(|d| matches!(d.kind, SegKind::Rexmit(_) | SegKind::PeerRexmit))
+            .filter(|d| dropped.get(&d.seq).is_none_or(|&t| t > d.t))
+            .count() as u64;
         flow
     }
 

@@ -81,10 +81,11 @@ pub fn layout(flow: &Flow) -> Vec<Panel> {
         .max()
         .unwrap_or(0) as f64;
     let ss_hi = flow.cc.iter().filter_map(|c| c.ssthresh).max().unwrap_or(0) as f64;
-    let cc_hi = cc_hi.max(ss_hi.min(cc_hi * 1.5)).max(1.0) * 1.08;
+    // Small panels keep their top quarter for the legend.
+    let cc_hi = cc_hi.max(ss_hi.min(cc_hi * 1.5)).max(1.0) * 1.3;
     let (rtt_lo, rtt_hi) = rtt_range(flow);
     let (_, goodput) = flow.goodput();
-    let gp_hi = goodput.iter().map(|g| g.1).fold(0.0, f64::max).max(1.0) / 1e6 * 1.1;
+    let gp_hi = goodput.iter().map(|g| g.1).fold(0.0, f64::max).max(1.0) / 1e6 * 1.3;
     let rwnd_hi = flow
         .rwnd
         .iter()
@@ -93,7 +94,7 @@ pub fn layout(flow: &Flow) -> Vec<Panel> {
         .max()
         .unwrap_or(0)
         .max(1) as f64
-        * 1.1;
+        * 1.3;
     vec![
         Panel {
             key: "seq",
@@ -193,9 +194,10 @@ fn rtt_range(flow: &Flow) -> (f64, f64) {
     if hi <= 0.0 {
         return (0.0, 3.0);
     }
-    let lo = lo.max(0.01).log10().floor();
-    let hi = hi.log10().ceil().max(lo + 1.0);
-    (lo, hi + 0.05)
+    // A little below the lowest, and room for the legend above the highest.
+    let lo = lo.max(0.01).log10() - 0.15;
+    let hi = hi.log10().max(lo + 0.5);
+    (lo, hi + (hi - lo) * 0.3)
 }
 
 fn peer_window(flow: &Flow) -> Vec<(f64, u64)> {
@@ -693,7 +695,8 @@ fn path_in(chart: &mut Chart<'_, '_>, path: &[(f64, f64)], colour: RGBColor, wid
 /// The outline of a mark, in pixels around its point.
 fn shape(key: Key) -> Vec<(i32, i32)> {
     match key {
-        Key::Triangle => vec![(0, -7), (5, 2), (-5, 2)],
+        // Centred on the point (the page's zoom moves marks by their centre).
+        Key::Triangle => vec![(0, -6), (5, 3), (-5, 3)],
         Key::Cross => {
             // An × with arms 2 px thick.
             vec![

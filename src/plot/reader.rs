@@ -238,8 +238,13 @@ pub fn parse(text: &str) -> Result<Trace, ReadError> {
             Err(error) => {
                 // serde_json says "at line 1 column N" of the one line it was given.
                 let text = error.to_string();
-                let what = text.rsplit_once(" at line ").map_or(text.as_str(), |(what, _)| what);
-                return Err(ReadError(format!("line {number}, column {}: {what}", error.column())));
+                let what = text
+                    .rsplit_once(" at line ")
+                    .map_or(text.as_str(), |(what, _)| what);
+                return Err(ReadError(format!(
+                    "line {number}, column {}: {what}",
+                    error.column()
+                )));
             }
         };
         if !seen_header {

@@ -95,7 +95,11 @@ pub fn layer(
         let mut chart = ChartBuilder::on(&area)
             .margin_top(MARGIN_TOP)
             .margin_right(MARGIN_RIGHT)
-            .x_label_area_size(X_LABEL_AREA)
+            .x_label_area_size(if panel.key == "rwnd" {
+                X_LABEL_AREA + 16
+            } else {
+                X_LABEL_AREA
+            })
             .y_label_area_size(Y_LABEL_AREA)
             .build_cartesian_2d(x, panel.y.clone())
             .map_err(|e| e.to_string())?;
@@ -157,20 +161,24 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Writes a byte count the way people read it: 512 B, 64.0 KB, 12.5 MB (powers of 1000 are not
-/// used: KB here is 1024 bytes, as the rest of tunstack counts).
+/// Writes a byte count in decimal units (512 B, 64 kB, 12.5 MB): the axes' ticks are round
+/// decimal numbers, so their labels are too, and the title uses the same units.
 pub fn bytes(value: f64) -> String {
     let v = value.abs();
     let sign = if value < 0.0 { "-" } else { "" };
-    if v >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{sign}{:.2} GiB", v / (1024.0 * 1024.0 * 1024.0))
-    } else if v >= 1024.0 * 1024.0 {
-        format!("{sign}{:.1} MiB", v / (1024.0 * 1024.0))
-    } else if v >= 1024.0 {
-        format!("{sign}{:.0} KiB", v / 1024.0)
+    let (scaled, unit) = if v >= 1e9 {
+        (v / 1e9, "GB")
+    } else if v >= 1e6 {
+        (v / 1e6, "MB")
+    } else if v >= 1e3 {
+        (v / 1e3, "kB")
     } else {
-        format!("{sign}{v:.0} B")
-    }
+        return format!("{sign}{v:.0} B");
+    };
+    // As many decimals as the value needs, at most two: 1 MB, 1.5 MB, 1.25 MB.
+    let text = format!("{scaled:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{sign}{text} {unit}")
 }
 
 /// Renders the picture of `flow`: the title, then the panels, all sharing the time axis.
@@ -279,13 +287,20 @@ fn title(flow: &Flow, width: u32) -> String {
         format!("{rexmits} ({})", each.join(", "))
     };
     let mut second = format!(
-        "{:.3} s · {} · retransmissions: {causes} · injected drops: {} of data",
+        "{:.3} s · {} · retransmissions: {causes} · injected drops: {} data segments",
         s.duration,
         bytes(s.bytes as f64),
         s.drops
     );
     if s.drops_all > s.drops {
-        let _ = write!(second, " ({} in all)", s.drops_all);
+        let _ = write!(second, " ({} datagrams in all)", s.drops_all);
+    }
+    if rexmits > 0 {
+        let _ = write!(
+            second,
+            " · retransmitted without an injected drop: {}",
+            s.unexplained
+        );
     }
     for (action, n) in &s.impairs {
         let _ = write!(second, ", {action} {n}");
@@ -347,8 +362,9 @@ mod tests {
     #[test]
     fn byte_counts_read_naturally() {
         assert_eq!(bytes(512.0), "512 B");
-        assert_eq!(bytes(65536.0), "64 KiB");
-        assert_eq!(bytes(64.0 * 1024.0 * 1024.0), "64.0 MiB");
+        assert_eq!(bytes(64000.0), "64 kB");
+        assert_eq!(bytes(1_500_000.0), "1.5 MB");
+        assert_eq!(bytes(67_108_864.0), "67.11 MB");
         assert_eq!(rate(2.5e6), "2.5 Mbit/s");
     }
 }
