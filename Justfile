@@ -104,6 +104,8 @@ test:
     set -euo pipefail
     # Under sudo the build is the invoking user's (setup/toolchain); only running the tests is root's.
     setup/toolchain cargo test --release --no-run
+    # Every test target, tests/plot.rs among them (it opens `tunstack plot`'s pictures in headless
+    # chromium, which setup/bootstrap installs; with CI set, a missing chromium fails it).
     setup/toolchain --as-root cargo test --release -- --test-threads 2
     # A short fuzz smoke of every target (`just fuzz` runs longer).
     if setup/toolchain cargo fuzz --version >/dev/null 2>&1 || setup/toolchain cargo +nightly fuzz --version >/dev/null 2>&1; then

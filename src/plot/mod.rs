@@ -7,6 +7,7 @@
 
 pub mod decimate;
 pub mod html;
+pub mod marks;
 pub mod model;
 pub mod panels;
 pub mod reader;

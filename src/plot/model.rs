@@ -208,11 +208,7 @@ impl Flow {
                     flow.acks.push((seg.t, ack));
                     flow.window.push((seg.t, ack + seg.win));
                 }
-                let blocks = if seg.dsack {
-                    seg.sack.iter().skip(1)
-                } else {
-                    seg.sack.iter().skip(0)
-                };
+                let blocks = seg.sack.iter().skip(usize::from(seg.dsack));
                 flow.sacks.extend(blocks.map(|&(l, r)| (seg.t, l, r)));
             }
         }
@@ -276,7 +272,7 @@ impl Flow {
 
 /// 1, 2 or 5 times a power of ten, at least `x`.
 pub fn nice_step(x: f64) -> f64 {
-    if !(x > 0.0) || !x.is_finite() {
+    if x.is_nan() || x <= 0.0 || x.is_infinite() {
         return 1.0;
     }
     let power = 10f64.powf(x.log10().floor());

@@ -427,7 +427,12 @@ mod tests {
             "{\"t\":1.1,\"ev\":\"seg\",\"co\n{\"t\":1.0,\"ev\":\"cc\",\"conn\":1,\"cwnd\":10}\n",
         )
         .unwrap_err();
-        assert!(error.0.starts_with("line 2: "), "{error}");
+        assert!(
+            error
+                .0
+                .starts_with("line 2, column 23: EOF while parsing a string"),
+            "{error}"
+        );
         assert!(!error.0.contains('\n'));
     }
 
@@ -440,7 +445,7 @@ mod tests {
             ),
             (
                 "{\"t\":1,\"ev\":\"seg\",\"conn\":1,\"dir\":\"up\",\"seq\":0}\n",
-                "line 2: unknown variant",
+                "line 2, column 37: unknown variant `up`",
             ),
             (
                 "{\"ev\":\"cc\",\"conn\":1,\"cwnd\":1}\n",
@@ -448,9 +453,9 @@ mod tests {
             ),
             (
                 "{\"t\":1,\"ev\":\"cc\",\"conn\":1,\"cwnd\":-5}\n",
-                "line 2: invalid value",
+                "line 2, column 35: invalid value: integer `-5`, expected u64",
             ),
-            ("[1,2]\n", "line 2: invalid type"),
+            ("[1,2]\n", "line 2, column 4: invalid type"),
         ] {
             let error = trace(body).unwrap_err().0;
             assert!(error.starts_with(want), "{body}: {error}");

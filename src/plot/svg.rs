@@ -21,6 +21,9 @@ use super::panels;
 pub type Chart<'a, 'b> =
     ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
+/// A plotting area in pixels: x range, y range.
+pub type Pixels = (Range<i32>, Range<i32>);
+
 /// What a drawing step returns: a one-line reason on failure.
 pub type Drawn = Result<(), String>;
 
@@ -86,7 +89,7 @@ pub fn layer(
     panel: &Panel,
     x: Range<f64>,
     draw: impl FnOnce(&mut Chart<'_, '_>) -> Drawn,
-) -> Result<(String, (Range<i32>, Range<i32>)), String> {
+) -> Result<(String, Pixels), String> {
     let mut buf = String::new();
     let pixels;
     {
