@@ -98,6 +98,8 @@ pub struct Flow {
     pub id: u64,
     /// "10.77.0.2:80 ⇄ 10.77.1.2:5000 (server)".
     pub endpoints: String,
+    /// How the connection ended, when it ended in an error (from `close`).
+    pub close_error: Option<String>,
     /// Whose data is drawn.
     pub view: View,
     /// First event's time.
@@ -153,6 +155,7 @@ impl Flow {
         let mut flow = Flow {
             id: conn.id,
             endpoints: endpoints(conn),
+            close_error: conn.close_error.clone(),
             view,
             start: conn.start,
             end: conn.end,

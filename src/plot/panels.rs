@@ -108,7 +108,7 @@ pub fn layout(flow: &Flow) -> Vec<Panel> {
             height: 190,
             y: 0.0..cc_hi,
             y_desc: "cwnd (bytes)".into(),
-            y_format: bytes,
+            y_format: if flow.cc.is_empty() { no_label } else { bytes },
             y_kind: "bytes",
         },
         Panel {
@@ -117,7 +117,11 @@ pub fn layout(flow: &Flow) -> Vec<Panel> {
             height: 190,
             y: rtt_lo..rtt_hi,
             y_desc: "RTT (ms, log)".into(),
-            y_format: log_ms,
+            y_format: if flow.rtt.is_empty() {
+                no_label
+            } else {
+                log_ms
+            },
             y_kind: "ms-log",
         },
         Panel {
@@ -126,7 +130,11 @@ pub fn layout(flow: &Flow) -> Vec<Panel> {
             height: 170,
             y: 0.0..gp_hi,
             y_desc: "goodput (Mbit/s)".into(),
-            y_format: |v| format!("{v:.1}"),
+            y_format: if flow.acks.is_empty() {
+                no_label
+            } else {
+                |v| format!("{v:.1}")
+            },
             y_kind: "plain",
         },
         Panel {
@@ -135,10 +143,19 @@ pub fn layout(flow: &Flow) -> Vec<Panel> {
             height: 200,
             y: 0.0..rwnd_hi,
             y_desc: "receive window".into(),
-            y_format: bytes,
+            y_format: if flow.rwnd.is_empty() && peer_window(flow).is_empty() {
+                no_label
+            } else {
+                bytes
+            },
             y_kind: "bytes",
         },
     ]
+}
+
+/// The y labels of a panel with nothing to draw: none (its range means nothing).
+fn no_label(_: f64) -> String {
+    String::new()
 }
 
 fn log_ms(v: f64) -> String {

@@ -305,6 +305,9 @@ fn title(flow: &Flow, width: u32) -> String {
             s.unexplained
         );
     }
+    if let Some(error) = &flow.close_error {
+        let _ = write!(second, " · ended: {error}");
+    }
     for (action, n) in &s.impairs {
         let _ = write!(second, ", {action} {n}");
     }
