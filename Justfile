@@ -105,7 +105,9 @@ test:
     # Under sudo the build is the invoking user's (setup/toolchain); only running the tests is root's.
     setup/toolchain cargo test --release --no-run
     # Every target under tests/ runs here, the root ones too: tests/trace.rs (sandboxes trc*)
-    # checks a lossy download's --trace against tshark's analysis of its --pcap capture.
+    # checks a lossy download's --trace against tshark's analysis of its --pcap capture, and
+    # tests/plot.rs opens `tunstack plot`'s pictures in headless chromium (setup/bootstrap
+    # installs it; with CI set, a missing chromium fails the test).
     setup/toolchain --as-root cargo test --release -- --test-threads 2
     # A short fuzz smoke of every target (`just fuzz` runs longer).
     if setup/toolchain cargo fuzz --version >/dev/null 2>&1 || setup/toolchain cargo +nightly fuzz --version >/dev/null 2>&1; then

@@ -16,6 +16,7 @@ pub mod host;
 pub mod http;
 pub mod ipv4;
 pub mod link;
+pub mod plot;
 pub mod serve;
 pub mod stack;
 pub mod tcp;

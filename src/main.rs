@@ -3,13 +3,14 @@
 //! Exit status of `fetch`: 0 when every server answered 2xx and every body was saved; 1 when any
 //! download failed (network, TLS or HTTP); 2 for a usage error, which never touches the
 //! network; 130 when interrupted. `serve`: 0 after a clean stop on SIGINT/SIGTERM, 1 when it
-//! cannot start, 2 for a usage error.
+//! cannot start, 2 for a usage error. `plot`: 0 when every picture was written, 2 for a usage
+//! error or a trace that cannot be read as one, 1 when a file cannot be read or written.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tunstack::cli::{parse_url, Cli, Command, FetchArgs, ServeArgs};
+use tunstack::cli::{parse_url, Cli, Command, FetchArgs, PlotArgs, ServeArgs};
 use tunstack::fetch::{self, FetchError, Job};
 use tunstack::http::OutputTarget;
 
@@ -25,6 +26,26 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Fetch(args) => fetch_command(&args),
         Command::Serve(args) => serve_command(&args),
+        Command::Plot(args) => plot_command(&args),
+    }
+}
+
+/// `tunstack plot`: the files written on stdout, one a line; warnings and errors on stderr.
+fn plot_command(args: &PlotArgs) -> ExitCode {
+    match tunstack::plot::run(&args.request()) {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("tunstack: {warning}");
+            }
+            for path in &report.written {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("tunstack: {err}");
+            ExitCode::from(err.exit_code())
+        }
     }
 }
 
