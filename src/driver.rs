@@ -101,6 +101,7 @@ impl Driver {
         if let Some(sink) = &mut self.trace {
             let stack = &self.stack;
             device.drain_impairments(&mut |record| sink.record(&stack.trace_impairment(&record)));
+            device.drain_link_trace(&mut |record| sink.record(&record));
         }
         while let Some(record) = self.stack.poll_trace() {
             if let Some(sink) = &mut self.trace {

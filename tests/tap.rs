@@ -131,9 +131,12 @@ fn rfc826_fetch_from_nginx_over_tap_resolves_the_gateway_and_is_byte_exact() {
     lab.start_nginx();
 
     let capture = lab.out_dir().join("..").join("tap01.pcap");
+    let trace = lab.out_dir().join("..").join("tap01.jsonl");
     let outcome = lab.fetch(&[
         "--pcap",
         capture.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
         "-o",
         "one.bin",
         &server_url(NGINX_PORT, "/one.bin"),
@@ -189,6 +192,19 @@ fn rfc826_fetch_from_nginx_over_tap_resolves_the_gateway_and_is_byte_exact() {
     let linktype = tshark_fields(&capture, "frame.number == 1", &["frame.protocols"]);
     assert!(linktype[0].starts_with("eth:"), "{linktype:?}");
 
+    // The trace names the same resolution: our request for the gateway, then its reply.
+    let arp = arp_events(&trace);
+    let request = arp
+        .iter()
+        .position(|l| l.contains(r#""dir":"out","what":"request","ip":"10.77.0.1""#));
+    let reply = arp
+        .iter()
+        .position(|l| l.contains(r#""dir":"in","what":"reply","ip":"10.77.0.1""#));
+    assert!(
+        matches!((request, reply), (Some(q), Some(r)) if q < r),
+        "no request then reply for 10.77.0.1 in the trace's ARP events: {arp:?}"
+    );
+
     let neighbour = server_neighbour_entry(&lab);
     assert!(
         neighbour.contains(&format!("lladdr {mac}")),
@@ -213,8 +229,11 @@ fn rfc1122_2_3_2_2_a_gateway_that_never_answers_arp_fails_clearly_and_leaves_no_
     lab.serve_file("one.bin", MIB, 21);
     lab.start_nginx();
 
+    let trace = lab.out_dir().join("..").join("tap02.jsonl");
     let started = Instant::now();
     let outcome = lab.fetch(&[
+        "--trace",
+        trace.to_str().unwrap(),
         "--gateway",
         "10.77.0.99",
         "--timeout",
@@ -234,6 +253,27 @@ fn rfc1122_2_3_2_2_a_gateway_that_never_answers_arp_fails_clearly_and_leaves_no_
         "took {elapsed:?}, the timeout was 20 s and ARP gives up after 3 s"
     );
     assert_dir_holds(&lab.out_dir(), &[]);
+    let arp = arp_events(&trace);
+    let requests = arp
+        .iter()
+        .filter(|l| l.contains(r#""what":"request","ip":"10.77.0.99""#))
+        .count();
+    assert_eq!(requests, 3, "three requests for 10.77.0.99: {arp:?}");
+    assert!(
+        arp.iter()
+            .any(|l| l.contains(r#""what":"unreachable","ip":"10.77.0.99""#)),
+        "the give-up is in the trace: {arp:?}"
+    );
+}
+
+/// The `arp` lines of a `--trace` file.
+fn arp_events(trace: &Path) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .unwrap_or_else(|e| panic!("read {}: {e}", trace.display()))
+        .lines()
+        .filter(|l| l.contains(r#""ev":"arp""#))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// RFC 826 from the other side: `tunstack serve` in TAP mode is a host on the segment. The

@@ -18,6 +18,7 @@ use crate::arp::{ArpPacket, Operation};
 use crate::driver::MAX_DATAGRAM;
 use crate::ethernet::{pad, HEADER_LEN, MIN_FRAME_LEN};
 use crate::link::{Inbound, Link, Outbound};
+use crate::trace::{Dir, TraceEvent, TraceRecord};
 
 /// Largest frame read or written: a 64 KiB super-segment behind its Ethernet header.
 pub const MAX_FRAME: usize = MAX_DATAGRAM + HEADER_LEN;
@@ -32,6 +33,11 @@ pub struct EthernetDevice<D> {
     verbose: bool,
     /// Frames of the link itself the device refused (full queue): ARP retries cover them.
     tx_refused: u64,
+    /// `--trace`: ARP packets and give-ups not yet handed over (`None`: not tracing).
+    trace: Option<Vec<TraceRecord>>,
+    /// The latest time a call gave us, for stamping the link events that come out of
+    /// `poll_link_event` (which takes none).
+    latest: Option<Instant>,
 }
 
 impl<D: Device> EthernetDevice<D> {
@@ -45,6 +51,8 @@ impl<D: Device> EthernetDevice<D> {
             tx: vec![0; MAX_FRAME],
             verbose,
             tx_refused: 0,
+            trace: None,
+            latest: None,
         }
     }
 
@@ -73,9 +81,13 @@ impl<D: Device> EthernetDevice<D> {
     /// Writes every frame the link has; a refused one is counted and dropped (ARP resends
     /// requests, TCP resends data).
     fn flush_link(&mut self, now: Instant) -> io::Result<()> {
+        self.latest = Some(now);
         while let Some(transmit) = self.link.poll_transmit(&mut self.tx) {
             if let (true, Some(packet)) = (self.verbose, &transmit.arp) {
                 eprintln!("* arp: sent {}", describe(packet));
+            }
+            if let (Some(trace), Some(packet)) = (&mut self.trace, &transmit.arp) {
+                trace.push(arp_record(now, Dir::Out, packet));
             }
             match self.inner.send(now, &self.tx[..transmit.len]) {
                 Ok(()) => {}
@@ -130,8 +142,11 @@ impl<D: Device> Device for EthernetDevice<D> {
                     });
                 }
                 Inbound::Arp(packet) => {
-                    if let (true, Some(packet)) = (self.verbose, packet) {
-                        eprintln!("* arp: received {}", describe(&packet));
+                    if let (true, Some(packet)) = (self.verbose, &packet) {
+                        eprintln!("* arp: received {}", describe(packet));
+                    }
+                    if let (Some(trace), Some(packet)) = (&mut self.trace, &packet) {
+                        trace.push(arp_record(now, Dir::In, packet));
                     }
                     self.flush_link(now)?;
                 }
@@ -188,8 +203,38 @@ impl<D: Device> Device for EthernetDevice<D> {
             .min()
     }
 
+    fn trace_impairments(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+        self.inner.trace_impairments();
+    }
+
+    fn drain_impairments(&mut self, take: &mut dyn FnMut(crate::trace::ImpairRecord)) {
+        self.inner.drain_impairments(take);
+    }
+
+    fn drain_link_trace(&mut self, take: &mut dyn FnMut(TraceRecord)) {
+        self.inner.drain_link_trace(take);
+        for record in self.trace.iter_mut().flat_map(|t| t.drain(..)) {
+            take(record);
+        }
+    }
+
     fn poll_link_event(&mut self) -> Option<LinkEvent> {
         let event = self.link.poll_event()?;
+        if let (Some(trace), Some(at), LinkEvent::Unreachable { next_hop, .. }) =
+            (&mut self.trace, self.latest, &event)
+        {
+            trace.push(TraceRecord {
+                at,
+                conn: None,
+                event: TraceEvent::Arp {
+                    dir: None,
+                    what: "unreachable",
+                    ip: *next_hop,
+                    mac: None,
+                },
+            });
+        }
         if self.verbose {
             match &event {
                 LinkEvent::Unreachable { next_hop, .. } => {
@@ -204,6 +249,31 @@ impl<D: Device> Device for EthernetDevice<D> {
             }
         }
         Some(event)
+    }
+}
+
+/// The trace record of one ARP packet: the other host is the target of what we send and the
+/// sender of what we receive.
+fn arp_record(at: Instant, dir: Dir, packet: &ArpPacket) -> TraceRecord {
+    let gratuitous = packet.sender_ip == packet.target_ip;
+    let what = match (gratuitous, packet.operation) {
+        (true, _) => "gratuitous",
+        (false, Operation::Request) => "request",
+        (false, _) => "reply",
+    };
+    let (ip, mac) = match dir {
+        Dir::Out if !gratuitous => (packet.target_ip, packet.target_mac),
+        _ => (packet.sender_ip, packet.sender_mac),
+    };
+    TraceRecord {
+        at,
+        conn: None,
+        event: TraceEvent::Arp {
+            dir: Some(dir),
+            what,
+            ip,
+            mac: Some(mac.to_string()),
+        },
     }
 }
 

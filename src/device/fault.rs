@@ -475,6 +475,10 @@ impl<D: Device> Device for Fault<D> {
         self.inner.trace_impairments();
     }
 
+    fn drain_link_trace(&mut self, take: &mut dyn FnMut(crate::trace::TraceRecord)) {
+        self.inner.drain_link_trace(take);
+    }
+
     fn drain_impairments(&mut self, take: &mut dyn FnMut(ImpairRecord)) {
         self.inner.drain_impairments(take);
         if let Some(inbound) = &mut self.inbound {

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 pub use crate::link::LinkEvent;
-use crate::trace::ImpairRecord;
+use crate::trace::{ImpairRecord, TraceRecord};
 use crate::wire::{checksum, ChecksumStatus};
 
 /// A source and sink of whole IPv4 datagrams.
@@ -62,6 +62,9 @@ pub trait Device {
     fn trace_impairments(&mut self) {}
     /// Hands over the impairments recorded since the last call (see `trace_impairments`).
     fn drain_impairments(&mut self, _take: &mut dyn FnMut(ImpairRecord)) {}
+    /// Hands over the link layer's trace records (TAP mode: ARP) since the last call; they
+    /// are recorded once `trace_impairments` asked for recording. Wrappers forward it.
+    fn drain_link_trace(&mut self, _take: &mut dyn FnMut(TraceRecord)) {}
 }
 
 /// A device with a descriptor the event loop can wait on (its `as_raw_fd`); wrappers have
@@ -259,6 +262,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
     }
     fn drain_impairments(&mut self, take: &mut dyn FnMut(ImpairRecord)) {
         (**self).drain_impairments(take)
+    }
+    fn drain_link_trace(&mut self, take: &mut dyn FnMut(TraceRecord)) {
+        (**self).drain_link_trace(take)
     }
 }
 

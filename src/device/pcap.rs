@@ -154,6 +154,10 @@ impl<D: Device> Device for Pcap<D> {
     fn drain_impairments(&mut self, take: &mut dyn FnMut(crate::trace::ImpairRecord)) {
         self.inner.drain_impairments(take)
     }
+
+    fn drain_link_trace(&mut self, take: &mut dyn FnMut(crate::trace::TraceRecord)) {
+        self.inner.drain_link_trace(take)
+    }
 }
 
 /// The capture waits on the device it records.

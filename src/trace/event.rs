@@ -5,7 +5,7 @@
 //! enum spellings are the format's, through serde's attributes, so the document and the code
 //! cannot drift apart silently (the writer's tests pin them).
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
@@ -45,6 +45,21 @@ pub enum TraceEvent {
         role: Role,
         /// Our initial sequence number, absolute.
         iss: u32,
+    },
+    /// TAP mode: an ARP packet sent or received, or a next hop given up on (RFC 826).
+    Arp {
+        /// Sent by us (`out`) or received (`in`); absent for `unreachable`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dir: Option<Dir>,
+        /// "request", "reply", "gratuitous" (an announcement of an address by its owner) or
+        /// "unreachable" (no reply after the retries: its datagrams were dropped).
+        what: &'static str,
+        /// The other host's address: the one asked about, answered or heard from.
+        ip: Ipv4Addr,
+        /// Its hardware address as the packet gives it (all zeros in a request we send);
+        /// absent for `unreachable`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
     },
     /// An RFC 9293 state change.
     State {
@@ -546,6 +561,15 @@ pub struct ConnSummary {
     pub timeouts: u64,
     pub recoveries: u64,
     pub loss_probes: u64,
+    /// Reductions undone because D-SACKs reported every retransmission of the episode as a
+    /// duplicate (RFC 2883 §5, RFC 3708).
+    pub undos_dsack: u64,
+    /// Reductions undone because timestamps showed an original filled the hole (RFC 3522).
+    pub undos_timestamp: u64,
+    /// Timeouts F-RTO found spurious (RFC 5682).
+    pub undos_frto: u64,
+    /// Retransmission timeouts shown spurious, by any detector (counted in `timeouts` too).
+    pub spurious_rtos: u64,
     pub rack_marked_lost: u64,
     pub dup_acks_in: u64,
     pub dup_acks_out: u64,
