@@ -836,6 +836,14 @@ fn progress_bar_on_a_terminal() {
             )
         });
     eprintln!("screen during the download:\n{}", later.join("\n"));
+    // Beside the numbers, the connection: the window we advertise and what came out of order.
+    assert!(
+        later.iter().any(|row| row.starts_with("bar.bin")
+            && row.contains(" rwnd ")
+            && row.contains(" out of order, ")),
+        "the bar shows no receive window or out-of-order count:\n{}",
+        later.join("\n")
+    );
 
     let status = terminal.wait_for_exit(Duration::from_secs(30));
     let last = terminal.screen();

@@ -341,7 +341,7 @@ impl Engine {
                     self.results[i] = Some(result);
                 }
             }
-            self.show_progress(now);
+            self.show_progress(now, lp.stack());
             let started = self.start_more(lp, jobs, report);
             if self.active.is_empty() && self.next >= self.downloads.len() {
                 return Ok(());
@@ -361,7 +361,7 @@ impl Engine {
         }
     }
 
-    fn show_progress(&mut self, now: std::time::Instant) {
+    fn show_progress(&mut self, now: std::time::Instant, stack: &Stack) {
         let names: Vec<String> = self
             .active
             .iter()
@@ -373,12 +373,15 @@ impl Engine {
             .zip(&names)
             .map(|(&i, name)| {
                 let body = self.downloads[i].body();
+                let conn = self.downloads[i].conn().and_then(|id| stack.connection(id));
                 Snapshot {
                     index: i,
                     name,
                     received: body.received,
                     expected: body.expected,
                     retransmissions: self.downloads[i].retransmissions(),
+                    window: conn.map(|c| c.advertised_window() as u64),
+                    out_of_order: conn.map_or(0, |c| c.stats().out_of_order_in),
                 }
             })
             .collect();

@@ -19,6 +19,12 @@ pub struct Snapshot<'a> {
     pub received: u64,
     pub expected: Option<u64>,
     pub retransmissions: u64,
+    /// The receive window we advertise on the download's connection (`None` between
+    /// connections): what the sender may have in flight to us.
+    pub window: Option<u64>,
+    /// Segments that arrived out of order so far on the current connection: the sender's
+    /// losses (or reordering) as a receiver sees them.
+    pub out_of_order: u64,
 }
 
 /// The chosen way of showing progress.
@@ -81,7 +87,7 @@ impl Progress {
                         bar.set_length(total);
                     }
                     bar.set_position(d.received);
-                    bar.set_message(format!("{} rtx", d.retransmissions));
+                    bar.set_message(status(d));
                 }
             }
             Progress::Lines { started, last } => {
@@ -109,6 +115,7 @@ impl Progress {
                         .expected
                         .map(|t| format!(" of {}", mib(t)))
                         .unwrap_or_default();
+                    // This line's shape stays as it was: scripts read it.
                     eprintln!(
                         "  {}: {}{of} at {rate:.1} Mbit/s, {} retransmissions",
                         d.name,
@@ -152,6 +159,19 @@ fn new_bar(name: &str) -> ProgressBar {
     ProgressBar::hidden()
         .with_style(style)
         .with_prefix(name.to_string())
+}
+
+/// The bar's message: the connection's state beside the numbers: our window, what arrived out of order (the
+/// sender's losses as we see them) and our own retransmissions.
+fn status(d: &Snapshot) -> String {
+    let window = d
+        .window
+        .map(|w| format!("rwnd {} KiB, ", w / 1024))
+        .unwrap_or_default();
+    format!(
+        "{window}{} out of order, {} rtx",
+        d.out_of_order, d.retransmissions
+    )
 }
 
 fn mib(bytes: u64) -> String {

@@ -466,6 +466,16 @@ impl Connection {
         self.rcv.buffer.readable()
     }
 
+    /// The receive window we last advertised (RCV.NXT to the right edge), in bytes: what the
+    /// peer may send now, shown beside a download's progress (0 before the handshake).
+    pub fn advertised_window(&self) -> usize {
+        if self.state.is_synchronized() {
+            self.rcv.adv.distance_from(self.rcv.nxt)
+        } else {
+            0
+        }
+    }
+
     /// Bytes queued for sending and not yet acknowledged.
     pub fn send_queue(&self) -> usize {
         self.snd.buffer.len()
