@@ -29,6 +29,10 @@ const RECV_BUFFER: usize = 64 << 10;
 const SWEEP: Duration = Duration::from_millis(500);
 /// After the grace period, how long closing connections get to exchange their FINs.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// After resetting connections, how long the stack keeps answering: a peer whose RCV.NXT was
+/// not exactly our reset's sequence number answers with a challenge ACK (RFC 5961 §3.2), and
+/// the reset sent back at its acknowledgement number is the one it accepts.
+const RESET_LINGER: Duration = Duration::from_millis(300);
 
 /// Why the server could not run.
 #[derive(Debug, Error)]
@@ -194,11 +198,23 @@ impl Server {
             lp.turn(Some(grace_end))?;
             self.handle_events(lp, site, port);
         }
+        let resetting = self.sessions.values().any(Session::is_sending);
         self.each(lp, site, |s, cx| s.abort_for_shutdown(cx));
         let end = lp.now() + CLOSE_WAIT;
+        let linger = lp.now()
+            + if resetting {
+                RESET_LINGER
+            } else {
+                Duration::ZERO
+            };
         lp.flush()?;
-        while lp.now() < end && lp.stack().closing_connections() > 0 {
-            lp.turn(Some(end))?;
+        loop {
+            let closing = lp.stack().closing_connections() > 0;
+            let until = if closing { end } else { linger };
+            if lp.now() >= until {
+                break;
+            }
+            lp.turn(Some(until))?;
             self.handle_events(lp, site, port);
         }
         Ok(())

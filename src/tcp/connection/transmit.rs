@@ -33,8 +33,16 @@ impl Connection {
             self.rst_due = false;
             // RFC 9293 §3.10.4: <SEQ=SND.NXT><CTL=RST>, SND.NXT being the next new sequence
             // number (SND.MAX here: after a timeout `snd.nxt` was rewound to resend), so the
-            // reset lands on the peer's RCV.NXT and is not just challenged (RFC 5961 §3).
-            return Some(self.emit_rst(self.snd.max, buf));
+            // reset lands on the peer's RCV.NXT and is not just challenged (RFC 5961 §3) ...
+            // but never beyond the window the peer offered (a zero-window probe's byte was not
+            // taken): a reset outside it is dropped unanswered (Linux: tcp_acceptable_seq).
+            let window_end = self.snd.una + self.snd.wnd;
+            let seq = if self.snd.max.after(window_end) {
+                window_end
+            } else {
+                self.snd.max
+            };
+            return Some(self.emit_rst(seq, buf));
         }
         if let Some(seq) = self.stray_rst.take() {
             return Some(self.emit_rst(seq, buf));
