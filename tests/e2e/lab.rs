@@ -25,6 +25,22 @@ pub const CLOSED_PORT: u16 = 81;
 /// The server namespace silently drops SYNs to this port once `drop_port` ran.
 pub const DROPPED_PORT: u16 = 8099;
 
+/// Loads nftables `rules` into namespace `netns` (tables vanish with the namespace).
+pub fn load_nft(netns: &str, rules: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft rejected {rules}");
+}
+
 /// `http://10.77.1.2:PORT/PATH` (`path` starts with `/`).
 #[allow(dead_code)] // not every test file builds URLs this way
 pub fn server_url(port: u16, path: &str) -> String {
@@ -310,18 +326,7 @@ impl Lab {
              \x20   }}\n\
              }}\n"
         );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.server_ns(), "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("nft must be installed");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "nft rejected {rules}");
+        load_nft(&self.server_ns(), &rules);
     }
 
     /// `tunstack fetch` in the client namespace, with `out_dir` as the working directory.

@@ -1,8 +1,7 @@
 //! Loss made by the kernel (nftables `numgen random`) on the forwarded path between tun0 and the
 //! veth, so our own fault injector is not the only judge of how the stack copes with loss.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The table of the chaos tests' own; it disappears with the namespace.
 const TABLE: &str = "chaos";
@@ -38,7 +37,7 @@ impl KernelLoss {
              \x20   }}\n\
              }}\n"
         );
-        apply(netns, &rules);
+        super::lab::load_nft(netns, &rules);
         KernelLoss {
             netns: netns.to_owned(),
             table: TABLE,
@@ -63,7 +62,7 @@ impl KernelLoss {
              \x20   }}\n\
              }}\n"
         );
-        apply(netns, &rules);
+        super::lab::load_nft(netns, &rules);
         KernelLoss {
             netns: netns.to_owned(),
             table: LOCAL_TABLE,
@@ -84,22 +83,6 @@ impl KernelLoss {
             to_stack: counter_of(&listing, "to_stack"),
         }
     }
-}
-
-/// Loads `rules` into the namespace's nftables.
-fn apply(netns: &str, rules: &str) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", netns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft rejected {rules}");
 }
 
 /// The packet count of the rule commented `comment`.
