@@ -139,8 +139,9 @@ lint:
     fi
     echo "lint: ok"
 
-# `sudo just bench [SIZE]` compares tunstack with smoltcp and the kernel's TCP (curl) and writes
-# bench/results.md (bench/run.sh; `256M` for a quick run); `sudo just bench serve [SIZE]` compares
+# `sudo just bench [SIZE]` compares tunstack (on tun0, and on tap0 in TAP mode: BENCH_TAP) with
+# smoltcp and the kernel's TCP (curl) and writes bench/results.md (bench/run.sh; `256M` for a
+# quick run); `sudo just bench serve [SIZE]` compares
 # `tunstack serve` with nginx and writes bench/serve-results.md (bench/serve.sh)
 # Benchmarks in a throwaway sandbox (needs root): sudo just bench [SIZE] | sudo just bench serve [SIZE]
 bench *ARGS:

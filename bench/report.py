@@ -8,7 +8,8 @@ PARAMS_FILE has key=value lines (date, kernel, cpu, ...); RUNS_FILE has one line
 bench/measure.py write them. Phase `check` (the untimed first downloads) is ignored; `throughput`
 gives the rate and CPU rows; `lossN` gives the completion time under N% loss; `start` gives the
 small fetches right after attaching. The targets at the end are judged from the medians, and a
-target whose runs failed is not met.
+target whose runs failed is not met. The TAP column (contender `tunstack-tap`) appears when
+PARAMS_FILE says `tap=on`.
 """
 
 import statistics
@@ -16,6 +17,7 @@ import sys
 
 CONTENDERS = [
     ("tunstack", "tunstack"),
+    ("tunstack-tap", "tunstack (TAP)"),
     ("tunstack-plain", "tunstack --no-offload"),
     ("smoltcp", "smoltcp {smoltcp} (1 MiB rx buffer)"),
     ("curl", "kernel TCP (curl)"),
@@ -67,14 +69,15 @@ def human_size(size):
     return f"{size} B"
 
 
-def targets(gbits, client_cpu, rss, loss_times, size, start, failures):
+def targets(gbits, client_cpu, rss, loss_times, size, start, failures, tap_failures):
     """The issue's targets, each judged from this run's medians; failed runs fail a target."""
 
     def med(values):
         return statistics.median(values) if values else None
 
-    def verdict(ok, *phases):
-        failed = sum(failures.get(phase, 0) for phase in phases)
+    def verdict(ok, *phases, failed=None):
+        if failed is None:
+            failed = sum(failures.get(phase, 0) for phase in phases)
         if failed:
             return f"**not met** ({failed} failed runs)"
         return "**met**" if ok else "**not met**"
@@ -111,6 +114,13 @@ def targets(gbits, client_cpu, rss, loss_times, size, start, failures):
             f"5. no 1-second stall at start: slowest of {len(start)} fetches right after "
             f"attaching {slowest}: {verdict(bool(start) and max(start) < 1000, 'start')}"
         )
+    if "tunstack-tap" in gbits:
+        tap, tun = med(gbits["tunstack-tap"]), med(gbits["tunstack"])
+        ratio_text = f"{tap / tun:.2f}×" if None not in (tap, tun) else "no figures"
+        ok = None not in (tap, tun) and tap >= 0.9 * tun
+        out.append(
+            f"6. TAP throughput within 10% of TUN: {ratio_text}: {verdict(ok, failed=tap_failures)}"
+        )
     return out
 
 
@@ -138,8 +148,14 @@ def main():
     def median_or_none(values):
         return statistics.median(values) if values else None
 
-    names = [label.format(**params) for _, label in CONTENDERS]
-    keys = [key for key, _ in CONTENDERS]
+    # The TAP column only when the run had its contender (BENCH_TAP=on).
+    contenders = [
+        (key, label)
+        for key, label in CONTENDERS
+        if key != "tunstack-tap" or params.get("tap") == "on"
+    ]
+    names = [label.format(**params) for _, label in contenders]
+    keys = [key for key, _ in contenders]
 
     # Per contender: lists of per-run figures.
     gbits, client_cpu, machine_cpu, rss = {}, {}, {}, {}
@@ -207,11 +223,14 @@ def main():
                              [str(failed("start", "tunstack")) if k == "tunstack" else "—"
                               for k in keys]))
 
+    # Targets 1-5 do not involve the TAP contender, so its failures count only against target 6.
     failures = {
-        phase: sum(failed(phase, k) for k in keys)
+        phase: sum(failed(phase, k) for k in keys if k != "tunstack-tap")
         for phase in {r.get("phase") for r in runs}
     }
-    lines += targets(gbits, client_cpu, rss, loss_times, size, start, failures)
+    # Target 6 compares TAP with TUN only: failed runs of those two fail it, not anyone else's.
+    tap_failures = failed("throughput", "tunstack") + failed("throughput", "tunstack-tap")
+    lines += targets(gbits, client_cpu, rss, loss_times, size, start, failures, tap_failures)
 
     if params.get("loss_rates", "").split():
         loss_line = (
@@ -221,6 +240,14 @@ def main():
         )
     else:
         loss_line = "- loss runs: none"
+    if params.get("tap") == "on":
+        tap_line = (
+            f"- TAP: `tunstack fetch --tap` on tap0 (MTU {params['tun_mtu']}, offloads as on tun0) "
+            f"bridged to a veth (MTU {params['veth_mtu']}, TSO/GSO as above) in a sandbox of its own, "
+            "from a second nginx serving the same files; throughput only"
+        )
+    else:
+        tap_line = "- TAP: not run (BENCH_TAP=off)"
     header = [
         "# tunstack benchmark",
         "",
@@ -231,6 +258,7 @@ def main():
         f"- parameters: {human_size(size)} file, rounds: {rounds} (contenders alternate); veth "
         f"MTU {params['veth_mtu']}, tun0 MTU {params['tun_mtu']}; veth TSO/GSO "
         f"{params['offloads']} for throughput",
+        tap_line,
         loss_line,
         f"- versions: tunstack {params['tunstack']}, smoltcp {params['smoltcp']}, "
         f"{params['curl']}, {params['nginx']} (sendfile on)",

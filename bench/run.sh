@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Throughput benchmark: tunstack against smoltcp (the userspace stack users would pick instead)
-# and the kernel's own TCP (curl over the veth), all downloading from one nginx.
+# and the kernel's own TCP (curl over the veth), all downloading from one nginx; and tunstack in
+# TAP mode (`--tap`) in a second sandbox, against the same files from a second nginx.
 #
 #   NAME-client namespace                                          NAME-server namespace
 #   tunstack / smoltcp client 10.77.0.2 ── tun0 ─ forwarding ─┐
 #   curl (kernel TCP)        10.77.1.1 ───────────────────────┴── veth ── nginx 10.77.1.2:8081
+#
+#   NAMEt-client namespace (setup/sandbox up-tap)                  NAMEt-server namespace
+#   tunstack --tap 10.77.0.2/24 ── tap0 ─ br0 ── veth ── 10.77.0.1/24 (gateway), nginx 10.77.1.2:8081 (lo)
 #
 # usage: bench/run.sh [SIZE]          (needs root; `sudo just bench [SIZE]`)
 #
@@ -12,9 +16,12 @@
 #   BENCH_SIZE            size of the served file, e.g. 256M for a quick run; SIZE wins [1G]
 #   BENCH_ROUNDS          rounds; each round runs every contender once, rotating who goes first [5]
 #   BENCH_VETH_MTU        MTU of the veth pair [1500]
-#   BENCH_TUN_MTU         MTU of tun0 [1500]
-#   BENCH_OFFLOADS        on|off: TSO/GSO on the veth pair for the throughput runs (on = the
+#   BENCH_TUN_MTU         MTU of tun0, and of tap0 in the TAP sandbox [1500]
+#   BENCH_OFFLOADS        on|off: TSO/GSO on the veth pairs for the throughput runs (on = the
 #                         kernel's default for veths, which the kernel's numbers assume) [on]
+#   BENCH_TAP             on|off: the TAP contender, tunstack-tap (`fetch --tap`, offloads as on
+#                         tun0), in its own sandbox NAMEt (so NAME has at most 11 characters);
+#                         throughput only, not in the loss or start-up runs [on]
 #   BENCH_LOSS_SIZE       size of the file for the loss runs [64M]
 #   BENCH_LOSS_RATES      drop percentages, each in both directions; empty skips the loss runs [1 5]
 #   BENCH_LOSS_ROUNDS     rounds per loss rate [3]
@@ -22,11 +29,12 @@
 #   BENCH_START_RUNS      fetches of a 4 KiB file, each right after attaching to tun0, to catch
 #                         a start-up stall (a lost SYN-ACK costs a 1 s RTO); 0 skips them [20]
 #   BENCH_TIMEOUT         seconds before one download is killed [300]
-#   BENCH_NAME            sandbox name (namespaces NAME-client, NAME-server) [tsbench]
+#   BENCH_NAME            sandbox name (namespaces NAME-client, NAME-server; the TAP sandbox's
+#                         NAMEt-client, NAMEt-server) [tsbench]
 #   BENCH_OUT             the markdown report [bench/results.md]
 #
-# The script builds both clients, makes its own sandbox with setup/sandbox, and removes it, the
-# nginx it started (by PID) and its temporary files on any exit. No traffic leaves the two
+# The script builds both clients, makes its own sandboxes with setup/sandbox, and removes them, the
+# nginx processes it started (by PID) and its temporary files on any exit. No traffic leaves their
 # namespaces. Each figure is the median of the rounds with the minimum and maximum beside it.
 set -euo pipefail
 
@@ -38,6 +46,7 @@ rounds=${BENCH_ROUNDS:-5}
 veth_mtu=${BENCH_VETH_MTU:-1500}
 tun_mtu=${BENCH_TUN_MTU:-1500}
 offloads=${BENCH_OFFLOADS:-on}
+tap=${BENCH_TAP:-on}
 loss_size_arg=${BENCH_LOSS_SIZE:-64M}
 loss_rates=${BENCH_LOSS_RATES-1 5}
 loss_rounds=${BENCH_LOSS_ROUNDS:-3}
@@ -49,9 +58,12 @@ out=${BENCH_OUT:-$here/results.md}
 
 client_ns=$name-client
 server_ns=$name-server
+tap_name=${name}t
+tap_client_ns=$tap_name-client
+tap_server_ns=$tap_name-server
 server_ip=10.77.1.2
 port=8081
-contenders=(tunstack tunstack-plain smoltcp curl)
+contenders=(tunstack tunstack-tap tunstack-plain smoltcp curl)
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -81,9 +93,17 @@ for rate in $loss_rates; do
 done
 read -r -a loss_list <<< "$loss_contenders"
 for contender in "${loss_list[@]}"; do
-    [[ $contender =~ ^(tunstack|tunstack-plain|smoltcp|curl)$ ]] || die "unknown loss contender '$contender'"
+    [[ $contender =~ ^(tunstack|tunstack-plain|smoltcp|curl)$ ]] \
+        || die "unknown loss contender '$contender' (tunstack-tap runs only for throughput)"
 done
 [[ $offloads == on || $offloads == off ]] || die "BENCH_OFFLOADS is on or off, not '$offloads'"
+[[ $tap == on || $tap == off ]] || die "BENCH_TAP is on or off, not '$tap'"
+if [[ $tap == on ]]; then
+    [[ $name =~ ^[A-Za-z0-9_]{1,11}$ ]] \
+        || die "BENCH_NAME '$name' must be 1-11 of [A-Za-z0-9_] with BENCH_TAP=on (the TAP sandbox is '${name}t')"
+else
+    contenders=(tunstack tunstack-plain smoltcp curl)
+fi
 [[ $size -gt 0 && $loss_size -gt 0 ]] || die "sizes must be positive"
 
 # --- prerequisites ----------------------------------------------------------------------------
@@ -112,19 +132,30 @@ smoltcp_bin=$here/smoltcp-client/target/release/smoltcp-bench-client
 work=""
 mounted=no
 nginx_pid=""
+nginx_pids=()
+# stop_pid PID: TERM, then KILL after 5 s, and reap; only ever a process this script started.
+stop_pid() {
+    local pid=$1
+    [[ -n $pid ]] || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [[ -n $nginx_pid ]] && kill -0 "$nginx_pid" 2>/dev/null; then
-        kill -TERM "$nginx_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-    fi
+    # Both nginx processes (TUN and TAP sandbox); nginx_pid may be one that failed to come up.
+    local pid
+    for pid in "${nginx_pids[@]}" "$nginx_pid"; do
+        stop_pid "$pid"
+    done
     "$repo/setup/sandbox" down "$name" || true
+    if [[ $tap == on ]]; then "$repo/setup/sandbox" down "$tap_name" || true; fi
     if [[ -n $work ]]; then
         if [[ $mounted == yes ]]; then umount "$work" || true; fi
         rm -rf "$work"
@@ -164,24 +195,42 @@ chmod 644 "$work/www/"*.bin
 ip -n "$client_ns" link set "$name-c" mtu "$veth_mtu"
 ip -n "$server_ns" link set "$name-s" mtu "$veth_mtu"
 ip -n "$client_ns" link set tun0 mtu "$tun_mtu"
+if [[ $tap == on ]]; then
+    # One Ethernet segment: tap0 and the veth are br0's ports (br0 takes the smaller MTU).
+    "$repo/setup/sandbox" up-tap "$tap_name"
+    ip -n "$tap_client_ns" link set "$tap_name-c" mtu "$veth_mtu"
+    ip -n "$tap_server_ns" link set "$tap_name-s" mtu "$veth_mtu"
+    ip -n "$tap_client_ns" link set tap0 mtu "$tun_mtu"
+fi
 
-# Segmentation offloads on the veth pair: `on` is a veth's default (GRO stays off, its default).
+# Segmentation offloads on the veth pairs (both sandboxes): `on` is a veth's default (GRO stays
+# off, its default). tap0's own offloads are what tunstack asks for when it attaches, as on tun0.
 set_offloads() {
-    local state=$1 gro=off
-    ip netns exec "$client_ns" ethtool -K "$name-c" gro "$gro" gso "$state" tso "$state" >/dev/null
-    ip netns exec "$server_ns" ethtool -K "$name-s" gro "$gro" gso "$state" tso "$state" >/dev/null
+    local state=$1 gro=off sandbox
+    local sandboxes=("$name")
+    if [[ $tap == on ]]; then sandboxes+=("$tap_name"); fi
+    for sandbox in "${sandboxes[@]}"; do
+        ip netns exec "$sandbox-client" ethtool -K "$sandbox-c" gro "$gro" gso "$state" tso "$state" >/dev/null
+        ip netns exec "$sandbox-server" ethtool -K "$sandbox-s" gro "$gro" gso "$state" tso "$state" >/dev/null
+    done
 }
 
 # shellcheck source=bench/nginx.sh
 source "$here/nginx.sh"
 start_nginx
+nginx_pids+=("$nginx_pid")
+if [[ $tap == on ]]; then
+    # A second nginx on the same tmpfs files, at the same address, in the TAP sandbox's server.
+    start_nginx "$tap_server_ns" -tap
+    nginx_pids+=("$nginx_pid")
+fi
 
 # --- one download -----------------------------------------------------------------------------
 
 # run_once PHASE CONTENDER FILE SINK: one measured download of FILE whose body goes to SINK
 # (tunstack and curl; smoltcp only counts it), appended to $work/runs.txt.
 run_once() {
-    local phase=$1 contender=$2 file=$3 sink=$4 stdout=/dev/null bytes
+    local phase=$1 contender=$2 file=$3 sink=$4 stdout=/dev/null bytes ns=$client_ns
     local url=http://$server_ip:$port/$file
     local result=$work/runs/last.txt err=$work/runs/last.err
     local cmd
@@ -197,13 +246,21 @@ run_once() {
             cmd=("$tunstack_bin" fetch --iface tun0 --local-ip 10.77.0.2 --no-offload -q -o - "$url")
             stdout=$sink
             ;;
+        # TAP mode in the TAP sandbox: a host on br0's segment, 10.77.1.2 through the gateway
+        # 10.77.0.1 (ARP-resolved afresh by each process); the same offloads as on tun0.
+        tunstack-tap)
+            cmd=("$tunstack_bin" fetch --tap --iface tap0 --local-ip 10.77.0.2/24 --gateway 10.77.0.1
+                -q -o - "$url")
+            stdout=$sink
+            ns=$tap_client_ns
+            ;;
         smoltcp) cmd=("$smoltcp_bin" --iface tun0 --local-ip 10.77.0.2 --gateway 10.77.0.1 "$url") ;;
         curl) cmd=(curl --silent --show-error --fail --noproxy '*' -o "$sink" "$url") ;;
         *) die "unknown contender $contender" ;;
     esac
     bytes=$(stat -c %s "$work/www/$file")
     rm -f "$result"
-    ip netns exec "$client_ns" "$python" "$here/measure.py" "$result" "$stdout" "$err" \
+    ip netns exec "$ns" "$python" "$here/measure.py" "$result" "$stdout" "$err" \
         "$run_timeout" -- "${cmd[@]}" || true
     if [[ ! -s $result ]]; then
         echo "exit=error" > "$result"
@@ -342,6 +399,7 @@ smoltcp_version=$(awk '/^name = "smoltcp"$/ { getline; gsub(/[^0-9.]/, ""); prin
     echo "veth_mtu=$veth_mtu"
     echo "tun_mtu=$tun_mtu"
     echo "offloads=$offloads"
+    echo "tap=$tap"
     echo "loss_size=$loss_size"
     echo "loss_rates=$loss_rates"
     echo "loss_rounds=$loss_rounds"
