@@ -1,7 +1,7 @@
 //! End-to-end tests of TAP mode: the real `tunstack` binary on a real TAP device attached to a
 //! bridge, whose other port is a veth into the server namespace, so the server's kernel is the
 //! stack's Ethernet neighbour and gateway (`setup/sandbox up-tap`, tests/e2e/lab.rs). Each test
-//! creates its own namespaces (named `tapNN-*`) and always removes them.
+//! creates its own namespaces (named `tapNN-*` or `tqNN-*`) and always removes them.
 //!
 //! They need root; without it they print "skipped" and pass.
 
@@ -10,6 +10,7 @@ mod e2e {
     pub mod files;
     pub mod lab;
     pub mod process;
+    pub mod summary;
 }
 
 use std::fs;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use e2e::files::{assert_dir_holds, sha256_of_file, MIB};
 use e2e::lab::{can_run, server_url, tunstack_bin, Lab, NGINX_PORT};
 use e2e::process::{assert_exit, in_netns, python, sole_error_line, Running};
+use e2e::summary::Summary;
 use tunstack::ethernet::MacAddr;
 
 const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -69,7 +71,7 @@ fn server_neighbour_entry(lab: &Lab) -> String {
 
 /// Sends `count` ICMP echo requests from the server namespace to 10.77.0.2 (no `ping` binary is
 /// needed: a raw socket in python), each waited for at most 1 s; returns how many echo replies
-/// with our identifier and sequence number came back.
+/// with our identifier and sequence number came back. `ping_replies` falls back on it.
 fn echo_replies(lab: &Lab, count: u32) -> u32 {
     let script = r#"
 import socket, struct, sys, time
@@ -115,6 +117,59 @@ print(replies)
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Pings 10.77.0.2 `count` times from the server namespace with the real `ping` binary
+/// (iputils, `setup/bootstrap` installs it) and returns how many replies its summary line
+/// ("N packets transmitted, M received, ...") counts. Without `ping`, a CI run (`CI` set and
+/// non-empty) fails; elsewhere the python raw-socket sender `echo_replies` stands in.
+fn ping_replies(lab: &Lab, count: u32) -> u32 {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty());
+    if Command::new("ping")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        assert!(
+            !ci,
+            "no `ping` binary on PATH: CI must test with the real one (setup/bootstrap installs iputils-ping)"
+        );
+        eprintln!("no `ping` binary on PATH: a python raw socket sends the echo requests instead");
+        return echo_replies(lab, count);
+    }
+    // -n: no reverse lookups; -W 1: each reply waited for at most 1 s; -i 0.2: 5 a second.
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server_ns(),
+            "ping",
+            "-n",
+            "-W",
+            "1",
+            "-i",
+            "0.2",
+        ])
+        .args(["-c", &count.to_string(), &OUR_IP.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let outcome = Running::new(child).finish(Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&outcome.stdout).into_owned();
+    let (sent, received) = stdout
+        .lines()
+        .find_map(|line| {
+            let (sent, rest) = line.split_once(" packets transmitted, ")?;
+            let (received, _) = rest.split_once(" received")?;
+            Some((sent.parse::<u32>().ok()?, received.parse::<u32>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no ping summary line\n{}", outcome.describe()));
+    assert_eq!(sent, count, "ping sent {sent}, not {count}\n{stdout}");
+    received
 }
 
 /// 1 MiB and 64 MiB from nginx, byte-exact, through tap0 and the bridge; the capture shows the
@@ -268,17 +323,13 @@ fn rfc1122_2_3_2_2_a_gateway_that_never_answers_arp_fails_clearly_and_leaves_no_
 
 /// The `arp` lines of a `--trace` file.
 fn arp_events(trace: &Path) -> Vec<String> {
-    std::fs::read_to_string(trace)
-        .unwrap_or_else(|e| panic!("read {}: {e}", trace.display()))
-        .lines()
-        .filter(|l| l.contains(r#""ev":"arp""#))
-        .map(str::to_owned)
-        .collect()
+    trace_events(trace, "arp")
 }
 
 /// RFC 826 from the other side: `tunstack serve` in TAP mode is a host on the segment. The
 /// server namespace's kernel resolves 10.77.0.2 (we answer its request), learns our MAC, gets
-/// ICMP echo replies from the stack, and downloads a file from it.
+/// an ICMP echo reply (RFC 792) from the stack for each of `ping`'s five requests, and
+/// downloads a file from it.
 #[test]
 fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_serve() {
     if !can_run() {
@@ -286,9 +337,33 @@ fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_ser
     }
     let lab = Lab::new_tap("tap03");
     let want = lab.serve_file("served.bin", MIB, 31);
+    let serve = start_serve(&lab, &[]);
+
+    assert_eq!(ping_replies(&lab, 5), 5, "echo replies from the stack");
+    let neighbour = server_neighbour_entry(&lab);
+    assert!(
+        neighbour.contains(&format!("lladdr {}", our_mac())),
+        "{neighbour:?}"
+    );
+
+    let saved = lab.out_dir().join("from-serve.bin");
+    curl_from_serve(&lab, "served.bin", &saved);
+    assert_eq!(sha256_of_file(&saved), want);
+
+    serve.signal(libc::SIGTERM);
+    let outcome = serve.finish(Duration::from_secs(10));
+    assert_exit(&outcome, 0);
+    let _ = fs::remove_file(saved);
+}
+
+/// `tunstack serve --tap -q --local-ip 10.77.0.2/24` with `extra` options, serving the lab's
+/// served directory from the client namespace; returns once the server namespace's kernel
+/// can connect to it (ARP, then TCP), waiting at most 10 s.
+fn start_serve(lab: &Lab, extra: &[&str]) -> Running {
     let child = Command::new("ip")
         .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
         .args(["serve", "--tap", "-q", "--local-ip", "10.77.0.2/24"])
+        .args(extra)
         .arg(lab.served_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -297,7 +372,6 @@ fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_ser
         .unwrap();
     let serve = Running::new(child);
 
-    // Bounded wait until the server namespace can connect to us (ARP, then TCP).
     let deadline = Instant::now() + Duration::from_secs(10);
     let target = SocketAddr::V4(SocketAddrV4::new(OUR_IP, 80));
     loop {
@@ -305,34 +379,22 @@ fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_ser
             TcpStream::connect_timeout(&target, Duration::from_millis(300)).is_ok()
         });
         if connected {
-            break;
+            return serve;
         }
         assert!(!serve.has_exited(), "tunstack serve exited early");
         assert!(Instant::now() < deadline, "tunstack serve never accepted");
         thread::sleep(Duration::from_millis(50));
     }
+}
 
-    assert_eq!(echo_replies(&lab, 3), 3, "echo replies from the stack");
-    let neighbour = server_neighbour_entry(&lab);
-    assert!(
-        neighbour.contains(&format!("lladdr {}", our_mac())),
-        "{neighbour:?}"
-    );
-
-    let saved = lab.out_dir().join("from-serve.bin");
+/// curl in the server namespace downloads `/name` from `tunstack serve` at 10.77.0.2 into
+/// `saved` (at most 20 s).
+fn curl_from_serve(lab: &Lab, name: &str, saved: &Path) {
     let curl = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server_ns(),
-            "curl",
-            "-sS",
-            "--max-time",
-            "20",
-        ])
-        .arg("-o")
-        .arg(&saved)
-        .arg(format!("http://{OUR_IP}/served.bin"))
+        .args(["netns", "exec", &lab.server_ns()])
+        .args(["curl", "-sS", "--max-time", "20", "-o"])
+        .arg(saved)
+        .arg(format!("http://{OUR_IP}/{name}"))
         .output()
         .unwrap();
     assert!(
@@ -340,12 +402,155 @@ fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_ser
         "{}",
         String::from_utf8_lossy(&curl.stderr)
     );
+}
+
+/// The lines of a `--trace` file whose event is `ev` (e.g. "impair", "close").
+fn trace_events(trace: &Path, ev: &str) -> Vec<String> {
+    let tag = format!(r#""ev":"{ev}""#);
+    fs::read_to_string(trace)
+        .unwrap_or_else(|e| panic!("read {}: {e}", trace.display()))
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many `impair` events of the trace held a datagram back for reordering in direction
+/// `dir` ("in": towards the stack, "out": away from it).
+fn reorders(impairs: &[String], dir: &str) -> usize {
+    let tag = format!(r#""dir":"{dir}","action":"reorder""#);
+    impairs.iter().filter(|l| l.contains(&tag)).count()
+}
+
+/// A `TcpExt` counter (e.g. `TCPOFOQueue`) of namespace `netns`'s kernel, from /proc/net/netstat
+/// (a header line, then a value line).
+fn tcp_ext_counter(netns: &str, name: &str) -> u64 {
+    let netstat = in_netns(netns, || {
+        fs::read_to_string("/proc/thread-self/net/netstat").expect("read /proc/net/netstat")
+    });
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (header, values) = (lines.next().unwrap(), lines.next().unwrap());
+    let index = header
+        .split_whitespace()
+        .position(|field| field == name)
+        .unwrap_or_else(|| panic!("no TcpExt {name} in {netns}'s /proc/net/netstat"));
+    values
+        .split_whitespace()
+        .nth(index)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Reordering both ways over TAP (`--impair reorder=10%`, which acts on the IPv4 datagrams
+/// above the link): a 16 MiB download from nginx completes byte-exact. The reordering really
+/// happened: the trace shows datagrams held back in each direction, and the summary line
+/// counts the data segments that reached the stack out of order.
+#[test]
+fn reordering_each_way_over_tap_is_byte_exact() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new_tap("tq01");
+    let want = lab.serve_file("reordered.bin", 16 * MIB, 141);
+    lab.start_nginx();
+
+    let trace = lab.scratch_dir().join("tq01.jsonl");
+    let outcome = lab.fetch(&[
+        "--impair",
+        "reorder=10%",
+        "--seed",
+        "141",
+        "--trace",
+        trace.to_str().unwrap(),
+        "-o",
+        "reordered.bin",
+        &server_url(NGINX_PORT, "/reordered.bin"),
+    ]);
+    assert_exit(&outcome, 0);
+    assert_dir_holds(&lab.out_dir(), &["reordered.bin"]);
+    assert_eq!(sha256_of_file(&lab.out_dir().join("reordered.bin")), want);
+
+    let summary = Summary::find(&outcome.stderr)
+        .unwrap_or_else(|| panic!("no summary line\n{}", outcome.describe()));
+    assert_eq!(summary.bytes, 16 * MIB as u64);
+    let impairs = trace_events(&trace, "impair");
+    let (inbound, outbound) = (reorders(&impairs, "in"), reorders(&impairs, "out"));
+    // About one datagram in ten each way: 16 MiB is ~11600 data segments in.
+    assert!(
+        inbound > 500 && outbound > 50,
+        "{inbound} datagrams reordered towards the stack, {outbound} away from it"
+    );
+    assert!(
+        summary.out_of_order_in > 0,
+        "{inbound} datagrams were held back, yet no segment arrived out of order\n{}",
+        outcome.describe()
+    );
+    eprintln!(
+        "tq01: reordered {inbound} in, {outbound} out; {:?}; {:.2} s",
+        summary,
+        outcome.elapsed.as_secs_f64()
+    );
+}
+
+/// Reordering of what the stack sends (`tunstack serve --tap --impair-out reorder=10%`): curl
+/// in the server namespace downloads 16 MiB byte-exact. The server kernel queued segments out
+/// of order (its TcpExt TCPOFOQueue grew), the trace shows the datagrams held back, and the
+/// server's D-SACKs (RFC 2883) told our sender that segments it resent had arrived after all:
+/// with no loss configured, only reordering makes a retransmission a duplicate.
+#[test]
+fn reordering_of_what_tunstack_serve_sends_over_tap_is_byte_exact() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new_tap("tq02");
+    let want = lab.serve_file("reordered.bin", 16 * MIB, 142);
+    let trace = lab.scratch_dir().join("tq02.jsonl");
+    let serve = start_serve(
+        &lab,
+        &[
+            "--impair-out",
+            "reorder=10%",
+            "--seed",
+            "142",
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
+    );
+
+    let ofo_before = tcp_ext_counter(&lab.server_ns(), "TCPOFOQueue");
+    let saved = lab.out_dir().join("reordered.bin");
+    curl_from_serve(&lab, "reordered.bin", &saved);
+    let ofo = tcp_ext_counter(&lab.server_ns(), "TCPOFOQueue") - ofo_before;
     assert_eq!(sha256_of_file(&saved), want);
 
     serve.signal(libc::SIGTERM);
     let outcome = serve.finish(Duration::from_secs(10));
     assert_exit(&outcome, 0);
-    let _ = fs::remove_file(saved);
+
+    let impairs = trace_events(&trace, "impair");
+    let (inbound, outbound) = (reorders(&impairs, "in"), reorders(&impairs, "out"));
+    assert_eq!(inbound, 0, "--impair-out left what reaches the stack alone");
+    assert!(
+        outbound > 500,
+        "only {outbound} datagrams from the stack were reordered"
+    );
+    assert!(
+        ofo > 0,
+        "{outbound} datagrams were held back, yet the server kernel queued none out of order"
+    );
+    // The download's connection (the readiness probes' connections closed with no data).
+    let closes = trace_events(&trace, "close");
+    let download = closes
+        .iter()
+        .find(|l| !l.contains(r#""bytes_sent":0,"#))
+        .unwrap_or_else(|| panic!("no close event of the download: {closes:?}"));
+    let dsacks: u64 = download
+        .split_once(r#""dsack_in":"#)
+        .and_then(|(_, rest)| rest.split_once(',')?.0.parse().ok())
+        .unwrap_or_else(|| panic!("no dsack_in in {download}"));
+    assert!(dsacks > 0, "no D-SACK reached the sender: {download}");
+    eprintln!("tq02: reordered {outbound} out; server OFO-queued {ofo}; {download}");
 }
 
 /// Loss on the IPv4 datagrams above the link (as `--impair` does in TUN mode): the transfer
