@@ -18,6 +18,7 @@ use common::conn::*;
 fn tso_config() -> TcpConfig {
     TcpConfig {
         max_burst_segments: 64,
+        bursts_per_window: 1,
         ..config()
     }
 }
@@ -119,6 +120,60 @@ fn a_super_segment_is_exactly_the_segments_cwnd_allows_back_to_back() {
         .map(|(b, _)| b)
         .collect();
     assert_eq!(cut(&sent[0].0, 1000), expected);
+}
+
+/// `bursts_per_window` (4 by default): a super-segment carries at most a quarter of the window,
+/// so that a flight is several of them and draws several ACKs, even from a receiver that
+/// answers pieces arriving back to back with one delayed ACK. Losing one of those ACKs then
+/// costs nothing, where the flight's only ACK would have left the retransmission timeout.
+#[test]
+fn a_super_segment_is_at_most_the_configured_share_of_the_window() {
+    let t0 = Instant::now();
+    let config = TcpConfig {
+        max_burst_segments: 64,
+        ..config()
+    };
+    assert_eq!(config.bursts_per_window, 4);
+    // The peer's window (16 segments) is not the limit here: cwnd is.
+    let mut conn = open_with_window(t0, config.clone(), bare_peer(), 16_000);
+    conn.send(&stream(40_000)).unwrap();
+    // cwnd 4000: a quarter is one segment, so no super-segment at all.
+    let sent = transmit_tso(&mut conn, t0 + ms(200));
+    assert_eq!(
+        shape(&sent),
+        [
+            (0, 1000, Control::None, None),
+            (1000, 1000, Control::None, None),
+            (2000, 1000, Control::None, None),
+            (3000, 1000, Control::None, None),
+        ]
+    );
+    // Slow start: each ACK of a segment adds one, so after four ACKs cwnd is 8000 and 4000
+    // are in flight; a quarter of 8000 is two pieces per super-segment.
+    let mut now = t0 + ms(300);
+    let mut sent = Vec::new();
+    for acked in [1000, 2000, 3000, 4000] {
+        feed(
+            &mut conn,
+            now,
+            TcpRepr {
+                ack: Some(SND + acked),
+                window: 16_000,
+                ..PEER
+            },
+        );
+        sent.extend(shape(&transmit_tso(&mut conn, now)));
+        now += ms(1);
+    }
+    assert!(
+        sent.iter().all(|&(_, len, _, _)| len <= 2000),
+        "no super-segment above a quarter of cwnd: {sent:?}"
+    );
+    assert!(
+        sent.iter().any(|&(_, _, _, size)| size == Some(1000)),
+        "two-piece super-segments once cwnd is 8 segments: {sent:?}"
+    );
+    assert_eq!(sent.iter().map(|s| s.1).sum::<usize>(), 8000, "{sent:?}");
 }
 
 #[test]

@@ -573,7 +573,9 @@ pub struct ConnSummary {
     pub rack_marked_lost: u64,
     pub dup_acks_in: u64,
     pub dup_acks_out: u64,
-    /// RACK saw reordering (a D-SACK or a segment delivered after a later one).
+    /// RACK saw reordering (RFC 8985 §6.2 step 3): a segment never retransmitted was delivered
+    /// after a later one. A D-SACK alone does not set it (it widens RACK's reordering window
+    /// instead): when the delay exceeds the round trip, the retransmission arrives first.
     pub reordering_seen: bool,
     pub out_of_order_in: u64,
     pub duplicate_segments_in: u64,

@@ -88,6 +88,16 @@ pub struct TcpConfig {
     /// TCP super-segment (what those segments would have been, back to back) for a device
     /// that segments it (a TUN with TSO). 1, the default, sends every segment on its own.
     pub max_burst_segments: u16,
+    /// A super-segment carries at most 1/this of the window (cwnd or the peer's, the smaller),
+    /// so that a flight is several of them. Their pieces reach the receiver back to back,
+    /// faster than its application reads, and a Linux receiver then answers the lot with one
+    /// delayed ACK instead of one per two segments: a flight that is one super-segment draws
+    /// one ACK (shared with the tail loss probe after it), and losing that ACK leaves only the
+    /// retransmission timeout. Measured with 5% loss each way, 16 MiB to curl: whole-window
+    /// bursts took 10-13 s (38 timeouts), quarter-window ones 4.3-5.8 s (10-13), one segment
+    /// per datagram 3.8-6.4 s. At high rates the window is hundreds of segments and bursts
+    /// stay at `max_burst_segments`. 1 lets one super-segment fill the window.
+    pub bursts_per_window: u16,
     /// Record `--trace` events and the counters `--stats` prints (`Connection::drain_trace`,
     /// `Connection::summary`). Off by default: then nothing is recorded or allocated.
     pub trace: bool,
@@ -121,6 +131,7 @@ impl Default for TcpConfig {
             keepalive_probes: 9,
             congestion: Algorithm::NewReno,
             max_burst_segments: 1,
+            bursts_per_window: 4,
             trace: false,
         }
     }

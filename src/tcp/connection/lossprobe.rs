@@ -166,8 +166,16 @@ impl Connection {
     }
 
     /// The reordering timer (RFC 8985 §6.3): the window of a segment passed with no ACK.
+    /// A recovery it starts counts one segment delivered for PRR (RFC 6937 §3 runs per ACK and
+    /// no ACK came; Linux's tcp_rack_reo_timeout does the same), so that PRR-SSRB lets a
+    /// segment follow the retransmission: if the retransmission is lost, that segment's ACK
+    /// shows RACK the loss, where otherwise only the retransmission timeout would.
     pub(super) fn on_rack_timer(&mut self, now: Instant) {
+        let was_recovering = self.loss.recovery.is_some();
         self.rack_detect(now);
+        if !was_recovering && self.loss.recovery.is_some() {
+            self.update_prr(self.snd.mss);
+        }
     }
 
     /// RFC 8985 §7.2: (re)arms the probe timeout while the connection is in the open state

@@ -92,15 +92,19 @@ impl Connection {
     /// as many full segments as `room` (unsent data, peer window and cwnd allow), the
     /// configured burst and `buf_len` (headers included, and an IPv4 datagram's 64 KiB) hold.
     /// More than one piece marks the segment as a super-segment ([`Connection::segment_size`]).
-    /// Not in loss recovery: retransmissions and PRR's pacing stay one segment at a time.
+    /// Not in loss recovery: retransmissions and PRR's pacing stay one segment at a time; and
+    /// at most a share of the window (`TcpConfig::bursts_per_window`).
     fn burst_len(&mut self, piece: usize, room: usize, buf_len: usize) -> usize {
         let limit = usize::from(self.config.max_burst_segments);
         if limit <= 1 || self.loss.recovery.is_some() || piece == 0 {
             return piece;
         }
+        // A fraction of the window per super-segment, so that a flight is several of them.
+        let window = self.loss.cc.window().min(self.snd.wnd);
+        let share = (window / (usize::from(self.config.bursts_per_window.max(1)) * piece)).max(1);
         let headers = tcp::HEADER_LEN + self.snd.mss - piece + self.data_options_len();
         let space = buf_len.min(MAX_TCP_SEGMENT).saturating_sub(headers);
-        let pieces = (room / piece).min(space / piece).min(limit);
+        let pieces = (room / piece).min(space / piece).min(limit).min(share);
         match u16::try_from(piece) {
             Ok(size) if pieces > 1 => {
                 self.snd.burst = Some(size);
