@@ -218,6 +218,16 @@ pub fn fill_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &mut [u8]) {
     segment[16..18].copy_from_slice(&value.to_be_bytes());
 }
 
+/// Writes only the pseudo-header sum, not complemented, into the checksum field: what a
+/// segment handed to checksum offload carries (the kernel's `CHECKSUM_PARTIAL`; the device or
+/// `device::gso::split_tcp` completes it, per piece for a super-segment). Summing 64 KiB of
+/// payload that the offload sums again per piece would be wasted work.
+pub fn fill_partial_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &mut [u8]) {
+    let sum = checksum::pseudo_header(src, dst, PROTOCOL, segment.len() as u16);
+    let value = !checksum::finish(sum);
+    segment[16..18].copy_from_slice(&value.to_be_bytes());
+}
+
 /// Reads the options we use and steps over every other kind by its length (RFC 9293 §3.1,
 /// MUST-6/MUST-7: an option we do not know, such as experimental kinds 253/254, TCP-AO or
 /// MPTCP, is ignored, not the end of the list). A known kind with the wrong length is ignored

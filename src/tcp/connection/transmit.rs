@@ -83,7 +83,8 @@ impl Connection {
     /// Payload bytes per wire segment when the segment `poll_transmit` last returned is a
     /// super-segment (several full segments of new data back to back), for a device with
     /// segmentation offload (or `device::gso::split_tcp`) to cut it up; `None` for one
-    /// segment.
+    /// segment. A super-segment's checksum field holds only the pseudo-header sum (checksum
+    /// offload's convention): whoever cuts it sums each piece.
     pub fn segment_size(&self) -> Option<u16> {
         self.snd.burst
     }
@@ -395,11 +396,13 @@ impl Connection {
     ) -> usize {
         let header_len = repr.header_len();
         let total = header_len + payload_len;
-        tcp::fill_checksum(
-            *self.tuple.local.ip(),
-            *self.tuple.remote.ip(),
-            &mut buf[..total],
-        );
+        let (src, dst) = (*self.tuple.local.ip(), *self.tuple.remote.ip());
+        if self.snd.burst.is_some() {
+            // A super-segment only reaches the wire cut into pieces, each summed afresh.
+            tcp::fill_partial_checksum(src, dst, &mut buf[..total]);
+        } else {
+            tcp::fill_checksum(src, dst, &mut buf[..total]);
+        }
         if let Some(ack) = repr.ack {
             if ack == self.rcv.last_ack_sent
                 && payload_len == 0
