@@ -94,6 +94,10 @@ fn learn(seen: &mut Seen, repr: &TcpRepr<'_>) {
 }
 
 /// A client stack downloading `data` from a server stack, datagrams handed over directly.
+///
+/// Not tests/sim's `Pair` on purpose: these tests need the bare sans-IO `Stack`s between two
+/// datagrams (to inject, with a chosen `ChecksumStatus`, and check counters at once), every
+/// segment both ways, and a stop at any predicate; that one runs `Driver`s over `Link`s.
 struct Pair {
     now: Instant,
     client: Stack,

@@ -1,6 +1,10 @@
 //! Window sizes and window scale factors (RFC 7323 §2) as types, so the 16-bit header field, the
 //! shift and the byte count cannot be mixed up by a hand-written shift.
 
+use std::ops::{Add, Sub};
+
+use crate::wire::SeqNum;
+
 /// Largest value of the 16-bit window field.
 const MAX_FIELD: u16 = u16::MAX;
 
@@ -9,6 +13,9 @@ const MAX_FIELD: u16 = u16::MAX;
 pub struct WindowSize(usize);
 
 impl WindowSize {
+    /// A closed window.
+    pub const ZERO: WindowSize = WindowSize(0);
+
     /// A window of `bytes` bytes.
     pub const fn new(bytes: usize) -> Self {
         WindowSize(bytes)
@@ -17,6 +24,11 @@ impl WindowSize {
     /// The size in bytes.
     pub const fn get(self) -> usize {
         self.0
+    }
+
+    /// A closed window: nothing may be sent into it but a zero-window probe.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
     }
 
     /// The value of the 16-bit window field that announces this window under `scale`: rounded
@@ -30,6 +42,24 @@ impl WindowSize {
     /// told that is not above it.
     pub fn round_down(self, scale: WindowScale) -> WindowSize {
         scale.apply(self.to_field(scale))
+    }
+}
+
+/// The sequence number `window` bytes after this one: a window's right edge from its left
+/// (SND.UNA + SND.WND), in sequence space (modulo 2^32, as `SeqNum + usize`).
+impl Add<WindowSize> for SeqNum {
+    type Output = SeqNum;
+    fn add(self, window: WindowSize) -> SeqNum {
+        self + window.get()
+    }
+}
+
+/// The sequence number `window` bytes before this one (SND.UNA - MAX.SND.WND, RFC 5961 §5.2),
+/// in sequence space (modulo 2^32, as `SeqNum - usize`).
+impl Sub<WindowSize> for SeqNum {
+    type Output = SeqNum;
+    fn sub(self, window: WindowSize) -> SeqNum {
+        self - window.get()
     }
 }
 

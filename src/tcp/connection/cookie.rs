@@ -104,7 +104,7 @@ impl Connection {
         };
         let mut conn = Connection::accept(now, config, tuple, &syn, initial);
         // The peer's window in its ACK is scaled, unlike a SYN's.
-        conn.snd.wnd = conn.opts.snd_scale.apply(ack.window).get();
+        conn.snd.wnd = conn.opts.snd_scale.apply(ack.window);
         conn.snd.max_wnd = conn.snd.wnd;
         // The SYN-ACK went out (statelessly): SYN-RECEIVED with the SYN sent and acknowledged
         // by this ACK; the window it offered is the receive buffer, unscaled.

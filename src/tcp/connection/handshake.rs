@@ -32,7 +32,8 @@ impl Connection {
             return;
         }
         self.learn_syn(seg);
-        self.snd.wnd = usize::from(seg.window);
+        // RFC 7323 §2.2: the window in a SYN is never scaled.
+        self.snd.wnd = WindowScale::NONE.apply(seg.window);
         self.snd.max_wnd = self.snd.wnd;
         self.snd.wl1 = seg.seq;
         match seg.ack {

@@ -195,7 +195,7 @@ impl Connection {
             && self.loss.rto_recover.is_none()
             && self.snd.una != self.snd.max
             && self.snd.nxt == self.snd.max
-            && self.snd.wnd > 0
+            && !self.snd.wnd.is_zero()
             && self.loss.rack.tlp.is_none();
         let rto_at = self.timers.get(Timer::Retransmit);
         let (true, Some(rto_at)) = (open, rto_at) else {

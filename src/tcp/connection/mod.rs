@@ -71,7 +71,7 @@ use super::send_buffer::SendBuffer;
 use super::timers::{Timer, TimerTable};
 use super::tuple::FourTuple;
 use super::undo::UndoState;
-use super::window::WindowScale;
+use super::window::{WindowScale, WindowSize};
 use crate::ipv4::IcmpErrorKind;
 use crate::trace::Role;
 use crate::wire::{SeqNum, TcpRepr};
@@ -314,7 +314,7 @@ impl Connection {
         conn.state = State::SynReceived;
         conn.learn_syn(syn);
         // RFC 7323 §2.2: the window in a SYN is never scaled.
-        conn.snd.wnd = usize::from(syn.window);
+        conn.snd.wnd = WindowScale::NONE.apply(syn.window);
         conn.snd.max_wnd = conn.snd.wnd;
         conn.snd.wl1 = syn.seq;
         conn.trace_open(Role::Server);
@@ -337,8 +337,8 @@ impl Connection {
                 una: iss,
                 nxt: iss,
                 max: iss,
-                wnd: 0,
-                max_wnd: 0,
+                wnd: WindowSize::ZERO,
+                max_wnd: WindowSize::ZERO,
                 wl1: SeqNum(0),
                 wl2: iss,
                 mss: send_mss,

@@ -106,7 +106,7 @@ impl Connection {
         if self.state == State::SynReceived {
             if ack.after(self.snd.una) && ack.before_eq(self.snd.max) {
                 self.state = State::Established;
-                self.snd.wnd = self.opts.snd_scale.apply(seg.window).get();
+                self.snd.wnd = self.opts.snd_scale.apply(seg.window);
                 self.snd.max_wnd = self.snd.wnd;
                 self.snd.wl1 = seg.seq;
                 self.snd.wl2 = ack;

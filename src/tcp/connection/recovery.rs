@@ -58,7 +58,7 @@ impl Connection {
             0
         };
         self.rack_on_ack(now, seg, floor, newly_sacked > 0);
-        let window = self.opts.snd_scale.apply(seg.window).get();
+        let window = self.opts.snd_scale.apply(seg.window);
         let window_changed = window != self.snd.wnd;
         // RFC 9293 §3.10.7.4: update the send window only from newer segments.
         if self.snd.wl1.before(seg.seq) || (self.snd.wl1 == seg.seq && self.snd.wl2.before_eq(ack))
@@ -67,12 +67,12 @@ impl Connection {
             self.snd.max_wnd = self.snd.max_wnd.max(window);
             self.snd.wl1 = seg.seq;
             self.snd.wl2 = ack;
-            if window > 0 {
+            if !window.is_zero() {
                 self.timers.stop(Timer::Persist);
             }
         }
 
-        if window == 0 {
+        if window.is_zero() {
             // The peer answers while its window is closed, typically our zero-window probes:
             // it is alive, so the probes must not run out the retries nor the user timeout
             // (RFC 9293 §3.8.6.1; RFC 1122 §4.2.2.17: the connection MUST stay open).
@@ -83,7 +83,7 @@ impl Connection {
         }
         // RFC 6675 §2: with SACK, an ACK that SACKs bytes not SACKed before is a duplicate ACK
         // whatever else it does (carry data, change the window, move the cumulative ACK).
-        let sack_dup = newly_sacked > 0 && window > 0;
+        let sack_dup = newly_sacked > 0 && !window.is_zero();
         let una_before = self.snd.una;
         let dup_acks_before = self.stats.dup_acks_in;
         let mut estimated = 0;
@@ -97,7 +97,7 @@ impl Connection {
             }
         } else if ack == self.snd.una
             && self.snd.una != self.snd.max
-            && window > 0
+            && !window.is_zero()
             && (sack_dup
                 || (seg.payload.is_empty() && seg.control == Control::None && !window_changed))
         {
@@ -340,7 +340,7 @@ impl Connection {
             return;
         }
         self.loss.retries += 1;
-        if self.state.is_synchronized() && self.snd.wnd == 0 && self.snd.una != self.snd.max {
+        if self.state.is_synchronized() && self.snd.wnd.is_zero() && self.snd.una != self.snd.max {
             // The peer's window is closed: what timed out is a zero-window probe, which says
             // nothing about congestion (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17). Probe again
             // after a backed-off interval; cwnd, ssthresh and the SACK record stay, and
@@ -375,7 +375,7 @@ impl Connection {
         self.loss.scoreboard.clear();
         // Go back N: everything from SND.UNA is sent again as the window allows.
         self.snd.nxt = self.snd.una;
-        if self.snd.wnd == 0 && self.snd.una != self.snd.max {
+        if self.snd.wnd.is_zero() && self.snd.una != self.snd.max {
             self.snd.probe_due = true;
         }
         self.timers

@@ -11,7 +11,7 @@ use super::super::rto::RttEstimator;
 use super::super::scoreboard::Scoreboard;
 use super::super::send_buffer::SendBuffer;
 use super::super::undo::UndoState;
-use super::super::window::WindowScale;
+use super::super::window::{WindowScale, WindowSize};
 use crate::ipv4::IcmpErrorKind;
 use crate::wire::SeqNum;
 
@@ -89,9 +89,9 @@ pub(super) struct SendState {
     /// Highest sequence number sent so far (see the module documentation).
     pub(super) max: SeqNum,
     /// SND.WND, in bytes (already scaled).
-    pub(super) wnd: usize,
+    pub(super) wnd: WindowSize,
     /// Largest window the peer ever offered (RFC 9293 §3.8.6.2.1, RFC 5961 §5.2 MAX.SND.WND).
-    pub(super) max_wnd: usize,
+    pub(super) max_wnd: WindowSize,
     /// SND.WL1: sequence number of the segment that last updated the window.
     pub(super) wl1: SeqNum,
     /// SND.WL2: acknowledgement number of the segment that last updated the window.

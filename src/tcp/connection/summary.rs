@@ -43,7 +43,7 @@ impl Connection {
             cwnd: self.loss.cc.window() as u64,
             ssthresh: (ssthresh < usize::MAX / 4).then_some(ssthresh as u64),
             inflight: self.pipe() as u64,
-            snd_wnd: self.snd.wnd as u64,
+            snd_wnd: self.snd.wnd.get() as u64,
             rcv_wnd: t.and_then(|t| t.adv).map_or(0, |(w, _)| w),
             rcv_buffer: self.rcv.buffer.capacity() as u64,
             bytes_sent: stats.bytes_out,

@@ -597,7 +597,7 @@ impl Connection {
         let unsent = self.data_end_seq().distance_from(self.snd.nxt);
         let peer_zero = synchronized
             && self.state != State::TimeWait
-            && self.snd.wnd == 0
+            && self.snd.wnd.is_zero()
             && (unsent > 0 || self.snd.una != self.snd.max);
         let state = self.state;
         let irs = self.rcv.irs.0;

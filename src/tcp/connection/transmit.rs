@@ -101,7 +101,7 @@ impl Connection {
             return piece;
         }
         // A fraction of the window per super-segment, so that a flight is several of them.
-        let window = self.loss.cc.window().min(self.snd.wnd);
+        let window = self.loss.cc.window().min(self.snd.wnd.get());
         let share = (window / (usize::from(self.config.bursts_per_window.max(1)) * piece)).max(1);
         let headers = tcp::HEADER_LEN + self.snd.mss - piece + self.data_options_len();
         let space = buf_len.min(MAX_TCP_SEGMENT).saturating_sub(headers);
@@ -124,7 +124,7 @@ impl Connection {
 
     pub(super) fn arm_persist(&mut self, now: Instant) {
         let unsent = self.data_end_seq().distance_from(self.snd.nxt);
-        let waiting = unsent > 0 && self.snd.wnd == 0 && self.snd.una == self.snd.max;
+        let waiting = unsent > 0 && self.snd.wnd.is_zero() && self.snd.una == self.snd.max;
         if waiting && !self.timers.is_set(Timer::Persist) && !self.snd.probe_due {
             self.timers.set(Timer::Persist, now + self.loss.rtt.rto());
         }
@@ -186,7 +186,7 @@ impl Connection {
         } else if len < unsent.min(max_payload) {
             // Sender-side SWS avoidance (RFC 9293 §3.8.6.2.1): a short segment only when it is
             // at least half the largest window seen, or when nothing else is in flight.
-            let big_enough = len >= self.snd.max_wnd / 2;
+            let big_enough = len >= self.snd.max_wnd.get() / 2;
             if len == 0 || !(big_enough || nothing_in_flight) {
                 return None;
             }
