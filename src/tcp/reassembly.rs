@@ -235,8 +235,12 @@ impl ReceiveBuffer {
         self.write_at(begin, src);
         if begin == next {
             let mut new_end = end;
-            self.out_of_order -= self.update(begin, end, false);
-            if new_end < held_limit && self.any_held(new_end, new_end + 1) {
+            // With nothing held out of order (the common case) no bit is set: skip the scans.
+            if self.out_of_order > 0 {
+                self.out_of_order -= self.update(begin, end, false);
+            }
+            if self.out_of_order > 0 && new_end < held_limit && self.any_held(new_end, new_end + 1)
+            {
                 // The new bytes reach an island: it becomes readable with them.
                 let run_end = self.run_end(new_end);
                 self.out_of_order -= self.update(new_end, run_end, false);

@@ -361,6 +361,7 @@ impl Connection {
                 ack: AckState::Idle,
                 unacked_bytes: 0,
                 out_of_order_since_advance: 0,
+                quick_acks: 0,
                 dsack: None,
                 readable_signalled: false,
             },

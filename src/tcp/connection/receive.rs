@@ -3,6 +3,10 @@
 
 use std::time::Instant;
 
+/// The most in-order segments acknowledged one by one after data arrived twice (Linux:
+/// TCP_MAX_QUICKACKS).
+const MAX_QUICK_ACKS: u32 = 16;
+
 use super::{AckState, ConnEvent, Connection, State, DUP_THRESH, TIMESTAMP_OPTION_LEN};
 use crate::tcp::window::WindowSize;
 use crate::wire::{Control, SeqNum, TcpRepr};
@@ -83,6 +87,7 @@ impl Connection {
                 }
                 if !seg.payload.is_empty() {
                     self.report_duplicate(seg.seq, seg.seq + seg.payload.len());
+                    self.enter_quick_ack_mode();
                 }
             }
             if seg.control != Control::Rst && !self.out_of_window_ack_limited(now, seg) {
@@ -229,6 +234,7 @@ impl Connection {
         if result.duplicate {
             self.stats.duplicate_segments_in += 1;
             self.rcv.ack = AckState::Now;
+            self.enter_quick_ack_mode();
             return;
         }
         // Counted in bytes, so a super-segment from a TUN with offloads counts as the
@@ -273,6 +279,11 @@ impl Connection {
         }
         // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full-sized segment,
         // that is once more than one segment's worth is unacknowledged (as Linux does).
+        if self.rcv.quick_acks > 0 {
+            self.rcv.quick_acks -= 1;
+            self.rcv.ack = AckState::Now;
+            return;
+        }
         self.rcv.ack = if self.stretch_reached() {
             AckState::Now
         } else if self.rcv.unacked_bytes > self.receive_mss() {
@@ -280,6 +291,14 @@ impl Connection {
         } else {
             self.rcv.ack.max(AckState::Delayed)
         };
+    }
+
+    /// Data came again: acknowledge the next in-order segments one by one (`Recv::quick_acks`),
+    /// as many as half the window holds in full segments, at most [`MAX_QUICK_ACKS`].
+    pub(super) fn enter_quick_ack_mode(&mut self) {
+        let window_segments = self.rcv.buffer.window() / (2 * self.receive_mss());
+        let quick = window_segments.clamp(2, MAX_QUICK_ACKS as usize) as u32;
+        self.rcv.quick_acks = self.rcv.quick_acks.max(quick);
     }
 
     /// The payload of a full-sized segment from the peer: our MSS less the timestamp option

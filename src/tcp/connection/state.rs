@@ -139,6 +139,11 @@ pub(super) struct RecvState {
     /// Out-of-order segments since RCV.NXT last moved: the first few are acknowledged at once
     /// whatever else happens, so a sender counting duplicate ACKs sees its threshold.
     pub(super) out_of_order_since_advance: u32,
+    /// In-order segments still to be acknowledged one by one, at once: data arriving a second
+    /// time suggests our ACKs are being lost, and ACKs neither stretched nor batched then
+    /// give the sender's recovery more of them to go on (Linux's quick-ACK mode,
+    /// `tcp_enter_quickack_mode` on a retransmission it already had).
+    pub(super) quick_acks: u32,
     /// Data that arrived again (left, right), to report as the first SACK block of the next ACK
     /// (D-SACK, RFC 2883 §4), so the sender can tell a spurious retransmission from a loss.
     pub(super) dsack: Option<(SeqNum, SeqNum)>,
