@@ -40,6 +40,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
 size_arg=${1:-${BENCH_SIZE:-1G}}
 rounds=${BENCH_ROUNDS:-5}
@@ -133,19 +135,6 @@ work=""
 mounted=no
 nginx_pid=""
 nginx_pids=()
-# stop_pid PID: TERM, then KILL after 5 s, and reap; only ever a process this script started.
-stop_pid() {
-    local pid=$1
-    [[ -n $pid ]] || return 0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -177,12 +166,8 @@ fi
 chmod 755 "$work"
 mkdir -m 755 "$work/www" "$work/nginx-temp" "$work/runs"
 
-# How busy the machine already is (other work skews every figure): two seconds of /proc/stat.
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 " " $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-read -r busy0 total0 < <(busy_ticks)
-sleep 2
-read -r busy1 total1 < <(busy_ticks)
-background_load=$(( (busy1 - busy0) * 100 / (total1 - total0 > 0 ? total1 - total0 : 1) ))
+# How busy the machine already is (other work skews every figure).
+measure_background_load
 echo "bench: background load before starting: ${background_load}% of all cores busy"
 
 echo "bench: writing $size_arg and $loss_size_arg random files to tmpfs"

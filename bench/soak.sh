@@ -40,6 +40,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+# shellcheck source=bench/common.sh
+source "$here/common.sh"
 
 cases_arg=${SOAK_CASES:-8M@20 64M@10}
 runs=${SOAK_RUNS:-30}
@@ -113,19 +115,6 @@ work=""
 nginx_pid=""
 tcpdump_pid=""
 measure_pid=""
-# stop_pid PID: TERM, then KILL after 5 s, and reap; only ever a process this script started.
-stop_pid() {
-    local pid=$1 signal=${2:-TERM}
-    [[ -n $pid ]] || return 0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -149,11 +138,8 @@ chmod 755 "$work"
 mkdir -m 755 "$work/www" "$work/nginx-temp" "$work/run" "$work/done"
 mkdir -p "$keep"
 
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 " " $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-read -r busy0 total0 < <(busy_ticks)
-sleep 2
-read -r busy1 total1 < <(busy_ticks)
-background_load=$(( (busy1 - busy0) * 100 / (total1 - total0 > 0 ? total1 - total0 : 1) ))
+# How busy the machine already is (other work skews every figure).
+measure_background_load
 uptime_before=$(uptime)
 echo "soak: before starting: ${background_load}% of all cores busy; uptime: $uptime_before"
 

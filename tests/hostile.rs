@@ -1,67 +1,32 @@
-//! Trust under hostile input: properties of the sans-IO stack when the network lies.
+//! Trust under hostile input: properties of the sans-IO stack when the network lies in the
+//! middle of a download.
 //!
-//! * Memory stays bounded whatever arrives: IPv4 fragment reassembly within its byte budget, a
-//!   connection's receive buffer within its capacity.
 //! * A blind attacker, who does not know the sequence numbers, can neither reset nor inject into
 //!   a connection (RFC 5961), and only draws rate-limited challenge ACKs.
-//! * ISNs and ephemeral ports are unpredictable across connections (RFC 6528, RFC 6056).
 //! * Datagrams not for us, or broken, are counted and dropped and do not disturb a transfer.
+//! * A segment the kernel vouches for skips the checksum; the same bytes unverified are checked.
 //!
-//! Everything runs in memory: two `Stack`s handing datagrams to each other, or one `Stack`
-//! driven by a scripted peer (tests/common/scripted.rs). Time is virtual. The fuzzers' regressions
-//! live beside what they exercise: tests/stack.rs and src/wire/checksum.rs.
+//! Everything runs in memory: two `Stack`s handing datagrams to each other (`Pair`, below).
+//! Time is virtual. The other hostile suites: tests/hostile_memory.rs (bounded memory) and
+//! tests/hostile_unpredictable.rs (ISNs and ports); what they share is in
+//! tests/common/hostile.rs. The fuzzers' regressions live beside what they exercise:
+//! tests/stack.rs and src/wire/checksum.rs.
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 mod common;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed};
 
+use common::hostile::{config, ipv4, TCP};
 use common::scripted::*;
 use common::segment::{segment, tcp_datagram};
-use tunstack::ipv4::{DropReason, Ipv4Config, Ipv4Layer};
+use tunstack::ipv4::DropReason;
 use tunstack::stack::{ConnId, Event, Stack};
-use tunstack::tcp::reassembly::ReceiveBuffer;
 use tunstack::tcp::State;
-use tunstack::testing::{fix_ipv4_checksum, ipv4_datagram, Ipv4Fields};
+use tunstack::testing::fix_ipv4_checksum;
 use tunstack::wire::{ChecksumStatus, Control, SeqNum, TcpOptions, TcpRepr};
-
-const TCP: u8 = 6;
-
-/// Fixed seeds: a failure reproduces, and the tiny chance that a random guess is right (which
-/// RFC 5961 accepts) cannot make the suite flaky.
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        rng_seed: RngSeed::Fixed(0x7475_6e73),
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-// ------------------------------------------------------------------------------ datagrams
-
-/// An IPv4 datagram with a correct header checksum (DF set, identification 0), from the
-/// library's test builder.
-fn ipv4(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    ttl: u8,
-    options: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
-    assert_eq!(options.len() % 4, 0);
-    let fields = Ipv4Fields {
-        ttl,
-        options,
-        ..Ipv4Fields::plain(src, dst, protocol)
-    };
-    ipv4_datagram(&fields, payload)
-}
 
 // ------------------------------------------------------------------------------ two stacks
 
@@ -255,138 +220,6 @@ fn transfer_data(len: usize, seed: u64) -> Vec<u8> {
     (0..len)
         .map(|i| pattern((i as u32) ^ (seed as u32)))
         .collect()
-}
-
-// ------------------------------------------------------------------------------ memory bounds
-
-/// A fragment an attacker might send: which datagram, where, how long, whether more follow.
-#[derive(Debug, Clone)]
-struct FragmentSpec {
-    identification: u16,
-    offset_units: u16,
-    len: usize,
-    more: bool,
-    advance_ms: u64,
-}
-
-fn fragment_spec() -> impl Strategy<Value = FragmentSpec> {
-    (
-        0u16..6,
-        0u16..200,
-        0usize..1600,
-        any::<bool>(),
-        prop_oneof![4 => Just(0u64), 1 => 0u64..40_000],
-    )
-        .prop_map(
-            |(identification, offset_units, len, more, advance_ms)| FragmentSpec {
-                identification,
-                offset_units,
-                len,
-                more,
-                advance_ms,
-            },
-        )
-}
-
-fn fragment_datagram(spec: &FragmentSpec) -> Vec<u8> {
-    let mut datagram = ipv4(SERVER, CLIENT, TCP, 64, &[], &vec![0xab; spec.len]);
-    datagram[4..6].copy_from_slice(&spec.identification.to_be_bytes());
-    let mut flags = spec.offset_units & 0x1fff;
-    if spec.more {
-        flags |= 0x2000;
-    }
-    datagram[6..8].copy_from_slice(&flags.to_be_bytes());
-    fix_ipv4_checksum(&mut datagram);
-    datagram
-}
-
-proptest! {
-    #![proptest_config(config(64))]
-
-    /// Whatever fragments arrive, reassembly holds no more than its budget, and once every
-    /// reassembly timed out it holds nothing.
-    #[test]
-    fn ipv4_reassembly_memory_stays_within_its_limit(
-        limit in prop_oneof![Just(0usize), 100usize..4096, 4096usize..70_000],
-        max_reassemblies in 1usize..8,
-        fragments in proptest::collection::vec(fragment_spec(), 1..120),
-    ) {
-        let timeout = Duration::from_secs(30);
-        let mut layer = Ipv4Layer::new(Ipv4Config {
-            local_addr: CLIENT,
-            reassembly_timeout: timeout,
-            reassembly_limit_bytes: limit,
-            max_reassemblies,
-            icmp_queue_len: 4,
-            first_identification: 0,
-        });
-        let mut now = Instant::now();
-        let mut buf = [0u8; 1500];
-        for spec in &fragments {
-            now += Duration::from_millis(spec.advance_ms);
-            layer.handle_timeout(now);
-            layer.handle_datagram(now, &fragment_datagram(spec));
-            prop_assert!(
-                layer.reassembly_memory() <= limit,
-                "{} bytes held, limit {}", layer.reassembly_memory(), limit
-            );
-            while layer.poll_transmit(&mut buf).is_some() {}
-        }
-        now += timeout + Duration::from_secs(1);
-        layer.handle_timeout(now);
-        layer.handle_datagram(now, &[]);
-        prop_assert_eq!(layer.reassembly_memory(), 0);
-    }
-
-    /// A connection's receive buffer never holds more than its capacity, whatever segments
-    /// arrive (in window, overlapping, beyond the window, before RCV.NXT) and however slowly the
-    /// application reads; and what it reads is exactly the peer's stream.
-    #[test]
-    fn connection_receive_memory_stays_within_its_buffer(
-        capacity in prop_oneof![1usize..64, 64usize..5000, Just(65536usize)],
-        peer_isn in any::<u32>(),
-        segments in proptest::collection::vec(
-            (-3000i32..80_000, 0usize..3000, prop::option::weighted(0.3, 1usize..6000)),
-            1..80,
-        ),
-    ) {
-        let mut peer = ScriptedPeer::connect(capacity, peer_isn, false);
-        for (offset, len, read) in segments {
-            let seq = peer.stack_ack.wrapping_add(offset as u32);
-            peer.data(seq, len);
-            let queued = peer.stack.connection(peer.id).map_or(0, |c| c.recv_queue());
-            prop_assert!(queued <= capacity, "{} bytes queued in a {}-byte buffer", queued, capacity);
-            if let Some(read) = read {
-                peer.recv(read);
-            }
-            prop_assert_eq!(peer.state(), Some(State::Established));
-        }
-        peer.recv(1 << 20);
-        prop_assert_eq!(&peer.read, &peer.expected_read());
-    }
-
-    /// The reassembly ring itself: in-order plus out-of-order bytes never exceed its capacity,
-    /// and reads return the stream in order.
-    #[test]
-    fn receive_buffer_never_exceeds_its_capacity(
-        capacity in 1usize..3000,
-        ops in proptest::collection::vec((0u64..6000, 0usize..2000, 0usize..1500), 1..200),
-    ) {
-        let mut ring = ReceiveBuffer::new(capacity);
-        let mut read = 0u64;
-        let mut out = vec![0u8; 1500];
-        for (start, len, take) in ops {
-            let start = ring.consumed() + start;
-            let data: Vec<u8> = (0..len).map(|i| pattern((start + i as u64) as u32)).collect();
-            ring.insert(start, &data);
-            prop_assert!(ring.readable() + ring.out_of_order_bytes() <= ring.capacity());
-            let n = ring.read(&mut out[..take]);
-            for (i, &byte) in out[..n].iter().enumerate() {
-                prop_assert_eq!(byte, pattern((read + i as u64) as u32));
-            }
-            read += n as u64;
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------ RFC 5961
@@ -598,100 +431,6 @@ fn challenge_acks_are_rate_limited() {
     }
     pair.finish();
     assert!(pair.received == data);
-}
-
-// ------------------------------------------------------------------------------ unpredictability
-
-/// The SYNs of `count` connects from a fresh stack: (local port, ISN) each.
-fn syns(secret_seed: u64, rng_seed: u64, count: usize) -> Vec<(u16, u32)> {
-    let now = Instant::now();
-    let mut config = stack_config(CLIENT, rng_seed, 4096);
-    config.secret = {
-        let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&secret_seed.to_be_bytes());
-        secret[8..].copy_from_slice(&secret_seed.rotate_left(17).to_le_bytes());
-        secret
-    };
-    let mut stack = Stack::new(now, config);
-    let mut buf = vec![0u8; MTU];
-    let mut out = Vec::new();
-    for i in 0..count {
-        let at = now + Duration::from_millis(i as u64);
-        stack
-            .connect(at, SocketAddrV4::new(SERVER, SERVER_PORT))
-            .expect("a free port");
-        let len = stack.poll_transmit(at, &mut buf).expect("a SYN");
-        let (_, _, syn) = tcp_of(&buf[..len]).expect("TCP");
-        assert_eq!(syn.control, Control::Syn);
-        out.push((syn.src_port, syn.seq.0));
-        while stack.poll_transmit(at, &mut buf).is_some() {}
-    }
-    out
-}
-
-/// Counts per bucket of `values` spread over `buckets` equal buckets of `range` values.
-fn histogram(values: impl Iterator<Item = u64>, base: u64, range: u64, buckets: u64) -> Vec<usize> {
-    let mut counts = vec![0usize; buckets as usize];
-    for value in values {
-        counts[((value - base) * buckets / range) as usize] += 1;
-    }
-    counts
-}
-
-proptest! {
-    #![proptest_config(config(4))]
-
-    /// 1000 connects to the same server: local ports are distinct, from the whole dynamic range,
-    /// and in no sequence pattern; ISNs differ by no constant step and fill the number space.
-    #[test]
-    fn isns_and_ports_are_unpredictable(secret_seed in any::<u64>(), rng_seed in any::<u64>()) {
-        let syns = syns(secret_seed, rng_seed, 1000);
-        let ports: Vec<u16> = syns.iter().map(|s| s.0).collect();
-        let isns: Vec<u32> = syns.iter().map(|s| s.1).collect();
-
-        let distinct: HashSet<u16> = ports.iter().copied().collect();
-        prop_assert_eq!(distinct.len(), ports.len(), "a local port repeated");
-        prop_assert!(ports.iter().all(|&p| p >= 49152));
-        let port_steps: HashSet<i32> = ports.windows(2).map(|w| i32::from(w[1]) - i32::from(w[0])).collect();
-        prop_assert!(port_steps.len() >= 950, "only {} distinct port steps", port_steps.len());
-        let rising = ports.windows(2).filter(|w| w[1] > w[0]).count();
-        prop_assert!((350..=650).contains(&rising), "{} of 999 steps go up", rising);
-        for (bucket, count) in histogram(ports.iter().map(|&p| u64::from(p)), 49152, 16384, 16).into_iter().enumerate() {
-            prop_assert!((25..=110).contains(&count), "port bucket {} holds {}", bucket, count);
-        }
-
-        let isn_steps: HashSet<u32> = isns.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-        prop_assert!(isn_steps.len() >= 990, "only {} distinct ISN steps", isn_steps.len());
-        for (bucket, count) in histogram(isns.iter().map(|&i| u64::from(i)), 0, 1 << 32, 16).into_iter().enumerate() {
-            prop_assert!((25..=110).contains(&count), "ISN bucket {} holds {}", bucket, count);
-        }
-        for bit in 0..32 {
-            let set = isns.iter().filter(|&&i| i & (1 << bit) != 0).count();
-            prop_assert!((400..=600).contains(&set), "ISN bit {} set in {} of 1000", bit, set);
-        }
-    }
-
-    /// Two hosts with different secrets that happen to pick the same ports at the same times
-    /// still choose unrelated ISNs (RFC 6528: the secret key is what an attacker lacks).
-    #[test]
-    fn isns_depend_on_the_secret(rng_seed in any::<u64>(), a in any::<u64>(), b in any::<u64>()) {
-        prop_assume!(a != b);
-        let first = syns(a, rng_seed, 100);
-        let second = syns(b, rng_seed, 100);
-        // Connections on the same 4-tuple at the same time: only the secret tells them apart.
-        let steps: Vec<u32> = first
-            .iter()
-            .zip(&second)
-            .filter(|(x, y)| x.0 == y.0)
-            .map(|(x, y)| y.1.wrapping_sub(x.1))
-            .collect();
-        let distinct: HashSet<u32> = steps.iter().copied().collect();
-        prop_assert!(!steps.contains(&0), "two secrets gave the same ISN");
-        prop_assert!(
-            steps.len() < 2 || distinct.len() * 10 >= steps.len() * 9,
-            "ISNs under two secrets differ by a constant"
-        );
-    }
 }
 
 // ------------------------------------------------------------------------------ not for us

@@ -1,5 +1,5 @@
 //! A client `Stack` driven by a peer the test scripts segment by segment (the addresses of
-//! tests/hostile.rs and tests/stack.rs), and what reads the datagrams it sends.
+//! tests/hostile*.rs and tests/stack.rs), and what reads the datagrams it sends.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
