@@ -303,13 +303,7 @@ fn tso_headers(frame: &[u8], l3: usize, segment_size: u16) -> Option<TsoHeaders>
         std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&datagram[at..at + 4]).unwrap_or_default())
     };
     let segment_len = u16::try_from(total - ip_len).ok()?;
-    let sum = crate::wire::checksum::pseudo_header(
-        address(12),
-        address(16),
-        tcp_wire::PROTOCOL,
-        segment_len,
-    );
-    let partial = !crate::wire::checksum::finish(sum);
+    let partial = tcp_wire::partial_checksum(address(12), address(16), segment_len);
     let field = l3 + ip_len + TCP_CHECKSUM_OFFSET;
     headers[field..field + 2].copy_from_slice(&partial.to_be_bytes());
     let mut vnet = [0u8; VNET_HDR_LEN];

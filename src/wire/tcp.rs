@@ -223,9 +223,14 @@ pub fn fill_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &mut [u8]) {
 /// `device::gso::split_tcp` completes it, per piece for a super-segment). Summing 64 KiB of
 /// payload that the offload sums again per piece would be wasted work.
 pub fn fill_partial_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &mut [u8]) {
-    let sum = checksum::pseudo_header(src, dst, PROTOCOL, segment.len() as u16);
-    let value = !checksum::finish(sum);
+    let value = partial_checksum(src, dst, segment.len() as u16);
     segment[16..18].copy_from_slice(&value.to_be_bytes());
+}
+
+/// The checksum field of a `len`-byte TCP segment handed to checksum offload: the pseudo-header
+/// sum, folded and not complemented (the offload adds the segment's bytes and complements).
+pub fn partial_checksum(src: Ipv4Addr, dst: Ipv4Addr, len: u16) -> u16 {
+    !checksum::finish(checksum::pseudo_header(src, dst, PROTOCOL, len))
 }
 
 /// Reads the options we use and steps over every other kind by its length (RFC 9293 §3.1,

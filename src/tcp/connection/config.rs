@@ -93,9 +93,9 @@ pub struct TcpConfig {
     /// faster than its application reads, and a Linux receiver then answers the lot with one
     /// delayed ACK instead of one per two segments: a flight that is one super-segment draws
     /// one ACK (shared with the tail loss probe after it), and losing that ACK leaves only the
-    /// retransmission timeout. Measured with 5% loss each way, 16 MiB to curl: whole-window
-    /// bursts took 10-13 s (38 timeouts), quarter-window ones 4.3-5.8 s (10-13), one segment
-    /// per datagram 3.8-6.4 s. At high rates the window is hundreds of segments and bursts
+    /// retransmission timeout. Measured with 5% loss each way, 16 MiB to curl (busy 2-core
+    /// machine): whole-window bursts took 9.9-13.7 s (38 timeouts in one run), quarter-window
+    /// ones 3.1-6.4 s (10-13), one segment per datagram 3.8-6.4 s. At high rates the window is hundreds of segments and bursts
     /// stay at `max_burst_segments`. 1 lets one super-segment fill the window.
     pub bursts_per_window: u16,
     /// Record `--trace` events and the counters `--stats` prints (`Connection::drain_trace`,

@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-/// The most in-order segments acknowledged one by one after data arrived twice (Linux:
-/// TCP_MAX_QUICKACKS).
-const MAX_QUICK_ACKS: u32 = 16;
-
 use super::{AckState, ConnEvent, Connection, State, DUP_THRESH, TIMESTAMP_OPTION_LEN};
 use crate::tcp::window::WindowSize;
 use crate::wire::{Control, SeqNum, TcpRepr};
+
+/// The most in-order segments acknowledged one by one after data arrived twice (Linux:
+/// TCP_MAX_QUICKACKS).
+const MAX_QUICK_ACKS: u32 = 16;
 
 impl Connection {
     /// Processes one segment addressed to this connection (RFC 9293 §3.10.7).
