@@ -425,6 +425,73 @@ fn slow_and_stalled_readers_do_not_hold_up_others() {
     served.stop(Duration::from_secs(10));
 }
 
+/// A file cut short while it is being sent: the promised Content-Length cannot be kept, so the
+/// connection is reset (a client must not take what it got for the whole body), promptly, and
+/// the server goes on serving others.
+#[test]
+fn a_file_cut_short_while_it_is_sent_resets_that_connection_only() {
+    if !can_run() {
+        return;
+    }
+    let mut served = Served::start("srv13", &["-q"], |dir| {
+        write_file(dir, "shrinks.bin", 16 * MIB, 12);
+        fs::write(dir.join("hello.txt"), b"hello\n").unwrap();
+    });
+    let path = served.lab.served_dir().join("shrinks.bin");
+    let ns = served.lab.server_ns();
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    let (cut_tx, cut_rx) = std::sync::mpsc::channel::<()>();
+    let reader = thread::spawn(move || {
+        in_netns(&ns, move || {
+            let mut stream =
+                TcpStream::connect_timeout(&SocketAddr::V4(STACK), Duration::from_secs(5)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            stream
+                .write_all(b"GET /shrinks.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let mut got = vec![0; 64 << 10];
+            stream.read_exact(&mut got).unwrap();
+            read_tx.send(()).unwrap();
+            cut_rx.recv().unwrap();
+            // Until the end, whichever way it comes: a reset, or a close.
+            let started = Instant::now();
+            let mut buf = vec![0; 64 << 10];
+            let end = loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => break "closed".to_string(),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(err) => break err.kind().to_string(),
+                }
+            };
+            (got.len(), end, started.elapsed())
+        })
+    });
+    // The reader has its first 64 KiB; at most the client's receive buffer and our send
+    // buffer more can have been read from the file, far from its 16 MiB.
+    read_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(MIB as u64)
+        .unwrap();
+    cut_tx.send(()).unwrap();
+    let (got, end, took) = reader.join().unwrap();
+    assert!(got < 16 * MIB, "{got} bytes: the whole body came");
+    assert!(
+        end.contains("reset"),
+        "the connection ended with {end:?} after {got} bytes, not with a reset"
+    );
+    assert!(took < Duration::from_secs(15), "the reset took {took:?}");
+    // Everyone else is still served.
+    let hello = served.lab.out_dir().join("hello.txt");
+    served.curl(&["-o", hello.to_str().unwrap(), &url("/hello.txt")]);
+    assert_eq!(fs::read(&hello).unwrap(), b"hello\n");
+    served.stop(Duration::from_secs(10));
+}
+
 #[test]
 fn sigterm_closes_idle_connections_and_exits_promptly() {
     if !can_run() {

@@ -4,7 +4,8 @@
 //! A session answers its requests strictly in order (RFC 9112 §9.3.2): while a reply is being
 //! sent, the next pipelined request is left in the connection's receive buffer, so a client
 //! that sends faster than it reads is held back by TCP's own window rather than by our memory.
-//! File bodies go out a window at a time ([`CHUNK`]) as the send buffer drains.
+//! File bodies are read straight into the connection's send buffer as it drains, so a
+//! download holds no file bytes of its own.
 
 use std::fs::File;
 use std::io::Write;
@@ -17,10 +18,6 @@ use super::response::{answer, refuse, Body, Reply};
 use super::target::Site;
 use crate::stack::{ConnId, Stack, StackError};
 use crate::tcp::IoError;
-
-/// Bytes of a file read per step: enough to refill a send buffer in a few reads, small
-/// enough that a hundred downloads cost a few MiB.
-pub const CHUNK: usize = 64 << 10;
 
 /// What a session needs from around it for one step.
 pub struct Context<'a> {
@@ -52,9 +49,6 @@ struct Sending {
     head_sent: usize,
     /// Bytes of the body already queued.
     body_sent: u64,
-    /// File bytes read but not yet queued (`chunk[at..]`).
-    chunk: Vec<u8>,
-    at: usize,
     /// For the access log.
     request_line: String,
     received: SystemTime,
@@ -236,16 +230,10 @@ impl Session {
     }
 
     fn start(&mut self, reply: Reply, request_line: String, received: SystemTime) {
-        let chunk = match reply.body {
-            Body::File { len, .. } => Vec::with_capacity(CHUNK.min(len as usize)),
-            _ => Vec::new(),
-        };
         self.sending = Some(Sending {
             reply,
             head_sent: 0,
             body_sent: 0,
-            chunk,
-            at: 0,
             request_line,
             received,
         });
@@ -366,39 +354,68 @@ fn pump_reply(stack: &mut Stack, id: ConnId, sending: &mut Sending) -> Result<bo
             }
             Ok(true)
         }
-        Body::File { file, offset, len } => loop {
-            if sending.at == sending.chunk.len() {
-                let read = sending.body_sent + (sending.chunk.len() - sending.at) as u64;
-                if read >= *len {
-                    return Ok(true);
+        Body::File { file, offset, len } => {
+            while sending.body_sent < *len {
+                let at = offset + sending.body_sent;
+                let n = read_into_send_buffer(stack, id, file, at, len - sending.body_sent)?;
+                if n == 0 {
+                    return Ok(false);
                 }
-                refill(file, offset + read, len - read, &mut sending.chunk)?;
-                sending.at = 0;
+                sending.body_sent += n as u64;
             }
-            let n = queue(stack, id, &sending.chunk[sending.at..])?;
-            if n == 0 {
-                return Ok(false);
-            }
-            sending.at += n;
-            sending.body_sent += n as u64;
-        },
+            Ok(true)
+        }
     }
 }
 
-/// Reads the next window of the file, at most `left` bytes from `at`.
-fn refill(file: &File, at: u64, left: u64, chunk: &mut Vec<u8>) -> Result<(), SendError> {
-    let want = left.min(CHUNK as u64) as usize;
-    chunk.resize(want, 0);
+/// Reads up to `left` bytes of `file` from `at` straight into connection `id`'s send buffer;
+/// returns how many were queued, 0 when the buffer is full.
+fn read_into_send_buffer(
+    stack: &mut Stack,
+    id: ConnId,
+    file: &File,
+    at: u64,
+    left: u64,
+) -> Result<usize, SendError> {
+    // Reading less than asked means the file ended before the length we promised (or could
+    // not be read): the reply cannot be kept.
+    let mut short = false;
+    let max = usize::try_from(left).unwrap_or(usize::MAX);
+    let queued = stack.send_with(id, max, |first, second| {
+        let mut got = 0;
+        for piece in [first, second] {
+            let n = read_fully(file, piece, at + got as u64);
+            got += n;
+            if n < piece.len() {
+                short = true;
+                break;
+            }
+        }
+        got
+    });
+    let queued = match queued {
+        Ok(n) => n,
+        Err(StackError::Io(IoError::WouldBlock)) => 0,
+        Err(_) => return Err(SendError::Connection),
+    };
+    if short {
+        return Err(SendError::File);
+    }
+    Ok(queued)
+}
+
+/// Reads `buf.len()` bytes of `file` from `at`, or fewer if it ends or cannot be read.
+fn read_fully(file: &File, buf: &mut [u8], at: u64) -> usize {
     let mut got = 0;
-    while got < want {
-        match file.read_at(&mut chunk[got..], at + got as u64) {
-            Ok(0) => return Err(SendError::File),
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
             Ok(n) => got += n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(SendError::File),
+            Err(_) => break,
         }
     }
-    Ok(())
+    got
 }
 
 /// Queues bytes on the connection; 0 when its send buffer is full.

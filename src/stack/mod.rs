@@ -246,6 +246,17 @@ impl Stack {
         Ok(self.sockets.with_conn(id, |c| c.send(data))??)
     }
 
+    /// Queues up to `max` bytes that `fill` writes straight into the connection's send buffer
+    /// (see [`Connection::send_with`]); returns how many it wrote.
+    pub fn send_with(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> usize,
+    ) -> Result<usize, StackError> {
+        Ok(self.sockets.with_conn(id, |c| c.send_with(max, fill))??)
+    }
+
     /// Reads bytes; `Ok(0)` is end of stream.
     pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, StackError> {
         Ok(self.sockets.with_conn(id, |c| c.recv(out))??)

@@ -490,6 +490,26 @@ impl Connection {
 
     /// Queues bytes for sending; returns how many fit in the send buffer.
     pub fn send(&mut self, data: &[u8]) -> Result<usize, IoError> {
+        self.sendable(data.len())?;
+        Ok(self.snd.buffer.push(data))
+    }
+
+    /// Queues up to `max` bytes written by `fill` straight into the send buffer (two slices,
+    /// filled in order; it returns how many bytes it wrote), so a file can be read into it
+    /// without a copy of its own. `WouldBlock` when the buffer had no room.
+    pub fn send_with(
+        &mut self,
+        max: usize,
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> usize,
+    ) -> Result<usize, IoError> {
+        self.sendable(max)?;
+        Ok(self.snd.buffer.push_with(max, fill))
+    }
+
+    /// Whether `want` more bytes may be queued now: an error if the connection cannot send
+    /// (any more), `WouldBlock` if the buffer is full. Asks for a writable event when not all
+    /// of `want` fits.
+    fn sendable(&mut self, want: usize) -> Result<(), IoError> {
         if let Some(err) = &self.error {
             return Err(err.clone().into());
         }
@@ -501,14 +521,13 @@ impl Connection {
         if self.snd.fin_queued {
             return Err(IoError::SendClosed);
         }
-        let n = self.snd.buffer.push(data);
-        if n < data.len() {
+        if self.snd.buffer.free() < want {
             self.snd.writable_wanted = true;
+            if self.snd.buffer.free() == 0 {
+                return Err(IoError::WouldBlock);
+            }
         }
-        if n == 0 && !data.is_empty() {
-            return Err(IoError::WouldBlock);
-        }
-        Ok(n)
+        Ok(())
     }
 
     /// Reads in-order bytes. `Ok(0)` means end of stream (the peer's FIN, all data read).
