@@ -346,3 +346,46 @@ fn sacks_of_later_pieces_bring_the_same_recovery_as_without_tso() {
     assert_eq!(wire(&mut tso, now), wire(&mut plain, now), "after recovery");
     assert_eq!(tso.stats().segments_out, plain.stats().segments_out);
 }
+
+/// The end of what the application queued, when it is no more than an initial window (4000
+/// here), goes as one super-segment even where `bursts_per_window` would cut it into single
+/// segments, short last piece and FIN included: a short reply is one write to the device, as
+/// Linux sends it. Data that does not end the queue still keeps to its share of the window.
+#[test]
+fn a_short_reply_goes_whole_as_one_super_segment() {
+    let t0 = Instant::now();
+    let config = TcpConfig {
+        max_burst_segments: 64,
+        ..config()
+    };
+    assert_eq!(config.bursts_per_window, 4);
+    let mut conn = open_with_window(t0, config.clone(), bare_peer(), 16_000);
+    conn.send(&stream(2500)).unwrap();
+    conn.close();
+    let sent = transmit_tso(&mut conn, t0 + ms(200));
+    assert_eq!(shape(&sent), [(0, 2500, Control::Fin, Some(1000))]);
+    let pieces: Vec<(usize, Control)> = cut(&sent[0].0, 1000)
+        .iter()
+        .map(|p| {
+            let seg = parse_ours(p);
+            (seg.payload.len(), seg.control)
+        })
+        .collect();
+    assert_eq!(
+        pieces,
+        [
+            (1000, Control::None),
+            (1000, Control::None),
+            (500, Control::Fin)
+        ]
+    );
+    // More than fits in the window now: a quarter of cwnd (one segment) at a time.
+    let mut conn = open_with_window(t0, config, bare_peer(), 16_000);
+    conn.send(&stream(5000)).unwrap();
+    let sent = shape(&transmit_tso(&mut conn, t0 + ms(200)));
+    assert!(
+        sent.iter()
+            .all(|&(_, len, _, size)| len == 1000 && size.is_none()),
+        "{sent:?}"
+    );
+}

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{AckState, Connection, State, TIMESTAMP_OPTION_LEN};
+use crate::tcp::congestion::initial_window;
 use crate::tcp::timers::Timer;
 use crate::tcp::window::WindowSize;
 use crate::trace::CcCause;
@@ -94,8 +95,10 @@ impl Connection {
     /// configured burst and `buf_len` (headers included, and an IPv4 datagram's 64 KiB) hold.
     /// More than one piece marks the segment as a super-segment ([`Connection::segment_size`]).
     /// Not in loss recovery: retransmissions and PRR's pacing stay one segment at a time; and
-    /// at most a share of the window (`TcpConfig::bursts_per_window`).
-    fn burst_len(&mut self, piece: usize, room: usize, buf_len: usize) -> usize {
+    /// at most a share of the window (`TcpConfig::bursts_per_window`), except for the end of
+    /// what the application queued when it is no more than an initial window (`unsent`: all
+    /// of it fits in `room`): a short reply goes whole, in one write to the device.
+    fn burst_len(&mut self, piece: usize, room: usize, unsent: usize, buf_len: usize) -> usize {
         let limit = usize::from(self.config.max_burst_segments);
         if limit <= 1 || self.loss.recovery.is_some() || piece == 0 {
             return piece;
@@ -105,11 +108,26 @@ impl Connection {
         let share = (window / (usize::from(self.config.bursts_per_window.max(1)) * piece)).max(1);
         let headers = tcp::HEADER_LEN + self.snd.mss - piece + self.data_options_len();
         let space = buf_len.min(MAX_TCP_SEGMENT).saturating_sub(headers);
-        let pieces = (room / piece).min(space / piece).min(limit).min(share);
+        // The last of the data, an initial window at most: no ACK clock is left to keep going
+        // after it, so splitting it would only cost writes (and the receiver's wake-ups). This
+        // is what Linux sends a short reply as (its TSO sizing gives a fresh connection on a
+        // short path one buffer for the whole initial window); an ACK of it that is lost is
+        // the tail loss probe's to repair. A short last piece is fine: offload and
+        // `gso::split_tcp` cut the remainder as a segment of its own.
+        let whole = room == unsent
+            && room <= initial_window(self.snd.mss)
+            && room <= space
+            && room.div_ceil(piece) <= limit;
+        let (len, pieces) = if whole {
+            (room, room.div_ceil(piece))
+        } else {
+            let pieces = (room / piece).min(space / piece).min(limit).min(share);
+            (pieces * piece, pieces)
+        };
         match u16::try_from(piece) {
             Ok(size) if pieces > 1 => {
                 self.snd.burst = Some(size);
-                pieces * piece
+                len
             }
             _ => piece,
         }
@@ -194,7 +212,8 @@ impl Connection {
             return None;
         }
         if start == self.snd.max && len == max_payload {
-            len = self.burst_len(max_payload, unsent.min(wnd_room).min(cwnd_room), buf.len());
+            let room = unsent.min(wnd_room).min(cwnd_room);
+            len = self.burst_len(max_payload, room, unsent, buf.len());
         }
         let with_fin = fin_pending && start + len == data_end;
         if len == 0 && !with_fin {
