@@ -200,9 +200,11 @@ impl Driver {
                     self.stack
                         .handle_datagram_with(now, datagram, received.checksum.status());
                     self.pump_trace(device);
-                    // Loss signals (a new hole, the first duplicate ACKs, a filled hole) and
-                    // an ACK covering `ack_stretch` segments go out at once; the ACK every
-                    // second segment owes waits for the end of the batch and covers it all.
+                    // Loss signals (a duplicate ACK for every out-of-order segment, an ACK
+                    // for every segment that fills a hole or arrives while one remains) and an
+                    // ACK covering `ack_stretch` segments go out at once, one per datagram;
+                    // the ACK in-order data owes waits for the end of the batch and covers it
+                    // all.
                     if self.stack.take_transmit_due() {
                         self.flush(device, clock)?;
                     }

@@ -211,6 +211,10 @@ struct Summary {
     /// Reductions undone as spurious (D-SACK, timestamps, F-RTO).
     undos: u64,
     dup_acks: u64,
+    /// Segments the receiving end sent (almost all pure ACKs: it sends only its SYN or FIN
+    /// besides), and how many of them were duplicate ACKs.
+    receiver_out: u64,
+    receiver_dup_acks: u64,
     link: LinkStats,
     caught: u64,
     bytes: u64,
@@ -228,6 +232,8 @@ impl Summary {
             self.undos += s.undos_dsack + s.undos_timestamp + s.undos_frto;
             self.dup_acks += s.dup_acks_in;
         }
+        self.receiver_out += t.receiver.segments_out;
+        self.receiver_dup_acks += t.receiver.dup_acks_out;
         self.link.offered += t.link.offered;
         self.link.lost += t.link.lost;
         self.link.queue_drops += t.link.queue_drops;
@@ -254,7 +260,8 @@ impl Summary {
             "[sim] {scenario:<18} {direction:<8?} {runs} seeds x {mb} MB: virtual time median \
              {median:.3?} (min {min:.3?}, max {max:.3?}, {goodput:.1} Mbit/s at median); \
              retransmits fast {fast} / timeout {timeout} ({fpr:.1} / {tpr:.1} per run); \
-             RTOs {rtos}; recoveries {rec} (undone {undos}); dup ACKs {dup}; link: {offered} datagrams, \
+             RTOs {rtos}; recoveries {rec} (undone {undos}); dup ACKs {dup}; receiver sent {rout} \
+             ({rdup} dup ACKs); link: {offered} datagrams, \
              lost {lost}, queue drops {qd}, duplicated {dupd}, reordered {reo}, \
              corrupted {cor} (all {caught} caught)",
             runs = self.times.len(),
@@ -267,6 +274,8 @@ impl Summary {
             rec = self.recoveries,
             undos = self.undos,
             dup = self.dup_acks,
+            rout = self.receiver_out,
+            rdup = self.receiver_dup_acks,
             offered = self.link.offered,
             lost = self.link.lost,
             qd = self.link.queue_drops,
@@ -407,6 +416,21 @@ fn loss_20() {
         "loss 20%",
         LinkConfig {
             loss: 0.20,
+            ..fast_link()
+        },
+    );
+}
+
+/// 20% loss where each flight arrives at once, so the receiving driver reads it in one batch
+/// (an infinitely fast link): what a receiver sees when the TUN's queue fills while it is busy.
+/// The ACKs a batch owes are where batching could hide loss signals from the sender.
+#[test]
+fn loss_20_batched() {
+    scenario(
+        "loss 20% batched",
+        LinkConfig {
+            loss: 0.20,
+            bandwidth_bps: 0,
             ..fast_link()
         },
     );

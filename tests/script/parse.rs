@@ -51,6 +51,11 @@ pub enum Action {
     ExpectStat(String, usize),
     /// Nothing may be sent from now until this absolute time.
     ExpectNothingUntil(Duration),
+    /// `batch`: the `<` lines up to `batch end` are one read batch, as the event loop reads
+    /// datagrams already queued: only what the stack wants out at once is sent between them.
+    BatchStart,
+    /// `batch end`: the batch is read; everything still owed goes out.
+    BatchEnd,
 }
 
 /// An ICMP destination unreachable message quoting one of the stack's segments.
@@ -269,6 +274,9 @@ fn parse_action(rest: &str, time: Duration) -> Res<Action> {
         "close" => Action::Close,
         "abort" => Action::Abort,
         "expect" => parse_expect(args, time)?,
+        "batch" if args.is_empty() => Action::BatchStart,
+        "batch" if args == "end" => Action::BatchEnd,
+        "batch" => return Err(format!("`batch` or `batch end`, not `batch {args}`")),
         "" => return Err("a time with nothing after it".into()),
         _ => return Err(format!("unknown verb `{verb}`")),
     })

@@ -4,6 +4,9 @@
 //! datagrams in through `handle_datagram`, out through `poll_transmit` until `None`, timers
 //! through `poll_timeout`/`handle_timeout`. Each `<` line is a batch of one datagram (the loop
 //! read it and found nothing more), so every ACK the stack owes at the end of a batch shows.
+//! Between `batch` and `batch end` the `<` lines are one batch read at one instant, as
+//! `tunstack::driver` reads datagrams already queued: after each one only what the stack wants
+//! out at once (`Stack::take_transmit_due`) is sent, the rest at `batch end`.
 //! The clock only jumps: to each line's time, stopping at every deadline on the way, so a
 //! timer that fires between two lines sends at its own instant and must be expected there.
 //! Like packetdrill, anything the stack sends that no `>` line matches is a failure.
@@ -48,6 +51,11 @@ pub fn run(path: &str, script: &Script) -> Result<(), Failure> {
     for line in &script.lines {
         runner.step(line)?;
     }
+    if runner.batch.is_some() {
+        return Err(Failure::Setup(format!(
+            "{path}: `batch` without `batch end`"
+        )));
+    }
     runner.expect_nothing_pending(None)
 }
 
@@ -72,6 +80,8 @@ struct Runner<'a> {
     read_offset: u64,
     /// Everything that crossed the wire so far, in the dialect, for failure messages.
     transcript: Vec<String>,
+    /// Inside `batch` ... `batch end`: the batch's instant.
+    batch: Option<Duration>,
 }
 
 impl<'a> Runner<'a> {
@@ -99,6 +109,7 @@ impl<'a> Runner<'a> {
             write_offset: 0,
             read_offset: 0,
             transcript: Vec::new(),
+            batch: None,
         })
     }
 
@@ -109,6 +120,17 @@ impl<'a> Runner<'a> {
     fn step(&mut self, line: &Line) -> Result<(), Failure> {
         if let Action::Expect(spec) = &line.action {
             return self.expect_segment(line, spec);
+        }
+        if let Some(at) = self.batch {
+            // The driver reads a batch at one clock reading and fires no timer inside it.
+            if !matches!(line.action, Action::Inject(_) | Action::BatchEnd) {
+                return Err(self.setup(line, "a batch holds only `<` and `>` lines".into()));
+            }
+            if line.time != at {
+                return Err(self.setup(line, "a batch is read at one instant: use `+0`".into()));
+            }
+            self.expect_nothing_pending(Some(line))?;
+            return self.execute(line);
         }
         self.advance(line.time, false);
         self.expect_nothing_pending(Some(line))?;
@@ -264,7 +286,7 @@ impl<'a> Runner<'a> {
     }
 
     fn expect_segment(&mut self, line: &Line, spec: &SegmentSpec) -> Result<(), Failure> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.batch.is_none() {
             self.advance(line.time + self.tolerance, true);
         }
         let Some((at, wire)) = self.pending.pop_front() else {
@@ -489,9 +511,12 @@ impl<'a> Runner<'a> {
             format::segment(Dir::In, &w, &self.num)
         ));
         self.stack.handle_datagram(self.at(self.now), &d);
-        // A batch of one: what is due now and what waits for the batch's end both go out.
-        let _ = self.stack.take_transmit_due();
-        self.flush();
+        // Inside a batch, as the driver does: only what is due before the next datagram.
+        // Otherwise a batch of one: what is due now and what waits for the batch's end both go
+        // out.
+        if self.stack.take_transmit_due() || self.batch.is_none() {
+            self.flush();
+        }
         Ok(())
     }
 
@@ -673,6 +698,19 @@ impl<'a> Runner<'a> {
                 if have != *want {
                     return Err(self.fail(Some(line), format!("{name} is {have}")));
                 }
+            }
+            Action::BatchStart => {
+                if self.batch.is_some() {
+                    return Err(self.setup(line, "`batch` inside a batch".into()));
+                }
+                self.batch = Some(line.time);
+            }
+            Action::BatchEnd => {
+                if self.batch.take().is_none() {
+                    return Err(self.setup(line, "`batch end` without `batch`".into()));
+                }
+                let _ = self.stack.take_transmit_due();
+                self.flush();
             }
             Action::ExpectNothingUntil(until) => {
                 self.advance(*until, true);

@@ -56,7 +56,9 @@ pub struct TcpConfig {
     /// Every ACK written to a TUN runs the forwarding path and the sender's ACK processing
     /// inside that write, so one per queued segment pair costs more than the data; like a
     /// kernel receiver behind GRO (64 KB) or SACK compression (`tcp_comp_sack_nr`, 44), we
-    /// stretch ACKs across the batch up to this many segments.
+    /// stretch ACKs across the batch up to this many segments. In-order data on a clean path
+    /// only: a segment out of order, one that fills (part of) a hole or arrives while one
+    /// remains, and a duplicate each get an ACK of their own at once (RFC 5681 §4.2).
     pub ack_stretch: u32,
     /// TIME-WAIT length (2*MSL), also the FIN-WAIT-2 limit once the application closed.
     pub time_wait: Duration,

@@ -360,7 +360,6 @@ impl Connection {
                 last_ack_sent: SeqNum(0),
                 ack: AckState::Idle,
                 unacked_bytes: 0,
-                out_of_order_since_advance: 0,
                 quick_acks: 0,
                 dsack: None,
                 readable_signalled: false,
@@ -437,11 +436,10 @@ impl Connection {
         }
     }
 
-    /// True when an ACK should go out now rather than at the end of the receive batch: a new
-    /// hole, one of the first three out-of-order segments since RCV.NXT moved, any out-of-order
-    /// segment without SACK, a duplicate segment, a filled hole, a challenge, or `ack_stretch`
-    /// segments' worth unacknowledged. The event loop flushes on it, so batching never hides
-    /// loss signals; ACKs for the second segment onwards (RFC 5681 §4.2) go out when the batch
+    /// True when an ACK should go out now rather than at the end of the receive batch: any
+    /// out-of-order segment, a duplicate segment, one that fills (part of) a hole or arrives
+    /// while one remains, a challenge, or `ack_stretch` segments' worth unacknowledged. The
+    /// event loop flushes on it, so batching never hides loss signals; ACKs for the second segment onwards (RFC 5681 §4.2) go out when the batch
     /// ends. Whatever it says, an owed ACK goes out with the next `poll_transmit`.
     pub fn ack_due(&self) -> bool {
         self.rcv.ack == AckState::Now
