@@ -168,16 +168,15 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{try_parse, Cli, Command};
     use clap::error::ErrorKind;
     use clap::Parser;
 
     fn fetch(args: &[&str]) -> Result<FetchArgs, clap::Error> {
-        let argv = ["tunstack", "fetch"].iter().chain(args).copied();
-        Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Fetch(fetch) => *fetch,
-            _ => unreachable!("parsed as fetch"),
-        })
+        let Command::Fetch(fetch) = try_parse("fetch", args)? else {
+            unreachable!("parsed as fetch")
+        };
+        Ok(*fetch)
     }
 
     #[test]

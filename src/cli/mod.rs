@@ -83,6 +83,15 @@ pub fn parse_url(text: &str) -> Result<Url, UsageError> {
     Ok(url)
 }
 
+/// `tunstack SUBCOMMAND ARGS...` parsed, for the tests of each subcommand's flags.
+#[cfg(test)]
+fn try_parse(subcommand: &str, args: &[&str]) -> Result<Command, clap::Error> {
+    let argv = ["tunstack", subcommand]
+        .into_iter()
+        .chain(args.iter().copied());
+    Cli::try_parse_from(argv).map(|cli| cli.command)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

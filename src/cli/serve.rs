@@ -70,16 +70,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cli::{try_parse, Command};
     use crate::tcp::Algorithm;
-    use clap::Parser;
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
-        let argv = ["tunstack", "serve"].iter().chain(args).copied();
-        Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Command::Serve(serve) => *serve,
-            _ => unreachable!("parsed as serve"),
-        })
+        let Command::Serve(serve) = try_parse("serve", args)? else {
+            unreachable!("parsed as serve")
+        };
+        Ok(*serve)
     }
 
     #[test]
