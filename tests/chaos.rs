@@ -23,7 +23,6 @@ mod e2e {
 }
 
 use std::fs;
-use std::net::Ipv4Addr;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::Command;
@@ -31,13 +30,12 @@ use std::time::{Duration, Instant};
 
 use e2e::capture::Capture;
 use e2e::files::{list_dir, sha256_of_file, ScratchDir, MIB};
-use e2e::lab::{can_run, server_url, tcp_counter, Lab, NGINX_PORT, SERVER_IP};
+use e2e::lab::{can_run, server_url, tcp_counter, Lab, NGINX_PORT, SERVER_IP, STACK_IP};
 use e2e::nft::{Dropped, KernelLoss};
 use e2e::process::{sole_error_line, Outcome, Running};
 use e2e::summary::Summary;
 use tunstack::tcp::TcpConfig;
 
-const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const SAVED_AS: &str = "chaos.bin";
 
 /// Bound for the mild cases (they take seconds when recovery works).
@@ -69,17 +67,6 @@ struct Case {
 
 fn url(path: &str) -> String {
     server_url(NGINX_PORT, path)
-}
-
-/// A TCP counter (e.g. `RetransSegs`) of the namespace `netns`'s kernel.
-fn netns_tcp_counter(netns: &str, name: &str) -> u64 {
-    let output = Command::new("ip")
-        .args(["netns", "exec", netns, "cat", "/proc/net/snmp"])
-        .output()
-        .expect("read /proc/net/snmp");
-    assert!(output.status.success(), "cannot read {netns}'s snmp");
-    tcp_counter(&String::from_utf8_lossy(&output.stdout), name)
-        .unwrap_or_else(|| panic!("no Tcp {name} in {netns}'s /proc/net/snmp"))
 }
 
 /// Captures go here, not in the output directory, which must hold only the download.
@@ -150,9 +137,9 @@ fn run_case(case: Case) {
         args.join(" ")
     );
 
-    let server_retrans_before = netns_tcp_counter(&lab.server_ns(), "RetransSegs");
+    let server_retrans_before = tcp_counter(&lab.server_ns(), "RetransSegs");
     let outcome = finish_within(lab.spawn_fetch(&args), case.limit, &what);
-    let server_retrans = netns_tcp_counter(&lab.server_ns(), "RetransSegs") - server_retrans_before;
+    let server_retrans = tcp_counter(&lab.server_ns(), "RetransSegs") - server_retrans_before;
     let dropped = kernel_loss.map(|loss| loss.dropped());
     let summary = Summary::find(&outcome.stderr);
 

@@ -25,7 +25,7 @@ use e2e::files::{assert_dir_holds, file_len, seeded_bytes, sha256_hex, sha256_of
 use e2e::lab::{
     can_run, resolve_to_server, server_url, tunstack_bin, Lab, NGINX_PORT, PYTHON_PORT, SERVER_IP,
 };
-use e2e::process::{assert_exit, tunstack_lines, Outcome, Running};
+use e2e::process::{assert_exit, assert_fails_with, tunstack_lines, Outcome, Running};
 use e2e::terminal::{have_tmux, Terminal};
 use e2e::tls::{Pki, CERT_HOST};
 
@@ -58,21 +58,6 @@ fn summary_count(outcome: &Outcome) -> usize {
         .iter()
         .filter(|l| l.starts_with("saved "))
         .count()
-}
-
-/// A single failed download: exit 1 and exactly `message` as its one error line.
-fn assert_fails_with(outcome: &Outcome, message: &str) {
-    assert_exit(outcome, 1);
-    let errors: Vec<&str> = tunstack_lines(outcome)
-        .into_iter()
-        .filter(|l| !l.starts_with("* impairing with seed"))
-        .collect();
-    assert_eq!(
-        errors,
-        [message],
-        "wrong error lines\n{}",
-        outcome.describe()
-    );
 }
 
 fn assert_file(lab: &Lab, name: &str, sha256: &str) {
@@ -229,6 +214,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
     ]);
     assert_fails_with(
         &untrusted,
+        1,
         "certificate for files.test is not trusted (unknown issuer); use --cacert FILE to \
          trust its CA, or -k",
     );
@@ -243,6 +229,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
     let wrong_name = lab.fetch(&wrong_name_args);
     assert_fails_with(
         &wrong_name,
+        1,
         &format!("certificate is for {CERT_HOST}, {SERVER_IP}, not other.test"),
     );
 
@@ -253,7 +240,11 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
         &resolve_to_server(CERT_HOST, EXPIRED_PORT),
         &https_url(CERT_HOST, EXPIRED_PORT, "/c.bin"),
     ]);
-    assert_fails_with(&expired, "certificate for files.test expired on 2021-01-01");
+    assert_fails_with(
+        &expired,
+        1,
+        "certificate for files.test expired on 2021-01-01",
+    );
 
     let future = lab.fetch(&[
         "--cacert",
@@ -264,6 +255,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
     ]);
     assert_fails_with(
         &future,
+        1,
         "certificate for files.test is not valid before 2090-01-01",
     );
     assert_dir_holds(&lab.out_dir(), &[]);
@@ -359,6 +351,7 @@ fn redirects_between_http_and_https() {
     ]);
     assert_fails_with(
         &untrusted,
+        1,
         "certificate for files.test is not trusted (unknown issuer); use --cacert FILE to \
          trust its CA, or -k",
     );

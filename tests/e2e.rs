@@ -22,41 +22,9 @@ use e2e::lab::{
     can_run, server_url, tunstack_bin, Lab, CLOSED_PORT, DROPPED_PORT, NGINX_PORT, ODD_PORT,
     PYTHON_PORT, SERVER_IP,
 };
-use e2e::process::{assert_exit, tunstack_lines, Outcome, Running};
+use e2e::process::{assert_exit, assert_fails_mentioning, assert_fails_with, Running};
 
 const PRECIOUS: &[u8] = b"an older download that must survive a failed one\n";
-
-/// The single `tunstack: ...` error line on stderr, without its prefix.
-fn error_message(outcome: &Outcome) -> String {
-    let lines = tunstack_lines(outcome);
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one error line\n{}",
-        outcome.describe()
-    );
-    lines[0].to_owned()
-}
-
-fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
-    assert_exit(outcome, code);
-    assert_eq!(
-        error_message(outcome),
-        message,
-        "wrong error line\n{}",
-        outcome.describe()
-    );
-}
-
-fn assert_fails_mentioning(outcome: &Outcome, code: i32, fragment: &str) {
-    assert_exit(outcome, code);
-    let message = error_message(outcome);
-    assert!(
-        message.contains(fragment),
-        "error line {message:?} does not mention {fragment:?}\n{}",
-        outcome.describe()
-    );
-}
 
 /// Puts an older file at `out/name` so a test can check that a failure leaves it alone.
 fn place_precious(lab: &Lab, name: &str) {

@@ -9,6 +9,7 @@
 // Shared with the other end-to-end test files: each uses only part of it.
 #[allow(dead_code)]
 mod e2e {
+    pub mod capture;
     pub mod files;
     pub mod lab;
     pub mod process;
@@ -22,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use e2e::capture::tshark_rows;
 use e2e::files::{assert_dir_holds, file_len, seeded_bytes, sha256_hex, sha256_of_file, MIB};
 use e2e::lab::{
     can_run, resolve_to_server, server_url, tcp_counter, Lab, CLOSED_PORT, NGINX_PORT, ODD_PORT,
@@ -496,24 +498,19 @@ fn compressed_bodies_are_saved_decoded_and_corrupt_ones_not_at_all() {
 /// Data segments the server sent, as (seconds since the capture began, payload bytes), and
 /// how many tshark flags as retransmissions.
 fn server_segments(pcap: &Path) -> (Vec<(f64, u64)>, usize) {
-    let output = Command::new("tshark")
-        .arg("-n")
-        .args(["-r", pcap.to_str().unwrap()])
-        .args(["-Y", "tcp.srcport == 8081 && tcp.len > 0"])
-        .args(["-T", "fields", "-E", "separator=,"])
-        .args(["-e", "frame.time_relative", "-e", "tcp.len"])
-        .args(["-e", "tcp.analysis.retransmission"])
-        .output()
-        .expect("tshark must be installed");
-    assert!(
-        output.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let rows = tshark_rows(
+        pcap,
+        &[],
+        "tcp.srcport == 8081 && tcp.len > 0",
+        &[
+            "frame.time_relative",
+            "tcp.len",
+            "tcp.analysis.retransmission",
+        ],
     );
     let mut segments = Vec::new();
     let mut retransmissions = 0;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let parts: Vec<&str> = line.split(',').collect();
+    for parts in &rows {
         segments.push((parts[0].parse().unwrap(), parts[1].parse().unwrap()));
         if parts.get(2).is_some_and(|flag| !flag.trim().is_empty()) {
             retransmissions += 1;
@@ -523,11 +520,7 @@ fn server_segments(pcap: &Path) -> (Vec<(f64, u64)>, usize) {
 }
 
 fn server_retrans_segs(lab: &Lab) -> u64 {
-    let output = Command::new("ip")
-        .args(["netns", "exec", &lab.server_ns(), "cat", "/proc/net/snmp"])
-        .output()
-        .unwrap();
-    tcp_counter(&String::from_utf8_lossy(&output.stdout), "RetransSegs").unwrap()
+    tcp_counter(&lab.server_ns(), "RetransSegs")
 }
 
 #[test]

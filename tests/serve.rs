@@ -25,12 +25,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use e2e::files::{seeded_bytes, sha256_hex, sha256_of_file, MIB};
-use e2e::lab::{can_run, server_url, tunstack_bin, Lab, NGINX_PORT};
+use e2e::lab::{can_run, server_url, Lab, NGINX_PORT, SERVER_IP, SERVE_PORT, STACK_IP};
 use e2e::nft::{Dropped, KernelLoss};
 use e2e::process::{in_netns, python, Outcome, Running};
 
 /// The stack's address on tun0, where `serve` listens (port 80).
-const STACK: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 77, 0, 2), 80);
+const STACK: SocketAddrV4 = SocketAddrV4::new(STACK_IP, SERVE_PORT);
 /// Longest any one client may take.
 const CLIENT_LIMIT: Duration = Duration::from_secs(120);
 
@@ -51,44 +51,11 @@ impl Served {
     fn start(name: &str, extra: &[&str], prepare: impl FnOnce(&Path)) -> Served {
         let lab = Lab::new(name);
         prepare(&lab.served_dir());
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
-            .args(["serve", "--iface", "tun0", "--local-ip", "10.77.0.2"])
-            .args(extra)
-            .arg(lab.served_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tunstack serve");
-        let served = Served {
-            serve: Some(Running::new(child)),
+        let serve = lab.spawn_serve(extra);
+        lab.wait_until_serving(&serve, Duration::from_secs(5));
+        Served {
+            serve: Some(serve),
             lab,
-        };
-        served.wait_until_accepting();
-        served
-    }
-
-    fn wait_until_accepting(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let ok = in_netns(&self.lab.server_ns(), || {
-                TcpStream::connect_timeout(&SocketAddr::V4(STACK), Duration::from_millis(300))
-                    .is_ok()
-            });
-            if ok {
-                return;
-            }
-            let serve = self.serve.as_ref().unwrap();
-            assert!(
-                !serve.has_exited(),
-                "tunstack serve exited before accepting"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "tunstack serve did not accept within 5 s"
-            );
-            thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -306,7 +273,7 @@ fn files_ranges_and_errors_to_curl_wget_and_python() {
     );
     assert!(
         log.iter()
-            .all(|l| l.starts_with("10.77.1.2 - - [") && l.contains("] \"")),
+            .all(|l| l.starts_with(&format!("{SERVER_IP} - - [")) && l.contains("] \"")),
         "{log:#?}"
     );
 }

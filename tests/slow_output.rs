@@ -10,6 +10,7 @@
 // Shared with tests/e2e.rs: each test crate uses only part of it.
 #[allow(dead_code)]
 mod e2e {
+    pub mod capture;
     pub mod files;
     pub mod lab;
     pub mod process;
@@ -23,8 +24,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use e2e::capture::tshark_rows;
 use e2e::files::{file_len, sha256_of_file, MIB};
-use e2e::lab::{can_run, server_url, tunstack_bin, Lab, FETCH_LIMIT, NGINX_PORT};
+use e2e::lab::{can_run, server_url, Lab, FETCH_LIMIT, NGINX_PORT, STACK_IP};
 use e2e::process::{sole_error_line, Outcome, Running};
 
 /// Reads its input (`-` for standard input, else a path) in pieces of at most CHUNK bytes with
@@ -71,21 +73,6 @@ fn slow_reader(source: &str, out: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 must be installed")
-}
-
-/// `tunstack fetch` in the client namespace (working directory `out_dir`) with the given
-/// standard output; stderr is piped for the caller.
-fn spawn_fetch(lab: &Lab, args: &[&str], stdout: Stdio) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
-        .args(["fetch", "--iface", "tun0", "--local-ip", "10.77.0.2"])
-        .args(args)
-        .current_dir(lab.out_dir())
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tunstack")
 }
 
 /// tun0's queue towards the stack, in datagrams: room for every datagram our windows can
@@ -165,27 +152,18 @@ fn tun0_link_tx_dropped(lab: &Lab) -> u64 {
 /// The receive windows our segments advertised (scaled, as the server saw them), read with
 /// tshark from the capture; and how many of them tshark calls a zero window.
 fn advertised_windows(pcap: &Path) -> (Vec<u64>, usize) {
-    let output = Command::new("tshark")
-        .arg("-n")
-        .args(["-r", pcap.to_str().unwrap()])
-        .args(["--disable-protocol", "http"])
-        .args(["-Y", "ip.src==10.77.0.2 && tcp.flags.syn==0"])
-        .args(["-T", "fields", "-E", "separator=,"])
-        .args(["-e", "tcp.window_size", "-e", "tcp.analysis.zero_window"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tshark: {e}"));
-    assert!(
-        output.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let rows = tshark_rows(
+        pcap,
+        &["--disable-protocol", "http"],
+        &format!("ip.src=={STACK_IP} && tcp.flags.syn==0"),
+        &["tcp.window_size", "tcp.analysis.zero_window"],
     );
-    let text = String::from_utf8_lossy(&output.stdout);
     let mut windows = Vec::new();
     let mut zero = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut fields = line.split(',');
-        let window = fields.next().unwrap_or_default();
-        windows.push(window.parse().unwrap_or_else(|_| panic!("row {line:?}")));
+    for row in &rows {
+        let mut fields = row.iter();
+        let window = fields.next().map(String::as_str).unwrap_or_default();
+        windows.push(window.parse().unwrap_or_else(|_| panic!("row {row:?}")));
         if fields.next().is_some_and(|f| !f.is_empty()) {
             zero += 1;
         }
@@ -211,8 +189,7 @@ fn slo_a_slow_pipe_closes_the_window_and_nothing_is_dropped() {
     let mut reader = slow_reader("-", &received);
     let pipe = reader.stdin.take().unwrap();
     let reader = Running::new(reader);
-    let fetch = spawn_fetch(
-        &lab,
+    let fetch = lab.spawn_fetch_child(
         &[
             "-o",
             "-",
@@ -278,8 +255,7 @@ fn slo_a_slow_fifo_does_not_hold_up_another_download() {
     fit_tun0_queue_to_windows(&lab);
     let dropped_before = tun0_tx_dropped(&lab);
 
-    let mut fetch = spawn_fetch(
-        &lab,
+    let mut fetch = lab.spawn_fetch_child(
         &["--parallel", "2", &url("/slow.bin"), &url("/fast.bin")],
         Stdio::null(),
     );
@@ -350,11 +326,7 @@ fn slo_a_full_device_fails_with_one_line() {
     let mut lab = Lab::new("slofull");
     lab.serve_file("four.bin", 4 * MIB, 31);
     lab.start_nginx();
-    let fetch = spawn_fetch(
-        &lab,
-        &["-o", "/dev/full", &url("/four.bin")],
-        Stdio::piped(),
-    );
+    let fetch = lab.spawn_fetch_child(&["-o", "/dev/full", &url("/four.bin")], Stdio::piped());
     let outcome = Running::new(fetch).finish(FETCH_LIMIT);
     assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
     assert_eq!(
@@ -385,11 +357,8 @@ fn slo_ctrl_c_with_a_stalled_pipe_still_stops() {
     let pipe = reader.stdin.take().unwrap();
     let said = reader.stdout.take().unwrap();
     let reader = Running::new(reader);
-    let fetch = Running::new(spawn_fetch(
-        &lab,
-        &["-o", "-", &url("/big.bin")],
-        Stdio::from(pipe),
-    ));
+    let fetch =
+        Running::new(lab.spawn_fetch_child(&["-o", "-", &url("/big.bin")], Stdio::from(pipe)));
     // Wait (bounded by the fetch's own watchdog below) until the body is flowing and the reader
     // has stopped reading.
     let (read_tx, read_rx) = mpsc::channel();

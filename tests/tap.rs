@@ -7,6 +7,7 @@
 
 #[allow(dead_code)] // the lab has helpers these tests do not use
 mod e2e {
+    pub mod capture;
     pub mod files;
     pub mod lab;
     pub mod process;
@@ -14,56 +15,39 @@ mod e2e {
 }
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use e2e::capture::tshark_rows;
 use e2e::files::{assert_dir_holds, sha256_of_file, MIB};
-use e2e::lab::{can_run, server_url, tunstack_bin, Lab, NGINX_PORT};
-use e2e::process::{assert_exit, in_netns, python, sole_error_line, Running};
+use e2e::lab::{
+    can_run, server_url, tcp_ext_counter, tunstack_bin, Lab, NGINX_PORT, SERVER_IP, STACK_IP,
+};
+use e2e::process::{assert_exit, python, sole_error_line, Running};
 use e2e::summary::Summary;
 use tunstack::ethernet::MacAddr;
 
-const OUR_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-
 /// The MAC tunstack takes on tap0 as 10.77.0.2 when `--mac` is not given.
 fn our_mac() -> MacAddr {
-    MacAddr::derive("tap0", OUR_IP)
+    MacAddr::derive("tap0", STACK_IP)
 }
 
-/// `tshark -r FILE -Y FILTER` with the given fields, one line per packet.
-fn tshark_fields(capture: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
-    let mut command = Command::new("tshark");
-    command.args([
-        "-r",
-        capture.to_str().unwrap(),
-        "-Y",
-        filter,
-        "-T",
-        "fields",
-    ]);
-    for field in fields {
-        command.args(["-e", field]);
-    }
-    let output = command.output().expect("tshark must be installed");
-    assert!(
-        output.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+/// `tshark -r FILE -Y FILTER` with the given fields, a row per packet.
+fn tshark_fields(capture: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    tshark_rows(capture, &[], filter, fields)
 }
 
 /// The server namespace's neighbour entry for our address, as `ip neigh` prints it.
 fn server_neighbour_entry(lab: &Lab) -> String {
     let output = Command::new("ip")
-        .args(["-n", &lab.server_ns(), "neigh", "show", &OUR_IP.to_string()])
+        .args([
+            "-n",
+            &lab.server_ns(),
+            "neigh",
+            "show",
+            &STACK_IP.to_string(),
+        ])
         .output()
         .unwrap();
     String::from_utf8(output.stdout).unwrap()
@@ -104,7 +88,7 @@ print(replies)
 "#;
     let output = Command::new("ip")
         .args(["netns", "exec", &lab.server_ns(), python(), "-c", script])
-        .args([OUR_IP.to_string(), count.to_string()])
+        .args([STACK_IP.to_string(), count.to_string()])
         .output()
         .unwrap();
     assert!(
@@ -152,7 +136,7 @@ fn ping_replies(lab: &Lab, count: u32) -> u32 {
             "-i",
             "0.2",
         ])
-        .args(["-c", &count.to_string(), &OUR_IP.to_string()])
+        .args(["-c", &count.to_string(), &STACK_IP.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,10 +189,15 @@ fn rfc826_fetch_from_nginx_over_tap_resolves_the_gateway_and_is_byte_exact() {
         "arp.opcode == 1 && arp.dst.proto_ipv4 == 10.77.0.1",
         &["eth.src", "eth.dst", "arp.src.hw_mac", "arp.src.proto_ipv4"],
     );
+    let stack_ip = STACK_IP.to_string();
+    let broadcast = [
+        mac.as_str(),
+        "ff:ff:ff:ff:ff:ff",
+        mac.as_str(),
+        stack_ip.as_str(),
+    ];
     assert!(
-        requests
-            .iter()
-            .any(|l| l == &format!("{mac}\tff:ff:ff:ff:ff:ff\t{mac}\t10.77.0.2")),
+        requests.iter().any(|row| *row == broadcast),
         "no broadcast ARP request for the gateway from {mac}: {requests:?}"
     );
     let replies = tshark_fields(
@@ -221,31 +210,27 @@ fn rfc826_fetch_from_nginx_over_tap_resolves_the_gateway_and_is_byte_exact() {
             "arp.src.hw_mac",
         ],
     );
-    let reply: Vec<&str> = replies
-        .first()
-        .expect("the gateway's reply")
-        .split('\t')
-        .collect();
+    let reply = replies.first().expect("the gateway's reply");
     assert_eq!(&reply[1..3], [mac.as_str(), mac.as_str()], "a reply to us");
-    let gateway_mac = reply[3];
+    let gateway_mac = &reply[3];
     let reply_frame: u64 = reply[0].parse().unwrap();
     // The SYN waited for the reply, and every TCP frame of ours goes to the gateway's MAC.
     let tcp_from_us = tshark_fields(
         &capture,
-        "tcp && ip.src == 10.77.0.2",
+        &format!("tcp && ip.src == {STACK_IP}"),
         &["frame.number", "eth.dst"],
     );
     assert!(!tcp_from_us.is_empty());
-    for line in &tcp_from_us {
-        let (number, dst) = line.split_once('\t').unwrap();
+    for row in &tcp_from_us {
+        let (number, dst) = (&row[0], &row[1]);
         assert!(
             number.parse::<u64>().unwrap() > reply_frame,
-            "{line} before the reply"
+            "{row:?} before the reply"
         );
-        assert_eq!(dst, gateway_mac, "{line}");
+        assert_eq!(dst, gateway_mac, "{row:?}");
     }
     let linktype = tshark_fields(&capture, "frame.number == 1", &["frame.protocols"]);
-    assert!(linktype[0].starts_with("eth:"), "{linktype:?}");
+    assert!(linktype[0][0].starts_with("eth:"), "{linktype:?}");
 
     // The trace names the same resolution: our request for the gateway, then its reply.
     let arp = arp_events(&trace);
@@ -301,7 +286,7 @@ fn rfc1122_2_3_2_2_a_gateway_that_never_answers_arp_fails_clearly_and_leaves_no_
     assert_exit(&outcome, 1);
     assert_eq!(
         sole_error_line(&outcome),
-        format!("connection to 10.77.1.2:{NGINX_PORT} failed: no ARP reply from 10.77.0.99")
+        format!("connection to {SERVER_IP}:{NGINX_PORT} failed: no ARP reply from 10.77.0.99")
     );
     assert!(
         elapsed < Duration::from_secs(10),
@@ -356,35 +341,13 @@ fn rfc826_the_server_kernel_resolves_us_pings_us_and_downloads_from_tunstack_ser
     let _ = fs::remove_file(saved);
 }
 
-/// `tunstack serve --tap -q --local-ip 10.77.0.2/24` with `extra` options, serving the lab's
-/// served directory from the client namespace; returns once the server namespace's kernel
-/// can connect to it (ARP, then TCP), waiting at most 10 s.
+/// `tunstack serve -q` in TAP mode with `extra` options, serving the lab's served directory
+/// from the client namespace; returns once the server namespace's kernel can connect to it
+/// (ARP, then TCP), waiting at most 10 s.
 fn start_serve(lab: &Lab, extra: &[&str]) -> Running {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
-        .args(["serve", "--tap", "-q", "--local-ip", "10.77.0.2/24"])
-        .args(extra)
-        .arg(lab.served_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let serve = Running::new(child);
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let target = SocketAddr::V4(SocketAddrV4::new(OUR_IP, 80));
-    loop {
-        let connected = in_netns(&lab.server_ns(), move || {
-            TcpStream::connect_timeout(&target, Duration::from_millis(300)).is_ok()
-        });
-        if connected {
-            return serve;
-        }
-        assert!(!serve.has_exited(), "tunstack serve exited early");
-        assert!(Instant::now() < deadline, "tunstack serve never accepted");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let serve = lab.spawn_serve(&[&["-q"], extra].concat());
+    lab.wait_until_serving(&serve, Duration::from_secs(10));
+    serve
 }
 
 /// curl in the server namespace downloads `/name` from `tunstack serve` at 10.77.0.2 into
@@ -394,7 +357,7 @@ fn curl_from_serve(lab: &Lab, name: &str, saved: &Path) {
         .args(["netns", "exec", &lab.server_ns()])
         .args(["curl", "-sS", "--max-time", "20", "-o"])
         .arg(saved)
-        .arg(format!("http://{OUR_IP}/{name}"))
+        .arg(format!("http://{STACK_IP}/{name}"))
         .output()
         .unwrap();
     assert!(
@@ -420,26 +383,6 @@ fn trace_events(trace: &Path, ev: &str) -> Vec<String> {
 fn reorders(impairs: &[String], dir: &str) -> usize {
     let tag = format!(r#""dir":"{dir}","action":"reorder""#);
     impairs.iter().filter(|l| l.contains(&tag)).count()
-}
-
-/// A `TcpExt` counter (e.g. `TCPOFOQueue`) of namespace `netns`'s kernel, from /proc/net/netstat
-/// (a header line, then a value line).
-fn tcp_ext_counter(netns: &str, name: &str) -> u64 {
-    let netstat = in_netns(netns, || {
-        fs::read_to_string("/proc/thread-self/net/netstat").expect("read /proc/net/netstat")
-    });
-    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (header, values) = (lines.next().unwrap(), lines.next().unwrap());
-    let index = header
-        .split_whitespace()
-        .position(|field| field == name)
-        .unwrap_or_else(|| panic!("no TcpExt {name} in {netns}'s /proc/net/netstat"));
-    values
-        .split_whitespace()
-        .nth(index)
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// Reordering both ways over TAP (`--impair reorder=10%`, which acts on the IPv4 datagrams
@@ -602,7 +545,7 @@ fn bad_tap_options_are_one_line_usage_errors() {
         let child = Command::new(tunstack_bin())
             .arg("fetch")
             .args(args)
-            .arg("http://10.77.1.2/x")
+            .arg(format!("http://{SERVER_IP}/x"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -12,6 +12,7 @@
 
 #[allow(dead_code)] // shared with tests/e2e.rs; this file uses only part of them
 mod e2e {
+    pub mod capture;
     pub mod files;
     pub mod lab;
     pub mod process;
@@ -21,8 +22,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use e2e::capture::tshark_rows;
 use e2e::files::{sha256_of_file, MIB};
-use e2e::lab::{can_run, server_url, tunstack_bin, Lab, PYTHON_PORT, SERVER_IP};
+use e2e::lab::{can_run, server_url, Lab, PYTHON_PORT, SERVER_IP, STACK_IP};
 use e2e::process::{assert_exit, tunstack_lines, Running};
 use serde_json::Value;
 
@@ -131,28 +133,19 @@ fn duplicate_acks(stream: &[Wire]) -> usize {
 /// tshark's verdicts on the capture: for each frame matching `filter`, its source address and
 /// relative sequence number.
 fn tshark_sources(pcap: &Path, filter: &str) -> Vec<(String, u64)> {
-    let output = Command::new("tshark")
-        .arg("-n")
-        .args(["-r", pcap.to_str().expect("utf-8 path")])
-        .args(["--disable-protocol", "http"])
-        .args(["-o", "tcp.desegment_tcp_streams:FALSE"])
-        .args(["-Y", filter])
-        .args(["-T", "fields", "-E", "separator=,"])
-        .args(["-e", "ip.src", "-e", "tcp.seq"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tshark (install wireshark's tshark): {e}"));
-    assert!(
-        output.status.success(),
-        "tshark could not read {}: {}",
-        pcap.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (src, seq) = l.split_once(',').expect("two fields");
-            (src.to_owned(), seq.parse().expect("a sequence number"))
+    let options = [
+        "--disable-protocol",
+        "http",
+        "-o",
+        "tcp.desegment_tcp_streams:FALSE",
+    ];
+    tshark_rows(pcap, &options, filter, &["ip.src", "tcp.seq"])
+        .into_iter()
+        .map(|row| {
+            let [src, seq] = &row[..] else {
+                panic!("two fields: {row:?}")
+            };
+            (src.clone(), seq.parse().expect("a sequence number"))
         })
         .collect()
 }
@@ -367,19 +360,18 @@ fn lossy_upload_from_serve_agrees_with_tshark() {
     let want = lab.serve_file("up.bin", 4 * MIB, 16);
     let trace = lab.scratch_dir().join("serve.jsonl");
     let pcap = lab.scratch_dir().join("serve.pcap");
-    let serve = Command::new("ip")
-        .args(["netns", "exec", &lab.client_ns(), &tunstack_bin()])
-        .args(["serve", "--iface", "tun0", "--local-ip", "10.77.0.2", "-q"])
-        .args(["--impair", "loss=2%", "--seed", "16", "--no-offload"])
-        .args(["--pcap", pcap.to_str().unwrap()])
-        .args(["--trace", trace.to_str().unwrap()])
-        .arg(lab.served_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tunstack serve");
-    let serve = Running::new(serve);
+    let serve = lab.spawn_serve(&[
+        "-q",
+        "--impair",
+        "loss=2%",
+        "--seed",
+        "16",
+        "--no-offload",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
     // curl retries the connection until the server listens (at most 5 s), then downloads.
     let saved = lab.out_dir().join("up.bin");
     let curl = Command::new("ip")
@@ -394,7 +386,7 @@ fn lossy_upload_from_serve_agrees_with_tshark() {
         ])
         .args(["--retry", "25", "--retry-connrefused", "--retry-delay", "0"])
         .args(["--retry-max-time", "5", "-o", saved.to_str().unwrap()])
-        .arg("http://10.77.0.2/up.bin")
+        .arg(format!("http://{STACK_IP}/up.bin"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -20,3 +20,9 @@ pub use connection::{
 };
 pub use tuple::FourTuple;
 pub use window::{WindowScale, WindowSize};
+
+/// DupThresh (RFC 5681 §3.2, RFC 6675 §2): duplicate ACKs a sender waits for before it
+/// retransmits. The sender enters fast retransmit on this many; the receiver acknowledges this
+/// many out-of-order segments per RCV.NXT at once so that a sender counting them gets there;
+/// RACK counts this many SACKed segments while no reordering was seen (RFC 8985 §6.2 step 4).
+pub(crate) const DUP_THRESH: u32 = 3;

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::DUP_THRESH;
 use crate::wire::SeqNum;
 
 /// Worst-case delayed-ACK time a probe of a single segment must allow for (RFC 8985 §7.2
@@ -24,9 +25,6 @@ pub const INITIAL_PTO: Duration = Duration::from_secs(1);
 /// How many recoveries an enlarged reordering window outlives a D-SACK (RFC 8985 §6.2 step 4:
 /// 16), so one burst of reordering does not widen it for good.
 const REO_WND_PERSIST: u32 = 16;
-
-/// DupThresh (RFC 8985 §6.2 step 4 uses it while no reordering was seen).
-const DUP_THRESH_SEGMENTS: usize = 3;
 
 /// One transmission of a range of sequence space, the per-segment record RACK needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,7 +404,7 @@ impl RackState {
         sacked_segments: usize,
         srtt: Option<Duration>,
     ) -> Duration {
-        if !self.reordering_seen && (in_recovery || sacked_segments >= DUP_THRESH_SEGMENTS) {
+        if !self.reordering_seen && (in_recovery || sacked_segments >= DUP_THRESH as usize) {
             return Duration::ZERO;
         }
         let base = self.min_rtt.unwrap_or(Duration::ZERO) / 4 * self.reo_wnd_mult;

@@ -28,33 +28,28 @@ pub struct Capture {
 impl Capture {
     /// Reads `path` with tshark; panics (with tshark's complaint) if it is not a valid capture.
     pub fn read(path: &Path) -> Capture {
-        let output = Command::new("tshark")
-            .arg("-n")
-            .args(["-r", path.to_str().expect("utf-8 path")])
-            // Only flags are needed; TCP analysis and reassembly would take minutes on 64 MiB.
-            .args(["-o", "tcp.analyze_sequence_numbers:FALSE"])
-            .args(["-o", "tcp.desegment_tcp_streams:FALSE"])
-            .args(["-o", "tcp.calculate_timestamps:FALSE"])
-            .args(["-o", "tcp.track_bytes_in_flight:FALSE"])
-            .args(["--disable-protocol", "http"])
-            .args(["-Y", "tcp.flags.syn==1 || tcp.flags.reset==1"])
-            .args(["-T", "fields", "-E", "separator=,"])
-            .args(["-e", "frame.number", "-e", "ip.src", "-e", "ip.dst"])
-            .args(["-e", "tcp.flags"])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run tshark (install wireshark's tshark): {e}"));
-        assert!(
-            output.status.success(),
-            "tshark could not read {}: {}\n{}",
-            path.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
+        // Only flags are needed; TCP analysis and reassembly would take minutes on 64 MiB.
+        let options = [
+            "-o",
+            "tcp.analyze_sequence_numbers:FALSE",
+            "-o",
+            "tcp.desegment_tcp_streams:FALSE",
+            "-o",
+            "tcp.calculate_timestamps:FALSE",
+            "-o",
+            "tcp.track_bytes_in_flight:FALSE",
+            "--disable-protocol",
+            "http",
+        ];
+        let rows = tshark_rows(
+            path,
+            &options,
+            "tcp.flags.syn==1 || tcp.flags.reset==1",
+            &["frame.number", "ip.src", "ip.dst", "tcp.flags"],
         );
-        let text = String::from_utf8_lossy(&output.stdout);
-        let control = text
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| parse_row(line).unwrap_or_else(|| panic!("unexpected tshark row {line:?}")))
+        let control = rows
+            .iter()
+            .map(|row| parse_row(row).unwrap_or_else(|| panic!("unexpected tshark row {row:?}")))
             .collect();
         Capture { control }
     }
@@ -96,8 +91,44 @@ impl Capture {
     }
 }
 
-fn parse_row(line: &str) -> Option<ControlSegment> {
-    let mut fields = line.split(',');
+/// `tshark -n -r PCAP OPTIONS -Y FILTER -T fields` with `fields`: a row per frame that matches
+/// (blank rows skipped), its fields in the order asked (a field that occurs twice in a frame
+/// takes two places). Panics, with tshark's complaint, if tshark cannot read the capture.
+pub fn tshark_rows(
+    pcap: &Path,
+    options: &[&str],
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let mut command = Command::new("tshark");
+    command
+        .arg("-n")
+        .args(["-r", pcap.to_str().expect("utf-8 path")])
+        .args(options)
+        .args(["-Y", filter])
+        .args(["-T", "fields", "-E", "separator=,"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tshark (install wireshark's tshark): {e}"));
+    assert!(
+        output.status.success(),
+        "tshark could not read {}: {}\n{}",
+        pcap.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+fn parse_row(row: &[String]) -> Option<ControlSegment> {
+    let mut fields = row.iter();
     let frame = fields.next()?.trim().parse().ok()?;
     let src = fields.next()?.trim().parse().ok()?;
     let dst = fields.next()?.trim().parse().ok()?;

@@ -17,6 +17,10 @@ use super::files::{seeded_bytes, sha256_hex, ScratchDir};
 use super::process::{in_netns, python, Outcome, Running};
 
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 2);
+/// tunstack's own address on tun0 (or tap0), where `tunstack serve` listens.
+pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// The port `tunstack serve` listens on by default.
+pub const SERVE_PORT: u16 = 80;
 pub const PYTHON_PORT: u16 = 8080;
 pub const NGINX_PORT: u16 = 8081;
 pub const ODD_PORT: u16 = 8082;
@@ -329,32 +333,85 @@ impl Lab {
         load_nft(&self.server_ns(), &rules);
     }
 
+    /// `tunstack SUBCOMMAND` in the client namespace on the lab's device (tun0, or tap0 with
+    /// `--mode tap`) as [`STACK_IP`], then `args`; standard input empty, standard error piped,
+    /// standard output for the caller to choose.
+    fn tunstack_command(&self, subcommand: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &self.client_ns(),
+            &tunstack_bin(),
+            subcommand,
+        ]);
+        if self.tap {
+            let local_ip = format!("{STACK_IP}/24");
+            command.args(["--mode", "tap", "--iface", "tap0", "--local-ip", &local_ip]);
+        } else {
+            command.args(["--iface", "tun0", "--local-ip", &STACK_IP.to_string()]);
+        }
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `tunstack fetch` in the client namespace, with `out_dir` as the working directory and
+    /// standard output `stdout` (spawned, not yet watched: for tests that read its pipes).
+    #[allow(dead_code)] // used by tests/slow_output.rs
+    pub fn spawn_fetch_child(&self, args: &[&str], stdout: Stdio) -> Child {
+        self.tunstack_command("fetch", args)
+            .current_dir(self.out_dir())
+            .stdout(stdout)
+            .spawn()
+            .expect("spawn tunstack")
+    }
+
     /// `tunstack fetch` in the client namespace, with `out_dir` as the working directory.
     pub fn spawn_fetch(&self, args: &[&str]) -> Running {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.client_ns(), &tunstack_bin()])
-            .args(if self.tap {
-                [
-                    "fetch",
-                    "--mode",
-                    "tap",
-                    "--iface",
-                    "tap0",
-                    "--local-ip",
-                    "10.77.0.2/24",
-                ]
-                .as_slice()
-            } else {
-                ["fetch", "--iface", "tun0", "--local-ip", "10.77.0.2"].as_slice()
-            })
-            .args(args)
-            .current_dir(self.out_dir())
-            .stdin(Stdio::null())
+        Running::new(self.spawn_fetch_child(args, Stdio::piped()))
+    }
+
+    /// `tunstack serve` in the client namespace with `args` (the served directory last, as
+    /// `tunstack serve` takes it), standard output (the access log) piped. It is not waited
+    /// for: see [`Lab::wait_until_serving`].
+    #[allow(dead_code)] // not every test file runs tunstack serve
+    pub fn spawn_serve(&self, args: &[&str]) -> Running {
+        let child = self
+            .tunstack_command("serve", args)
+            .arg(self.served_dir())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn tunstack");
+            .expect("spawn tunstack serve");
         Running::new(child)
+    }
+
+    /// Polls every 50 ms, for at most `limit`, until the server namespace's kernel can connect
+    /// to `tunstack serve` at 10.77.0.2:80 (ARP first, in TAP mode); fails if `serve` exits
+    /// first or time runs out.
+    #[allow(dead_code)] // not every test file runs tunstack serve
+    pub fn wait_until_serving(&self, serve: &Running, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let target = SocketAddr::V4(SocketAddrV4::new(STACK_IP, SERVE_PORT));
+        loop {
+            let accepted = in_netns(&self.server_ns(), move || {
+                TcpStream::connect_timeout(&target, Duration::from_millis(300)).is_ok()
+            });
+            if accepted {
+                return;
+            }
+            assert!(
+                !serve.has_exited(),
+                "tunstack serve exited before accepting"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "tunstack serve did not accept within {limit:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Runs `tunstack fetch` to completion (killed and failed after `FETCH_LIMIT`).
@@ -421,11 +478,7 @@ impl Lab {
 
     /// TcpOutRsts of the client namespace's kernel.
     pub fn client_out_rsts(&self) -> u64 {
-        let snmp = in_netns(&self.client_ns(), || {
-            fs::read_to_string("/proc/thread-self/net/snmp")
-                .expect("read /proc/thread-self/net/snmp")
-        });
-        tcp_counter(&snmp, "OutRsts").expect("TcpOutRsts in /proc/net/snmp")
+        tcp_counter(&self.client_ns(), "OutRsts")
     }
 
     /// The client namespace's kernel must never answer the stack's segments with RST: tun0's
@@ -473,13 +526,35 @@ impl Drop for Lab {
     }
 }
 
-/// A counter from the `Tcp:` lines of /proc/net/snmp (a header line, then a value line).
-pub fn tcp_counter(snmp: &str, name: &str) -> Option<u64> {
-    let mut tcp_lines = snmp.lines().filter(|line| line.starts_with("Tcp:"));
-    let header = tcp_lines.next()?;
-    let values = tcp_lines.next()?;
-    let index = header.split_whitespace().position(|field| field == name)?;
-    values.split_whitespace().nth(index)?.parse().ok()
+/// A `Tcp` counter (e.g. `RetransSegs`, `OutRsts`) of namespace `netns`'s kernel, from
+/// /proc/net/snmp.
+pub fn tcp_counter(netns: &str, name: &str) -> u64 {
+    netns_counter(netns, "snmp", "Tcp:", name)
+}
+
+/// A `TcpExt` counter (e.g. `TCPOFOQueue`) of namespace `netns`'s kernel, from
+/// /proc/net/netstat.
+#[allow(dead_code)] // used by tests/tap.rs
+pub fn tcp_ext_counter(netns: &str, name: &str) -> u64 {
+    netns_counter(netns, "netstat", "TcpExt:", name)
+}
+
+/// Counter `name` of the `section` lines (a header line, then a value line) of
+/// /proc/net/`file` as namespace `netns` sees it.
+fn netns_counter(netns: &str, file: &str, section: &str, name: &str) -> u64 {
+    let path = format!("/proc/thread-self/net/{file}");
+    let text = {
+        let path = path.clone();
+        in_netns(netns, move || {
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+        })
+    };
+    let mut lines = text.lines().filter(|line| line.starts_with(section));
+    let found = lines.next().zip(lines.next()).and_then(|(header, values)| {
+        let index = header.split_whitespace().position(|field| field == name)?;
+        values.split_whitespace().nth(index)?.parse().ok()
+    });
+    found.unwrap_or_else(|| panic!("no {section} {name} in {netns}'s /proc/net/{file}"))
 }
 
 fn run_checked(command: &mut Command) {

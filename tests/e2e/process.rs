@@ -191,6 +191,44 @@ pub fn tunstack_lines(outcome: &Outcome) -> Vec<&str> {
         .collect()
 }
 
+/// The one `tunstack: ` line on stderr, without its prefix; other lines (progress lines, the
+/// `--impair` seed line) may stand beside it. [`sole_error_line`] allows none.
+#[allow(dead_code)] // not every test file reads error lines
+pub fn tunstack_line(outcome: &Outcome) -> String {
+    let lines = tunstack_lines(outcome);
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one error line\n{}",
+        outcome.describe()
+    );
+    lines[0].to_owned()
+}
+
+/// Exit status `code`, and `message` as the one `tunstack: ` line ([`tunstack_line`]).
+#[allow(dead_code)] // not every test file checks failures this way
+pub fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
+    assert_exit(outcome, code);
+    assert_eq!(
+        tunstack_line(outcome),
+        message,
+        "wrong error line\n{}",
+        outcome.describe()
+    );
+}
+
+/// Exit status `code`, and a `tunstack: ` line ([`tunstack_line`]) that mentions `fragment`.
+#[allow(dead_code)] // not every test file checks failures this way
+pub fn assert_fails_mentioning(outcome: &Outcome, code: i32, fragment: &str) {
+    assert_exit(outcome, code);
+    let message = tunstack_line(outcome);
+    assert!(
+        message.contains(fragment),
+        "error line {message:?} does not mention {fragment:?}\n{}",
+        outcome.describe()
+    );
+}
+
 /// The one line on stderr (the `--impair` seed line aside), which must be a `tunstack: ` line,
 /// without its prefix.
 #[allow(dead_code)] // not every test file reads error lines

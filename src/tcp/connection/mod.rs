@@ -274,10 +274,6 @@ pub struct Connection {
 /// tcp_invalid_ratelimit default).
 const OUT_OF_WINDOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
-/// DupThresh (RFC 5681 §3.2, RFC 6675 §2): duplicate ACKs a sender waits for before it
-/// retransmits. The sender enters fast retransmit on this many; the receiver acknowledges this
-/// many out-of-order segments per RCV.NXT at once so that a sender counting them gets there.
-const DUP_THRESH: u32 = 3;
 /// The MSS assumed when the peer sends none (RFC 9293 §3.7.1).
 const DEFAULT_PEER_MSS: usize = 536;
 /// Bytes of the timestamps option as we lay it out.

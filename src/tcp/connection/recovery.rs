@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ConnEvent, Connection, Recovery, DUP_THRESH};
+use super::{ConnEvent, Connection, Recovery};
 use crate::tcp::timers::Timer;
 use crate::tcp::undo::Reduction;
+use crate::tcp::DUP_THRESH;
 use crate::trace::CcCause;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
