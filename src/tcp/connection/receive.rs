@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use super::{AckState, ConnEvent, Connection, State, TIMESTAMP_OPTION_LEN};
 use crate::tcp::window::WindowSize;
-use crate::tcp::DUP_THRESH;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
 /// The most in-order segments acknowledged one by one after data arrived twice (Linux:
