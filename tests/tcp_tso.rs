@@ -24,6 +24,16 @@ fn tso_config() -> TcpConfig {
     }
 }
 
+/// TSO with the default share of the window per super-segment (`bursts_per_window`, 4).
+fn shared_config() -> TcpConfig {
+    let config = TcpConfig {
+        max_burst_segments: 64,
+        ..config()
+    };
+    assert_eq!(config.bursts_per_window, 4);
+    config
+}
+
 /// Every segment the connection has to send now, with the segment size it comes with, into
 /// a buffer that holds a whole 64 KiB super-segment.
 fn transmit_tso(conn: &mut Connection, now: Instant) -> Vec<(Vec<u8>, Option<u16>)> {
@@ -150,13 +160,8 @@ fn a_super_segment_is_exactly_the_segments_cwnd_allows_back_to_back() {
 #[test]
 fn a_super_segment_is_at_most_the_configured_share_of_the_window() {
     let t0 = Instant::now();
-    let config = TcpConfig {
-        max_burst_segments: 64,
-        ..config()
-    };
-    assert_eq!(config.bursts_per_window, 4);
     // The peer's window (16 segments) is not the limit here: cwnd is.
-    let mut conn = open_with_window(t0, config.clone(), bare_peer(), 16_000);
+    let mut conn = open_with_window(t0, shared_config(), bare_peer(), 16_000);
     conn.send(&stream(40_000)).unwrap();
     // cwnd 4000: a quarter is one segment, so no super-segment at all.
     let sent = transmit_tso(&mut conn, t0 + ms(200));
@@ -354,12 +359,7 @@ fn sacks_of_later_pieces_bring_the_same_recovery_as_without_tso() {
 #[test]
 fn a_short_reply_goes_whole_as_one_super_segment() {
     let t0 = Instant::now();
-    let config = TcpConfig {
-        max_burst_segments: 64,
-        ..config()
-    };
-    assert_eq!(config.bursts_per_window, 4);
-    let mut conn = open_with_window(t0, config.clone(), bare_peer(), 16_000);
+    let mut conn = open_with_window(t0, shared_config(), bare_peer(), 16_000);
     conn.send(&stream(2500)).unwrap();
     conn.close();
     let sent = transmit_tso(&mut conn, t0 + ms(200));
@@ -380,7 +380,7 @@ fn a_short_reply_goes_whole_as_one_super_segment() {
         ]
     );
     // More than fits in the window now: a quarter of cwnd (one segment) at a time.
-    let mut conn = open_with_window(t0, config, bare_peer(), 16_000);
+    let mut conn = open_with_window(t0, shared_config(), bare_peer(), 16_000);
     conn.send(&stream(5000)).unwrap();
     let sent = shape(&transmit_tso(&mut conn, t0 + ms(200)));
     assert!(
