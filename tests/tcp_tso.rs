@@ -10,7 +10,9 @@ mod common;
 use std::time::Instant;
 
 use tunstack::device::gso::split_tcp;
+use tunstack::ipv4::PROTOCOL_TCP;
 use tunstack::tcp::{Connection, TcpConfig};
+use tunstack::testing::{ipv4_datagram, Ipv4Fields};
 use tunstack::wire::tcp::{fill_checksum, fill_partial_checksum};
 use tunstack::wire::{Control, TcpRepr};
 
@@ -22,6 +24,16 @@ fn tso_config() -> TcpConfig {
         bursts_per_window: 1,
         ..config()
     }
+}
+
+/// TSO on with the default share of the window per super-segment (`bursts_per_window` 4).
+fn tso_share_config() -> TcpConfig {
+    let config = TcpConfig {
+        max_burst_segments: 64,
+        ..config()
+    };
+    assert_eq!(config.bursts_per_window, 4);
+    config
 }
 
 /// Every segment the connection has to send now, with the segment size it comes with, into
@@ -71,14 +83,12 @@ fn shape(sent: &[(Vec<u8>, Option<u16>)]) -> Vec<(usize, usize, Control, Option<
         .collect()
 }
 
-/// Cuts a super-segment as the kernel's TSO would (behind a 20-byte IPv4 header), so the
-/// pieces can be compared with what a connection without TSO sends.
+/// Cuts a super-segment as the kernel's TSO would (behind a plain 20-byte IPv4 header from the
+/// library's test builder), so the pieces can be compared with what a connection without TSO
+/// sends.
 fn cut(bytes: &[u8], size: u16) -> Vec<Vec<u8>> {
-    let mut datagram = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    datagram[2..4].copy_from_slice(&((20 + bytes.len()) as u16).to_be_bytes());
-    datagram.extend_from_slice(&LOCAL_IP.octets());
-    datagram.extend_from_slice(&REMOTE_IP.octets());
-    datagram.extend_from_slice(bytes);
+    let fields = Ipv4Fields::plain(LOCAL_IP, REMOTE_IP, PROTOCOL_TCP);
+    let datagram = ipv4_datagram(&fields, bytes);
     let mut pieces = Vec::new();
     split_tcp(&datagram, usize::from(size), |p| {
         pieces.push(p[20..].to_vec())
@@ -150,11 +160,7 @@ fn a_super_segment_is_exactly_the_segments_cwnd_allows_back_to_back() {
 #[test]
 fn a_super_segment_is_at_most_the_configured_share_of_the_window() {
     let t0 = Instant::now();
-    let config = TcpConfig {
-        max_burst_segments: 64,
-        ..config()
-    };
-    assert_eq!(config.bursts_per_window, 4);
+    let config = tso_share_config();
     // The peer's window (16 segments) is not the limit here: cwnd is.
     let mut conn = open_with_window(t0, config.clone(), bare_peer(), 16_000);
     conn.send(&stream(40_000)).unwrap();
@@ -354,11 +360,7 @@ fn sacks_of_later_pieces_bring_the_same_recovery_as_without_tso() {
 #[test]
 fn a_short_reply_goes_whole_as_one_super_segment() {
     let t0 = Instant::now();
-    let config = TcpConfig {
-        max_burst_segments: 64,
-        ..config()
-    };
-    assert_eq!(config.bursts_per_window, 4);
+    let config = tso_share_config();
     let mut conn = open_with_window(t0, config.clone(), bare_peer(), 16_000);
     conn.send(&stream(2500)).unwrap();
     conn.close();
