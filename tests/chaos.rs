@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use e2e::capture::Capture;
 use e2e::files::{list_dir, sha256_of_file, ScratchDir, MIB};
-use e2e::lab::{can_run, server_url, tcp_counter, Lab, NGINX_PORT, SERVER_IP, STACK_IP};
+use e2e::lab::{
+    can_run, server_url, tcp_counter, Lab, NGINX_PORT, PARTIAL_LIMIT, SERVER_IP, STACK_IP,
+};
 use e2e::nft::{Dropped, KernelLoss};
 use e2e::process::{sole_error_line, Outcome, Running};
 use e2e::summary::Summary;
@@ -63,10 +65,6 @@ struct Case {
     /// Offloads on along the path (GRO on the client's veth, TSO/GSO at the server), so the
     /// kernel hands the stack 64 KiB super-segments as it does outside the sandbox.
     super_segments: bool,
-}
-
-fn url(path: &str) -> String {
-    server_url(NGINX_PORT, path)
 }
 
 /// Captures go here, not in the output directory, which must hold only the download.
@@ -129,7 +127,11 @@ fn run_case(case: Case) {
     };
     let what = format!("{what}, {} MiB", case.file_len / MIB);
     args.extend(["--pcap".into(), pcap.display().to_string()]);
-    args.extend(["-o".into(), SAVED_AS.into(), url("/served.bin")]);
+    args.extend([
+        "-o".into(),
+        SAVED_AS.into(),
+        server_url(NGINX_PORT, "/served.bin"),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     eprintln!(
         "chaos: {what}: ip netns exec {} tunstack fetch --iface tun0 --local-ip {STACK_IP} {}",
@@ -443,12 +445,17 @@ fn start_slow_download(lab: &mut Lab, pcap: &Path, extra: &[&str]) -> Running {
     let pcap = pcap.display().to_string();
     let mut args = vec!["--impair-in", "rate=20mbit", "--seed", "1", "--pcap", &pcap];
     args.extend_from_slice(extra);
-    let url = url("/served.bin");
+    let url = server_url(NGINX_PORT, "/served.bin");
     args.extend(["-o", SAVED_AS, &url]);
     let running = lab.spawn_fetch(&args);
-    lab.wait_for_bytes(&running, "the partial download", 2 * MIB as u64, || {
-        lab.out_dir_bytes()
-    });
+    lab.wait_for_bytes(
+        &running,
+        "tunstack",
+        PARTIAL_LIMIT,
+        "the partial download",
+        2 * MIB as u64,
+        || lab.out_dir_bytes(),
+    );
     running
 }
 

@@ -21,9 +21,10 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use e2e::files::{assert_dir_holds, file_len, seeded_bytes, sha256_hex, sha256_of_file, MIB};
+use e2e::files::{assert_dir_holds, assert_saved, file_len, seeded_bytes, sha256_hex, MIB};
 use e2e::lab::{
-    can_run, resolve_to_server, server_url, tunstack_bin, Lab, NGINX_PORT, PYTHON_PORT, SERVER_IP,
+    can_run, resolve_to_server, server_url, tunstack_bin, Lab, NGINX_PORT, PARTIAL_LIMIT,
+    PYTHON_PORT, SERVER_IP,
 };
 use e2e::process::{assert_exit, assert_fails_with, tunstack_lines, Outcome, Running};
 use e2e::terminal::{have_tmux, Terminal};
@@ -35,10 +36,6 @@ const HTTPS_PORT: u16 = 8443;
 const EXPIRED_PORT: u16 = 8444;
 /// nginx with the certificate that is not valid yet.
 const FUTURE_PORT: u16 = 8445;
-
-fn http_url(path: &str) -> String {
-    server_url(NGINX_PORT, path)
-}
 
 fn https_url(host: &str, port: u16, path: &str) -> String {
     format!("https://{host}:{port}{path}")
@@ -58,14 +55,6 @@ fn summary_count(outcome: &Outcome) -> usize {
         .iter()
         .filter(|l| l.starts_with("saved "))
         .count()
-}
-
-fn assert_file(lab: &Lab, name: &str, sha256: &str) {
-    assert_eq!(
-        sha256_of_file(&lab.out_dir().join(name)),
-        sha256,
-        "{name} differs from what was served"
-    );
 }
 
 /// A lab whose nginx serves `served/` over HTTPS on three ports (valid, expired and
@@ -140,7 +129,7 @@ fn https_with_cacert_saves_files_intact() {
         "{}",
         by_name.describe()
     );
-    assert_file(&lab, "sixteen.bin", &sixteen);
+    assert_saved(&lab.out_dir(), "sixteen.bin", &sixteen);
 
     // The certificate names the IP address too (subjectAltName IP:10.77.1.2).
     let by_ip = lab.fetch(&[
@@ -149,7 +138,7 @@ fn https_with_cacert_saves_files_intact() {
         &https_url(&SERVER_IP.to_string(), HTTPS_PORT, "/big.bin"),
     ]);
     assert_exit(&by_ip, 0);
-    assert_file(&lab, "big.bin", &big);
+    assert_saved(&lab.out_dir(), "big.bin", &big);
     assert_dir_holds(&lab.out_dir(), &["big.bin", "sixteen.bin"]);
     lab.assert_no_client_rst();
 }
@@ -186,7 +175,7 @@ fn https_keep_alive_reuses_the_tls_session() {
 
     assert_exit(&outcome, 0);
     for (name, digest) in names.iter().zip(&digests) {
-        assert_file(&lab, name, digest);
+        assert_saved(&lab.out_dir(), name, digest);
     }
     let (connects, reuses) = connection_lines(&outcome, &format!("{SERVER_IP}:{HTTPS_PORT}"));
     assert_eq!(
@@ -265,7 +254,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
     insecure_args.extend(wrong_name_args);
     let insecure = lab.fetch(&insecure_args);
     assert_exit(&insecure, 0);
-    assert_file(&lab, "c.bin", &want);
+    assert_saved(&lab.out_dir(), "c.bin", &want);
     let insecure_expired = lab.fetch(&[
         "-k",
         "-o",
@@ -273,7 +262,7 @@ fn https_certificate_problems_fail_with_one_line_and_no_file() {
         &https_url(&SERVER_IP.to_string(), EXPIRED_PORT, "/c.bin"),
     ]);
     assert_exit(&insecure_expired, 0);
-    assert_file(&lab, "expired.bin", &want);
+    assert_saved(&lab.out_dir(), "expired.bin", &want);
     lab.assert_no_client_rst();
 }
 
@@ -296,7 +285,7 @@ fn https_download_survives_5_percent_loss() {
     ]);
 
     assert_exit(&outcome, 0);
-    assert_file(&lab, "lossy.bin", &want);
+    assert_saved(&lab.out_dir(), "lossy.bin", &want);
     // The loss really happened: segments after each lost one arrived out of order.
     let out_of_order = tunstack_lines(&outcome).iter().find_map(|l| {
         let (_, rest) = l.split_once(" duplicate and ")?;
@@ -326,10 +315,10 @@ fn redirects_between_http_and_https() {
         cacert,
         "--resolve",
         &resolve,
-        &http_url("/to-https/up.bin"),
+        &server_url(NGINX_PORT, "/to-https/up.bin"),
     ]);
     assert_exit(&to_https, 0);
-    assert_file(&lab, "up.bin", &up);
+    assert_saved(&lab.out_dir(), "up.bin", &up);
 
     let to_http = lab.fetch(&[
         "--cacert",
@@ -339,7 +328,7 @@ fn redirects_between_http_and_https() {
         &https_url(CERT_HOST, HTTPS_PORT, "/to-http/down.bin"),
     ]);
     assert_exit(&to_http, 0);
-    assert_file(&lab, "down.bin", &down);
+    assert_saved(&lab.out_dir(), "down.bin", &down);
 
     // The certificate is checked after a redirect too.
     let untrusted = lab.fetch(&[
@@ -347,7 +336,7 @@ fn redirects_between_http_and_https() {
         &resolve,
         "-o",
         "never.bin",
-        &http_url("/to-https/up.bin"),
+        &server_url(NGINX_PORT, "/to-https/up.bin"),
     ]);
     assert_fails_with(
         &untrusted,
@@ -389,7 +378,10 @@ fn six_urls_two_at_a_time() {
         .map(|(i, n)| lab.serve_file(n, (i + 1) * MIB + i, 200 + i as u64))
         .collect();
     lab.start_nginx();
-    let urls: Vec<String> = names.iter().map(|n| http_url(&format!("/{n}"))).collect();
+    let urls: Vec<String> = names
+        .iter()
+        .map(|n| server_url(NGINX_PORT, &format!("/{n}")))
+        .collect();
     let mut args = vec!["--parallel", "2"];
     args.extend(urls.iter().map(String::as_str));
 
@@ -404,7 +396,7 @@ fn six_urls_two_at_a_time() {
             "{}",
             outcome.describe()
         );
-        assert_file(&lab, name, digest);
+        assert_saved(&lab.out_dir(), name, digest);
     }
     assert_dir_holds(&lab.out_dir(), &names);
     lab.assert_no_client_rst();
@@ -420,13 +412,13 @@ fn one_failure_among_many_urls() {
     let b = lab.serve_file("b.bin", 2 * MIB, 211);
     let c = lab.serve_file("c.bin", 3 * MIB, 212);
     lab.start_nginx();
-    let missing = http_url("/missing.bin");
+    let missing = server_url(NGINX_PORT, "/missing.bin");
 
     let outcome = lab.fetch(&[
-        &http_url("/a.bin"),
-        &http_url("/b.bin"),
+        &server_url(NGINX_PORT, "/a.bin"),
+        &server_url(NGINX_PORT, "/b.bin"),
         &missing,
-        &http_url("/c.bin"),
+        &server_url(NGINX_PORT, "/c.bin"),
     ]);
 
     assert_exit(&outcome, 1);
@@ -448,9 +440,9 @@ fn one_failure_among_many_urls() {
         outcome.describe()
     );
     assert_eq!(summary_count(&outcome), 3, "{}", outcome.describe());
-    assert_file(&lab, "a.bin", &a);
-    assert_file(&lab, "b.bin", &b);
-    assert_file(&lab, "c.bin", &c);
+    assert_saved(&lab.out_dir(), "a.bin", &a);
+    assert_saved(&lab.out_dir(), "b.bin", &b);
+    assert_saved(&lab.out_dir(), "c.bin", &c);
     assert_dir_holds(&lab.out_dir(), &["a.bin", "b.bin", "c.bin"]);
     lab.assert_no_client_rst();
 }
@@ -473,20 +465,24 @@ fn input_file_lists_urls_with_comments_and_blank_lines() {
         &list,
         format!(
             "# downloads for the test\n\n{}\n   {}  \n# {}\n\n{}\n",
-            http_url("/i1.bin"),
-            http_url("/i2.bin"),
-            http_url("/commented-out.bin"),
-            http_url("/i3.bin")
+            server_url(NGINX_PORT, "/i1.bin"),
+            server_url(NGINX_PORT, "/i2.bin"),
+            server_url(NGINX_PORT, "/commented-out.bin"),
+            server_url(NGINX_PORT, "/i3.bin")
         ),
     )
     .unwrap();
 
-    let outcome = lab.fetch(&["-i", list.to_str().unwrap(), &http_url("/cli.bin")]);
+    let outcome = lab.fetch(&[
+        "-i",
+        list.to_str().unwrap(),
+        &server_url(NGINX_PORT, "/cli.bin"),
+    ]);
 
     assert_exit(&outcome, 0);
     assert_eq!(summary_count(&outcome), 4, "{}", outcome.describe());
     for (name, digest) in names.iter().zip(&digests) {
-        assert_file(&lab, name, digest);
+        assert_saved(&lab.out_dir(), name, digest);
     }
     assert_dir_holds(&lab.out_dir(), &["cli.bin", "i1.bin", "i2.bin", "i3.bin"]);
     lab.assert_no_client_rst();
@@ -505,7 +501,10 @@ fn keep_alive_reuses_connections_to_the_same_server() {
         .map(|(i, n)| lab.serve_file(n, 64 * 1024 + i, 230 + i as u64))
         .collect();
     lab.start_nginx();
-    let urls: Vec<String> = names.iter().map(|n| http_url(&format!("/{n}"))).collect();
+    let urls: Vec<String> = names
+        .iter()
+        .map(|n| server_url(NGINX_PORT, &format!("/{n}")))
+        .collect();
     let mut args = vec!["-v", "--parallel", "2"];
     args.extend(urls.iter().map(String::as_str));
 
@@ -513,7 +512,7 @@ fn keep_alive_reuses_connections_to_the_same_server() {
 
     assert_exit(&outcome, 0);
     for (name, digest) in names.iter().zip(&digests) {
-        assert_file(&lab, name, digest);
+        assert_saved(&lab.out_dir(), name, digest);
     }
     let (connects, reuses) = connection_lines(&outcome, &format!("{SERVER_IP}:{NGINX_PORT}"));
     assert_eq!(
@@ -546,7 +545,10 @@ fn conflicting_targets_are_usage_errors() {
         Running::new(child).finish(Duration::from_secs(10))
     };
 
-    let same_name = run(&[&http_url("/one/x.bin"), &http_url("/two/x.bin")]);
+    let same_name = run(&[
+        &server_url(NGINX_PORT, "/one/x.bin"),
+        &server_url(NGINX_PORT, "/two/x.bin"),
+    ]);
     assert_exit(&same_name, 2);
     assert_eq!(
         tunstack_lines(&same_name),
@@ -555,7 +557,12 @@ fn conflicting_targets_are_usage_errors() {
         same_name.describe()
     );
 
-    let one_output = run(&["-o", "both.bin", &http_url("/a.bin"), &http_url("/b.bin")]);
+    let one_output = run(&[
+        "-o",
+        "both.bin",
+        &server_url(NGINX_PORT, "/a.bin"),
+        &server_url(NGINX_PORT, "/b.bin"),
+    ]);
     assert_exit(&one_output, 2);
     let lines = tunstack_lines(&one_output);
     assert!(
@@ -586,13 +593,20 @@ fn interrupted_continue_resumes_to_an_identical_file() {
     let original = seeded_bytes(64 * MIB, 300);
     fs::write(lab.served_dir().join("big.bin"), &original).unwrap();
     lab.start_nginx();
-    let url = http_url("/big.bin");
+    let url = server_url(NGINX_PORT, "/big.bin");
     let part = lab.out_dir().join("big.bin.part");
 
     // 100 Mbit/s makes the 64 MiB take over 5 s; interrupt once a quarter is there.
     let running = lab.spawn_fetch(&["-c", "--impair-in", "rate=100mbit", "--seed", "300", &url]);
     let part_name = part.display().to_string();
-    lab.wait_for_bytes(&running, &part_name, 16 * MIB as u64, || file_len(&part));
+    lab.wait_for_bytes(
+        &running,
+        "tunstack",
+        PARTIAL_LIMIT,
+        &part_name,
+        16 * MIB as u64,
+        || file_len(&part),
+    );
     running.signal(libc::SIGINT);
     let interrupted = running.finish(Duration::from_secs(15));
 
@@ -625,7 +639,7 @@ fn interrupted_continue_resumes_to_an_identical_file() {
         resumed.describe()
     );
     assert_dir_holds(&lab.out_dir(), &["big.bin"]);
-    assert_file(&lab, "big.bin", &sha256_hex(&original));
+    assert_saved(&lab.out_dir(), "big.bin", &sha256_hex(&original));
 
     let again = lab.fetch(&["-c", &url]);
 
@@ -637,7 +651,7 @@ fn interrupted_continue_resumes_to_an_identical_file() {
         again.describe()
     );
     assert_dir_holds(&lab.out_dir(), &["big.bin"]);
-    assert_file(&lab, "big.bin", &sha256_hex(&original));
+    assert_saved(&lab.out_dir(), "big.bin", &sha256_hex(&original));
     lab.assert_no_client_rst();
 }
 
@@ -653,7 +667,7 @@ fn continue_appends_to_an_existing_file_like_wget() {
     // A file another tool saved part of, under the final name.
     fs::write(lab.out_dir().join("grown.bin"), &original[..3 * MIB]).unwrap();
 
-    let outcome = lab.fetch(&["-c", &http_url("/grown.bin")]);
+    let outcome = lab.fetch(&["-c", &server_url(NGINX_PORT, "/grown.bin")]);
 
     assert_exit(&outcome, 0);
     assert_eq!(
@@ -663,7 +677,7 @@ fn continue_appends_to_an_existing_file_like_wget() {
         outcome.describe()
     );
     assert_dir_holds(&lab.out_dir(), &["grown.bin"]);
-    assert_file(&lab, "grown.bin", &sha256_hex(&original));
+    assert_saved(&lab.out_dir(), "grown.bin", &sha256_hex(&original));
     lab.assert_no_client_rst();
 }
 
@@ -689,7 +703,7 @@ fn continue_starts_over_when_the_server_ignores_range() {
         outcome.describe()
     );
     assert_dir_holds(&lab.out_dir(), &["whole.bin"]);
-    assert_file(&lab, "whole.bin", &want);
+    assert_saved(&lab.out_dir(), "whole.bin", &want);
     lab.assert_no_client_rst();
 }
 
@@ -702,12 +716,19 @@ fn continue_after_the_file_changed_gets_the_new_file() {
     let served = lab.served_dir().join("moving.bin");
     lab.serve_file("moving.bin", 32 * MIB, 320);
     lab.start_nginx();
-    let url = http_url("/moving.bin");
+    let url = server_url(NGINX_PORT, "/moving.bin");
     let part = lab.out_dir().join("moving.bin.part");
 
     let running = lab.spawn_fetch(&["-c", "--impair-in", "rate=100mbit", "--seed", "320", &url]);
     let part_name = part.display().to_string();
-    lab.wait_for_bytes(&running, &part_name, 4 * MIB as u64, || file_len(&part));
+    lab.wait_for_bytes(
+        &running,
+        "tunstack",
+        PARTIAL_LIMIT,
+        &part_name,
+        4 * MIB as u64,
+        || file_len(&part),
+    );
     running.signal(libc::SIGINT);
     let interrupted = running.finish(Duration::from_secs(15));
     assert_exit(&interrupted, 130);
@@ -734,7 +755,7 @@ fn continue_after_the_file_changed_gets_the_new_file() {
         resumed.describe()
     );
     assert_dir_holds(&lab.out_dir(), &["moving.bin"]);
-    assert_file(&lab, "moving.bin", &new);
+    assert_saved(&lab.out_dir(), "moving.bin", &new);
     lab.assert_no_client_rst();
 }
 
@@ -799,7 +820,7 @@ fn progress_bar_on_a_terminal() {
     ]
     .map(String::from)
     .to_vec();
-    argv.push(http_url("/bar.bin"));
+    argv.push(server_url(NGINX_PORT, "/bar.bin"));
     // 24 MiB at 64 Mbit/s: about 3 s on screen.
     let terminal = Terminal::run("dl6p1", lab.scratch_dir(), &lab.out_dir(), &argv);
 
@@ -860,7 +881,7 @@ fn progress_bar_on_a_terminal() {
         "progress bars left on the screen after the download: {leftovers:?}\n{}",
         last.join("\n")
     );
-    assert_file(&lab, "bar.bin", &want);
+    assert_saved(&lab.out_dir(), "bar.bin", &want);
 }
 
 /// A plain progress line: "  NAME: 12.3 MiB of 48.0 MiB at 45.2 Mbit/s, 0 retransmissions";
@@ -888,11 +909,11 @@ fn plain_progress_lines_when_stderr_is_not_a_terminal() {
         "rate=40mbit",
         "--seed",
         "410",
-        &http_url("/lines.bin"),
+        &server_url(NGINX_PORT, "/lines.bin"),
     ]);
 
     assert_exit(&outcome, 0);
-    assert_file(&lab, "lines.bin", &want);
+    assert_saved(&lab.out_dir(), "lines.bin", &want);
     let lines: Vec<(f64, f64)> = outcome
         .stderr
         .lines()
@@ -946,14 +967,14 @@ fn quiet_prints_nothing_but_errors() {
     let mut lab = Lab::new("dl6p3");
     let want = lab.serve_file("hush.bin", 32 * MIB, 420);
     lab.start_nginx();
-    let missing = http_url("/nope.bin");
+    let missing = server_url(NGINX_PORT, "/nope.bin");
 
     // About 7 s at 40 Mbit/s: long enough that a progress line would be due without -q.
     let outcome = lab.fetch(&[
         "-q",
         "--impair-in",
         "rate=40mbit",
-        &http_url("/hush.bin"),
+        &server_url(NGINX_PORT, "/hush.bin"),
         &missing,
     ]);
 
@@ -973,6 +994,6 @@ fn quiet_prints_nothing_but_errors() {
         outcome.elapsed
     );
     assert_dir_holds(&lab.out_dir(), &["hush.bin"]);
-    assert_file(&lab, "hush.bin", &want);
+    assert_saved(&lab.out_dir(), "hush.bin", &want);
     lab.assert_no_client_rst();
 }

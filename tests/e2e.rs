@@ -395,6 +395,7 @@ fn sigint_mid_download_removes_the_temporary_file() {
     ]);
     lab.wait_while_running(
         &running,
+        "tunstack",
         Duration::from_secs(15),
         "a temporary file in the output directory",
         || !list_dir(&lab.out_dir()).is_empty(),

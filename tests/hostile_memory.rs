@@ -12,12 +12,12 @@ mod common;
 
 use proptest::prelude::*;
 
-use common::hostile::{config, ipv4, TCP};
+use common::hostile::{config, TCP};
 use common::scripted::*;
 use tunstack::ipv4::{Ipv4Config, Ipv4Layer};
 use tunstack::tcp::reassembly::ReceiveBuffer;
 use tunstack::tcp::State;
-use tunstack::testing::fix_ipv4_checksum;
+use tunstack::testing::{ipv4_datagram, Ipv4Fields};
 
 /// A fragment an attacker might send: which datagram, where, how long, whether more follow.
 #[derive(Debug, Clone)]
@@ -48,16 +48,16 @@ fn fragment_spec() -> impl Strategy<Value = FragmentSpec> {
         )
 }
 
+/// The fragment `spec` describes (DF clear, TTL 64), from the library's test builder.
 fn fragment_datagram(spec: &FragmentSpec) -> Vec<u8> {
-    let mut datagram = ipv4(SERVER, CLIENT, TCP, 64, &[], &vec![0xab; spec.len]);
-    datagram[4..6].copy_from_slice(&spec.identification.to_be_bytes());
-    let mut flags = spec.offset_units & 0x1fff;
-    if spec.more {
-        flags |= 0x2000;
-    }
-    datagram[6..8].copy_from_slice(&flags.to_be_bytes());
-    fix_ipv4_checksum(&mut datagram);
-    datagram
+    let fields = Ipv4Fields {
+        identification: spec.identification,
+        dont_fragment: false,
+        more_fragments: spec.more,
+        offset_units: spec.offset_units,
+        ..Ipv4Fields::plain(SERVER, CLIENT, TCP)
+    };
+    ipv4_datagram(&fields, &vec![0xab; spec.len])
 }
 
 proptest! {

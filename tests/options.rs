@@ -32,10 +32,6 @@ use e2e::lab::{
 use e2e::process::{assert_exit, tunstack_lines, Running};
 use e2e::tls::{Pki, CERT_HOST};
 
-fn odd_url(path: &str) -> String {
-    server_url(ODD_PORT, path)
-}
-
 /// The request head the odd server echoed into `name`, as text.
 fn echoed(lab: &Lab, name: &str) -> String {
     let bytes =
@@ -81,7 +77,7 @@ fn header_options_replace_remove_and_add_fields() {
         "X-Extra: yes, really",
         "-o",
         "edited.txt",
-        &odd_url("/echo"),
+        &server_url(ODD_PORT, "/echo"),
     ]);
     assert_exit(&outcome, 0);
     let head = echoed(&lab, "edited.txt");
@@ -107,7 +103,7 @@ fn header_options_replace_remove_and_add_fields() {
         "User-Agent: header/2.0",
         "-o",
         "agent.txt",
-        &odd_url("/echo"),
+        &server_url(ODD_PORT, "/echo"),
     ]);
     assert_exit(&outcome, 0);
     let got = fields(&echoed(&lab, "agent.txt"));
@@ -138,7 +134,7 @@ fn malformed_headers_are_usage_errors_before_any_network() {
         let child = Command::new(e2e::lab::tunstack_bin())
             .args(["fetch", "--iface", "no-such-tun"])
             .args(bad)
-            .arg(odd_url("/echo"))
+            .arg(server_url(ODD_PORT, "/echo"))
             .current_dir(scratch.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -191,7 +187,11 @@ fn credentials_go_only_to_the_origin_they_were_given_for() {
     let mut lab = Lab::new("optauth1");
     let sha = lab.serve_file("secret.bin", 100_000, 3);
     lab.start_odd();
-    let outcome = lab.fetch(&["-u", "alice:s3cret", &odd_url("/auth/secret.bin")]);
+    let outcome = lab.fetch(&[
+        "-u",
+        "alice:s3cret",
+        &server_url(ODD_PORT, "/auth/secret.bin"),
+    ]);
     assert_exit(&outcome, 0);
     assert_eq!(sha256_of_file(&lab.out_dir().join("secret.bin")), sha);
 
@@ -200,7 +200,7 @@ fn credentials_go_only_to_the_origin_they_were_given_for() {
         "alice:wrong",
         "-o",
         "denied",
-        &odd_url("/auth/secret.bin"),
+        &server_url(ODD_PORT, "/auth/secret.bin"),
     ]);
     assert_exit(&outcome, 1);
     assert_eq!(tunstack_lines(&outcome), ["HTTP 401 Unauthorized"]);
@@ -255,7 +255,7 @@ fn retry_waits_as_the_server_asks_and_then_succeeds() {
         "3",
         "-o",
         "after.bin",
-        &odd_url("/flaky/f.bin?fails=2&key=after&after=2"),
+        &server_url(ODD_PORT, "/flaky/f.bin?fails=2&key=after&after=2"),
     ]);
     assert_exit(&outcome, 0);
     assert_eq!(sha256_of_file(&lab.out_dir().join("after.bin")), sha);
@@ -284,7 +284,7 @@ fn retry_waits_as_the_server_asks_and_then_succeeds() {
         "1",
         "-o",
         "date.bin",
-        &odd_url("/flaky/f.bin?fails=1&key=date&after=%2B2"),
+        &server_url(ODD_PORT, "/flaky/f.bin?fails=1&key=date&after=%2B2"),
     ]);
     assert_exit(&outcome, 0);
     assert_eq!(sha256_of_file(&lab.out_dir().join("date.bin")), sha);
@@ -306,7 +306,7 @@ fn retry_waits_as_the_server_asks_and_then_succeeds() {
         "2",
         "-o",
         "backoff.bin",
-        &odd_url("/flaky/f.bin?fails=2&key=backoff"),
+        &server_url(ODD_PORT, "/flaky/f.bin?fails=2&key=backoff"),
     ]);
     assert_exit(&outcome, 0);
     assert_eq!(sha256_of_file(&lab.out_dir().join("backoff.bin")), sha);
@@ -336,7 +336,7 @@ fn retry_gives_up_with_the_last_error_and_skips_permanent_ones() {
         "2",
         "--retry-delay",
         "100ms",
-        &odd_url("/flaky/f.bin?fails=99&key=never"),
+        &server_url(ODD_PORT, "/flaky/f.bin?fails=99&key=never"),
     ]);
     assert_exit(&outcome, 1);
     assert_eq!(
@@ -361,7 +361,7 @@ fn retry_gives_up_with_the_last_error_and_skips_permanent_ones() {
     );
 
     // A 404 will not get better: no retry.
-    let outcome = lab.fetch(&["--retry", "3", &odd_url("/plain/absent.bin")]);
+    let outcome = lab.fetch(&["--retry", "3", &server_url(ODD_PORT, "/plain/absent.bin")]);
     assert_exit(&outcome, 1);
     assert_eq!(tunstack_lines(&outcome), ["HTTP 404 Not Found"]);
     assert!(
@@ -443,14 +443,19 @@ fn compressed_bodies_are_saved_decoded_and_corrupt_ones_not_at_all() {
     fs::write(served.join("empty.gzip"), b"").unwrap();
     lab.start_odd();
 
-    let outcome = lab.fetch(&["--compressed", "-o", "asked.txt", &odd_url("/echo")]);
+    let outcome = lab.fetch(&[
+        "--compressed",
+        "-o",
+        "asked.txt",
+        &server_url(ODD_PORT, "/echo"),
+    ]);
     assert_exit(&outcome, 0);
     let asked = fields(&echoed(&lab, "asked.txt"));
     assert_eq!(field(&asked, "Accept-Encoding"), ["gzip, deflate, br"]);
 
     for coding in ["gzip", "deflate", "br"] {
         let name = format!("text-{coding}.txt");
-        let url = odd_url(&format!("/encoded/{coding}/text"));
+        let url = server_url(ODD_PORT, &format!("/encoded/{coding}/text"));
         let outcome = lab.fetch(&["--compressed", "-o", &name, &url]);
         assert_exit(&outcome, 0);
         assert_eq!(
@@ -468,7 +473,7 @@ fn compressed_bodies_are_saved_decoded_and_corrupt_ones_not_at_all() {
         "--compressed",
         "-o",
         "empty.txt",
-        &odd_url("/encoded/gzip/empty"),
+        &server_url(ODD_PORT, "/encoded/gzip/empty"),
     ]);
     assert_exit(&outcome, 0);
     assert_eq!(
@@ -481,7 +486,7 @@ fn compressed_bodies_are_saved_decoded_and_corrupt_ones_not_at_all() {
         "--compressed",
         "-o",
         "bad.txt",
-        &odd_url("/encoded/gzip/bad"),
+        &server_url(ODD_PORT, "/encoded/gzip/bad"),
     ]);
     assert_exit(&outcome, 1);
     let lines = tunstack_lines(&outcome);
@@ -546,12 +551,14 @@ fn limit_rate_slows_the_server_through_the_window() {
         .expect("tcpdump must be installed");
     let capture = Running::new(capture);
     // tcpdump writes the file header once the capture is live.
-    let ready_by = Instant::now() + Duration::from_secs(5);
-    while file_len(&pcap) < 24 {
-        assert!(Instant::now() < ready_by, "tcpdump did not start");
-        assert!(!capture.has_exited(), "tcpdump exited");
-        thread::sleep(Duration::from_millis(20));
-    }
+    lab.wait_for_bytes(
+        &capture,
+        "tcpdump",
+        Duration::from_secs(5),
+        "the capture's pcap file header",
+        24,
+        || file_len(&pcap),
+    );
     let retrans_before = server_retrans_segs(&lab);
     let url = server_url(NGINX_PORT, "/slow.bin");
     let outcome = lab.fetch(&["--limit-rate", "512k", &url]);

@@ -805,11 +805,11 @@ fn a_syn_flood_stops_neither_a_download_in_progress_nor_a_new_one() {
         ],
     );
     thread::sleep(Duration::from_millis(500));
-    let to_stack = || tun_counter(&served.lab.client_ns(), "tx_packets");
+    let to_stack = || served.lab.device_counter("tx_packets");
     let before = to_stack();
     served.raw(|| syn_flood(20_000));
     let delivered = to_stack() - before;
-    let dropped = tun_counter(&served.lab.client_ns(), "tx_dropped");
+    let dropped = served.lab.device_counter("tx_dropped");
     eprintln!(
         "serve: tun0 delivered {delivered} datagrams to the stack during the flood ({dropped} dropped by tun0 so far)"
     );
@@ -828,16 +828,6 @@ fn a_syn_flood_stops_neither_a_download_in_progress_nor_a_new_one() {
     assert_eq!(running.code(), Some(0), "{}", running.describe());
     assert_eq!(sha256_of_file(&during), sum);
     served.stop(Duration::from_secs(10));
-}
-
-/// A statistics counter of tun0 in namespace `ns` (tx: from the kernel to the stack).
-fn tun_counter(ns: &str, name: &str) -> u64 {
-    let path = format!("/sys/class/net/tun0/statistics/{name}");
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "cat", &path])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// The resident memory of process `pid`, in bytes.

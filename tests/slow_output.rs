@@ -27,7 +27,7 @@ use std::time::Duration;
 use e2e::capture::tshark_rows;
 use e2e::files::{file_len, sha256_of_file, MIB};
 use e2e::lab::{can_run, server_url, Lab, FETCH_LIMIT, NGINX_PORT, STACK_IP};
-use e2e::process::{sole_error_line, Outcome, Running};
+use e2e::process::{assert_fails_with_sole_line, Outcome, Running};
 
 /// Reads its input (`-` for standard input, else a path) in pieces of at most CHUNK bytes with
 /// a pause after each, appending them unbuffered to OUT, until end of file.
@@ -53,10 +53,6 @@ time.sleep(120)
 ";
 const SLOW_CHUNK: &str = "65536";
 const SLOW_PAUSE: &str = "0.05";
-
-fn url(path: &str) -> String {
-    server_url(NGINX_PORT, path)
-}
 
 /// Starts the slow reader on `source`, writing what it read to `out`; its standard input is a
 /// pipe when `source` is `-`.
@@ -104,7 +100,7 @@ fn fit_tun0_queue_to_windows(lab: &Lab) {
 /// ring counts as the link's TX dropped (tun_net_xmit), and tun0's qdisc (pfifo_fast, 500
 /// packets) counts its own drops; both are summed.
 fn tun0_tx_dropped(lab: &Lab) -> u64 {
-    tun0_link_tx_dropped(lab) + tun0_qdisc_dropped(lab)
+    lab.device_counter("tx_dropped") + tun0_qdisc_dropped(lab)
 }
 
 /// "dropped N" of every qdisc on tun0, as `tc -s qdisc` prints them.
@@ -127,26 +123,6 @@ fn tun0_qdisc_dropped(lab: &Lab) -> u64 {
                 .unwrap_or_else(|_| panic!("qdisc stats:\n{text}"))
         })
         .sum()
-}
-
-fn tun0_link_tx_dropped(lab: &Lab) -> u64 {
-    let output = Command::new("ip")
-        .args(["netns", "exec", &lab.client_ns()])
-        .args(["ip", "-s", "-s", "link", "show", "tun0"])
-        .output()
-        .expect("run ip");
-    assert!(output.status.success(), "ip -s link show tun0 failed");
-    let text = String::from_utf8_lossy(&output.stdout);
-    // "TX: bytes packets errors dropped carrier collsns" then the numbers on the next line.
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if line.trim_start().starts_with("TX:") {
-            let numbers = lines.next().expect("TX counters");
-            let field = numbers.split_whitespace().nth(3).expect("TX dropped");
-            return field.parse().expect("TX dropped is a number");
-        }
-    }
-    panic!("no TX counters in:\n{text}");
 }
 
 /// The receive windows our segments advertised (scaled, as the server saw them), read with
@@ -195,7 +171,7 @@ fn slo_a_slow_pipe_closes_the_window_and_nothing_is_dropped() {
             "-",
             "--pcap",
             pcap.to_str().unwrap(),
-            &url("/big.bin"),
+            &server_url(NGINX_PORT, "/big.bin"),
         ],
         Stdio::from(pipe),
     );
@@ -256,7 +232,12 @@ fn slo_a_slow_fifo_does_not_hold_up_another_download() {
     let dropped_before = tun0_tx_dropped(&lab);
 
     let mut fetch = lab.spawn_fetch_child(
-        &["--parallel", "2", &url("/slow.bin"), &url("/fast.bin")],
+        &[
+            "--parallel",
+            "2",
+            &server_url(NGINX_PORT, "/slow.bin"),
+            &server_url(NGINX_PORT, "/fast.bin"),
+        ],
         Stdio::null(),
     );
     let stderr = fetch.stderr.take().unwrap();
@@ -326,14 +307,15 @@ fn slo_a_full_device_fails_with_one_line() {
     let mut lab = Lab::new("slofull");
     lab.serve_file("four.bin", 4 * MIB, 31);
     lab.start_nginx();
-    let fetch = lab.spawn_fetch_child(&["-o", "/dev/full", &url("/four.bin")], Stdio::piped());
+    let fetch = lab.spawn_fetch_child(
+        &["-o", "/dev/full", &server_url(NGINX_PORT, "/four.bin")],
+        Stdio::piped(),
+    );
     let outcome = Running::new(fetch).finish(FETCH_LIMIT);
-    assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
-    assert_eq!(
-        sole_error_line(&outcome),
+    assert_fails_with_sole_line(
+        &outcome,
+        1,
         "cannot write /dev/full: No space left on device (os error 28)",
-        "{}",
-        outcome.describe()
     );
 }
 
@@ -357,8 +339,10 @@ fn slo_ctrl_c_with_a_stalled_pipe_still_stops() {
     let pipe = reader.stdin.take().unwrap();
     let said = reader.stdout.take().unwrap();
     let reader = Running::new(reader);
-    let fetch =
-        Running::new(lab.spawn_fetch_child(&["-o", "-", &url("/big.bin")], Stdio::from(pipe)));
+    let fetch = Running::new(lab.spawn_fetch_child(
+        &["-o", "-", &server_url(NGINX_PORT, "/big.bin")],
+        Stdio::from(pipe),
+    ));
     // Wait (bounded by the fetch's own watchdog below) until the body is flowing and the reader
     // has stopped reading.
     let (read_tx, read_rx) = mpsc::channel();

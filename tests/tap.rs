@@ -24,7 +24,7 @@ use e2e::files::{assert_dir_holds, sha256_of_file, MIB};
 use e2e::lab::{
     can_run, server_url, tcp_ext_counter, tunstack_bin, Lab, NGINX_PORT, SERVER_IP, STACK_IP,
 };
-use e2e::process::{assert_exit, python, sole_error_line, Running};
+use e2e::process::{assert_exit, assert_fails_with_sole_line, python, sole_error_line, Running};
 use e2e::summary::Summary;
 use tunstack::ethernet::MacAddr;
 
@@ -283,10 +283,10 @@ fn rfc1122_2_3_2_2_a_gateway_that_never_answers_arp_fails_clearly_and_leaves_no_
         &server_url(NGINX_PORT, "/one.bin"),
     ]);
     let elapsed = started.elapsed();
-    assert_exit(&outcome, 1);
-    assert_eq!(
-        sole_error_line(&outcome),
-        format!("connection to {SERVER_IP}:{NGINX_PORT} failed: no ARP reply from 10.77.0.99")
+    assert_fails_with_sole_line(
+        &outcome,
+        1,
+        &format!("connection to {SERVER_IP}:{NGINX_PORT} failed: no ARP reply from 10.77.0.99"),
     );
     assert!(
         elapsed < Duration::from_secs(10),
@@ -554,10 +554,10 @@ fn bad_tap_options_are_one_line_usage_errors() {
         Running::new(child).finish(Duration::from_secs(10))
     };
     let gateway = run(&["--iface", "tapnope0", "--tap", "--gateway", "10.77.5.1"]);
-    assert_exit(&gateway, 2);
-    assert_eq!(
-        sole_error_line(&gateway),
-        "--gateway 10.77.5.1 is not a host on the local subnet 10.77.0.2/24 (give --local-ip ADDR/LEN)"
+    assert_fails_with_sole_line(
+        &gateway,
+        2,
+        "--gateway 10.77.5.1 is not a host on the local subnet 10.77.0.2/24 (give --local-ip ADDR/LEN)",
     );
     let tun_gateway = run(&["--iface", "tapnope0", "--gateway", "10.77.0.1"]);
     assert_exit(&tun_gateway, 2);
@@ -576,9 +576,9 @@ fn bad_tap_options_are_one_line_usage_errors() {
         );
     }
     let missing = run(&["--iface", "tapnope0", "--tap"]);
-    assert_exit(&missing, 1);
-    assert_eq!(
-        sole_error_line(&missing),
-        "interface tapnope0 does not exist: run `sudo setup/up --tap` first (or give --iface)"
+    assert_fails_with_sole_line(
+        &missing,
+        1,
+        "interface tapnope0 does not exist: run `sudo setup/up --tap` first (or give --iface)",
     );
 }

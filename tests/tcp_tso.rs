@@ -10,7 +10,9 @@ mod common;
 use std::time::Instant;
 
 use tunstack::device::gso::split_tcp;
+use tunstack::ipv4::PROTOCOL_TCP;
 use tunstack::tcp::{Connection, TcpConfig};
+use tunstack::testing::{ipv4_datagram, Ipv4Fields};
 use tunstack::wire::tcp::{fill_checksum, fill_partial_checksum};
 use tunstack::wire::{Control, TcpRepr};
 
@@ -81,14 +83,12 @@ fn shape(sent: &[(Vec<u8>, Option<u16>)]) -> Vec<(usize, usize, Control, Option<
         .collect()
 }
 
-/// Cuts a super-segment as the kernel's TSO would (behind a 20-byte IPv4 header), so the
-/// pieces can be compared with what a connection without TSO sends.
+/// Cuts a super-segment as the kernel's TSO would (behind a plain 20-byte IPv4 header from the
+/// library's test builder), so the pieces can be compared with what a connection without TSO
+/// sends.
 fn cut(bytes: &[u8], size: u16) -> Vec<Vec<u8>> {
-    let mut datagram = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    datagram[2..4].copy_from_slice(&((20 + bytes.len()) as u16).to_be_bytes());
-    datagram.extend_from_slice(&LOCAL_IP.octets());
-    datagram.extend_from_slice(&REMOTE_IP.octets());
-    datagram.extend_from_slice(bytes);
+    let fields = Ipv4Fields::plain(LOCAL_IP, REMOTE_IP, PROTOCOL_TCP);
+    let datagram = ipv4_datagram(&fields, bytes);
     let mut pieces = Vec::new();
     split_tcp(&datagram, usize::from(size), |p| {
         pieces.push(p[20..].to_vec())

@@ -19,9 +19,9 @@ mod e2e {
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use e2e::files::assert_dir_holds;
+use e2e::files::{assert_dir_holds, assert_saved};
 use e2e::lab::{can_run, resolve_to_server, Lab, SERVER_IP};
-use e2e::process::{sole_error_line, Outcome};
+use e2e::process::{assert_fails_with_sole_line, Outcome};
 use e2e::tls::openssl;
 
 /// A key and certificate pair made in the test's scratch directory.
@@ -176,7 +176,8 @@ fn fetch(lab: &Lab, args: &[&str], host: &str, port: u16, name: &str) -> Outcome
     lab.fetch(&all)
 }
 
-fn assert_saved(lab: &Lab, outcome: &Outcome, name: &str, digest: &str) {
+/// Exit status 0 (the server logs shown if not), and `name` saved with the SHA-256 `digest`.
+fn assert_downloaded(lab: &Lab, outcome: &Outcome, name: &str, digest: &str) {
     assert_eq!(
         outcome.code(),
         Some(0),
@@ -184,22 +185,7 @@ fn assert_saved(lab: &Lab, outcome: &Outcome, name: &str, digest: &str) {
         outcome.describe(),
         lab.server_logs()
     );
-    assert_eq!(
-        e2e::files::sha256_of_file(&lab.out_dir().join(name)),
-        digest,
-        "{name} differs from what was served"
-    );
-}
-
-/// Exit status 1 and exactly one line on stderr: `tunstack: SENTENCE`.
-fn assert_fails_with(outcome: &Outcome, sentence: &str) {
-    assert_eq!(outcome.code(), Some(1), "{}", outcome.describe());
-    assert_eq!(
-        sole_error_line(outcome),
-        sentence,
-        "wrong error line\n{}",
-        outcome.describe()
-    );
+    assert_saved(&lab.out_dir(), name, digest);
 }
 
 #[test]
@@ -266,7 +252,7 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9401,
         "f.bin",
     );
-    assert_saved(&lab, &accepted, "f.bin", &digest);
+    assert_downloaded(&lab, &accepted, "f.bin", &digest);
     let www = fetch(
         &lab,
         &["--cacert", ca_true.pem(), "-o", "www.bin"],
@@ -274,7 +260,7 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9401,
         "f.bin",
     );
-    assert_saved(&lab, &www, "www.bin", &digest);
+    assert_downloaded(&lab, &www, "www.bin", &digest);
 
     // Among other certificates in the file too.
     let bundle = dir.join("bundle.pem");
@@ -289,7 +275,7 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9401,
         "f.bin",
     );
-    assert_saved(&lab, &from_bundle, "bundle.bin", &digest);
+    assert_downloaded(&lab, &from_bundle, "bundle.bin", &digest);
 
     // CA:FALSE.
     let leaf = fetch(
@@ -299,12 +285,13 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9402,
         "f.bin",
     );
-    assert_saved(&lab, &leaf, "leaf.bin", &digest);
+    assert_downloaded(&lab, &leaf, "leaf.bin", &digest);
 
     // Still checked: the name, ...
     let wrong_name = fetch(&lab, &["--cacert", ca_true.pem()], "b.test", 9401, "x.bin");
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &wrong_name,
+        1,
         "certificate is for acc.test, www.acc.test, not b.test",
     );
     let no_alt_names = fetch(
@@ -314,8 +301,9 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9403,
         "x.bin",
     );
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &no_alt_names,
+        1,
         "certificate names no host in subjectAltName (its common name nosan.test is not used \
          for host names), so it is not valid for nosan.test",
     );
@@ -327,8 +315,9 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9404,
         "x.bin",
     );
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &wrong_purpose,
+        1,
         "certificate for acc.test is not for TLS servers (its extended key usage)",
     );
     // ... and the dates.
@@ -339,10 +328,15 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
         9405,
         "x.bin",
     );
-    assert_fails_with(&too_old, "certificate for old.test expired on 2021-01-01");
+    assert_fails_with_sole_line(
+        &too_old,
+        1,
+        "certificate for old.test expired on 2021-01-01",
+    );
     let too_new = fetch(&lab, &["--cacert", future.pem()], "new.test", 9406, "x.bin");
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &too_new,
+        1,
         "certificate for new.test is not valid before 2090-01-01",
     );
 
@@ -350,9 +344,9 @@ fn cacert_trusts_a_self_signed_server_as_curl_does_but_checks_it() {
     let self_signed_sentence = "certificate for acc.test is self-signed and not trusted; use \
                                 --cacert FILE with that certificate, or -k";
     let bundled_roots = fetch(&lab, &[], "acc.test", 9401, "x.bin");
-    assert_fails_with(&bundled_roots, self_signed_sentence);
+    assert_fails_with_sole_line(&bundled_roots, 1, self_signed_sentence);
     let impostor = fetch(&lab, &["--cacert", other.pem()], "acc.test", 9401, "x.bin");
-    assert_fails_with(&impostor, self_signed_sentence);
+    assert_fails_with_sole_line(&impostor, 1, self_signed_sentence);
 
     assert_dir_holds(
         &lab.out_dir(),
@@ -395,14 +389,14 @@ fn a_chain_needs_its_intermediate() {
     start_s_server(&mut lab, "leaf-only", 9412, &leaf, "");
 
     let with_chain = fetch(&lab, &["--cacert", root.pem()], "chain.test", 9411, "f.bin");
-    assert_saved(&lab, &with_chain, "f.bin", &digest);
+    assert_downloaded(&lab, &with_chain, "f.bin", &digest);
 
     let unknown = "certificate for chain.test is not trusted (unknown issuer); use --cacert FILE \
                    to trust its CA, or -k";
     let leaf_only = fetch(&lab, &["--cacert", root.pem()], "chain.test", 9412, "x.bin");
-    assert_fails_with(&leaf_only, unknown);
+    assert_fails_with_sole_line(&leaf_only, 1, unknown);
     let bundled_roots = fetch(&lab, &[], "chain.test", 9411, "x.bin");
-    assert_fails_with(&bundled_roots, unknown);
+    assert_fails_with_sole_line(&bundled_roots, 1, unknown);
     // The leaf itself given as --cacert is trusted as it is, without its issuers, as curl
     // does (it verifies partial chains).
     let pinned_leaf = fetch(
@@ -412,7 +406,7 @@ fn a_chain_needs_its_intermediate() {
         9412,
         "f.bin",
     );
-    assert_saved(&lab, &pinned_leaf, "pinned.bin", &digest);
+    assert_downloaded(&lab, &pinned_leaf, "pinned.bin", &digest);
 
     assert_dir_holds(&lab.out_dir(), &["f.bin", "pinned.bin"]);
     lab.assert_no_client_rst();
@@ -455,24 +449,28 @@ fn handshake_refusals_are_named() {
     let cacert = ["--cacert", cert.pem()];
 
     let no_cipher = fetch(&lab, &cacert, "hs.test", 9421, "f.bin");
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &no_cipher,
+        1,
         "the server refused the handshake: handshake_failure (most often: no cipher suite in \
          common with tunstack)",
     );
     let old_version = fetch(&lab, &cacert, "hs.test", 9422, "f.bin");
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &old_version,
+        1,
         "hs.test speaks no TLS version tunstack does (TLS 1.2 or 1.3)",
     );
     let wants_client_cert = fetch(&lab, &cacert, "hs.test", 9423, "f.bin");
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &wants_client_cert,
+        1,
         "the server refused the handshake: certificate_required",
     );
     let plain_http = fetch(&lab, &cacert, "hs.test", 8080, "f.bin");
-    assert_fails_with(
+    assert_fails_with_sole_line(
         &plain_http,
+        1,
         "TLS handshake with hs.test failed: the server sent a malformed or unexpected TLS \
          message",
     );

@@ -36,6 +36,17 @@ pub fn file_len(path: &Path) -> u64 {
     fs::metadata(path).map_or(0, |m| m.len())
 }
 
+/// Asserts the file `name` in `dir` has the SHA-256 `sha256` (lowercase hex): it is what was
+/// served.
+#[allow(dead_code)] // not every test file checks saved files this way
+pub fn assert_saved(dir: &Path, name: &str, sha256: &str) {
+    assert_eq!(
+        sha256_of_file(&dir.join(name)),
+        sha256,
+        "{name} differs from what was served"
+    );
+}
+
 /// The names in `dir`, sorted.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)

@@ -60,6 +60,9 @@ pub fn resolve_to_server(host: &str, port: u16) -> String {
 /// Longest a single `tunstack fetch` may run before the watchdog kills it.
 pub const FETCH_LIMIT: Duration = Duration::from_secs(60);
 const READY_LIMIT: Duration = Duration::from_secs(5);
+/// Longest a download in progress may take to put on disk the bytes a test waits for.
+#[allow(dead_code)] // not every test file waits for partial downloads
+pub const PARTIAL_LIMIT: Duration = Duration::from_secs(20);
 
 /// The binary under test; `TUNSTACK_E2E_BIN` substitutes another implementation of the same
 /// command line (used to check the harness itself against a reference client).
@@ -420,12 +423,13 @@ impl Lab {
     }
 
     /// Polls every 20 ms, for at most `limit`, until `ready` says yes, while `running` keeps
-    /// going. Fails, with the server logs, if tunstack exits first or time runs out; `what` names
-    /// what is awaited in those messages.
-    #[allow(dead_code)] // not every test file waits for a download in progress
+    /// going. Fails, with the server logs, if `running` exits first or time runs out; `process`
+    /// names `running` (e.g. "tunstack", "tcpdump") and `what` what is awaited in those messages.
+    #[allow(dead_code)] // not every test file waits on a process in progress
     pub fn wait_while_running(
         &self,
         running: &Running,
+        process: &str,
         limit: Duration,
         what: &str,
         mut ready: impl FnMut() -> bool,
@@ -434,7 +438,7 @@ impl Lab {
         while !ready() {
             assert!(
                 !running.has_exited(),
-                "tunstack exited while waiting for {what}\n{}",
+                "{process} exited while waiting for {what}\n{}",
                 self.server_logs()
             );
             assert!(
@@ -446,19 +450,21 @@ impl Lab {
         }
     }
 
-    /// Waits (at most 20 s, as `wait_while_running`) until `measure` reports at least `bytes` of
-    /// `what` on disk; returns the last measurement.
-    #[allow(dead_code)] // not every test file waits for partial downloads
+    /// Waits (at most `limit`, as `wait_while_running` with `process` naming `running`) until
+    /// `measure` reports at least `bytes` of `what` on disk; returns the last measurement.
+    #[allow(dead_code)] // not every test file waits for bytes on disk
     pub fn wait_for_bytes(
         &self,
         running: &Running,
+        process: &str,
+        limit: Duration,
         what: &str,
         bytes: u64,
         measure: impl Fn() -> u64,
     ) -> u64 {
         let mut size = 0;
         let awaited = format!("{what} to hold {bytes} bytes");
-        self.wait_while_running(running, Duration::from_secs(20), &awaited, || {
+        self.wait_while_running(running, process, limit, &awaited, || {
             size = measure();
             size >= bytes
         });
@@ -474,6 +480,32 @@ impl Lab {
             .filter_map(|entry| entry.ok()?.metadata().ok())
             .map(|meta| meta.len())
             .sum()
+    }
+
+    /// The lab's device (tun0, or tap0 in the TAP sandbox) in the client namespace.
+    fn device(&self) -> &'static str {
+        if self.tap {
+            "tap0"
+        } else {
+            "tun0"
+        }
+    }
+
+    /// Statistics counter `name` (e.g. `tx_packets`, `tx_dropped`; tx is from the kernel to the
+    /// stack) of the lab's device, as the client namespace's sysfs shows it: `ip netns exec`
+    /// mounts that namespace's /sys, which a thread joining the namespace would not see.
+    #[allow(dead_code)] // not every test file reads the device's counters
+    pub fn device_counter(&self, name: &str) -> u64 {
+        let path = format!("/sys/class/net/{}/statistics/{name}", self.device());
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.client_ns(), "cat", &path])
+            .output()
+            .expect("run ip netns exec");
+        assert!(output.status.success(), "cannot read {path}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{path} holds {text:?}"))
     }
 
     /// TcpOutRsts of the client namespace's kernel.

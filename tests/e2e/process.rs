@@ -206,11 +206,25 @@ pub fn tunstack_line(outcome: &Outcome) -> String {
 }
 
 /// Exit status `code`, and `message` as the one `tunstack: ` line ([`tunstack_line`]).
+/// [`assert_fails_with_sole_line`] allows no other line beside it.
 #[allow(dead_code)] // not every test file checks failures this way
 pub fn assert_fails_with(outcome: &Outcome, code: i32, message: &str) {
     assert_exit(outcome, code);
     assert_eq!(
         tunstack_line(outcome),
+        message,
+        "wrong error line\n{}",
+        outcome.describe()
+    );
+}
+
+/// Exit status `code`, and `message` as the only line on stderr, the `--impair` seed line aside
+/// ([`sole_error_line`]).
+#[allow(dead_code)] // not every test file checks failures this way
+pub fn assert_fails_with_sole_line(outcome: &Outcome, code: i32, message: &str) {
+    assert_exit(outcome, code);
+    assert_eq!(
+        sole_error_line(outcome),
         message,
         "wrong error line\n{}",
         outcome.describe()
