@@ -7,7 +7,11 @@
 //! blocks (RFC 2018) come from that bitmap: the islands that changed most recently first, then
 //! the lowest others.
 
+mod bits;
+
 use std::ops::Range;
+
+use bits::Bits;
 
 /// The ring a buffer starts with before data asks for more.
 pub const INITIAL_RING: usize = 4096;
@@ -58,7 +62,7 @@ pub struct ReceiveBuffer {
     ring: Box<[u8]>,
     /// One bit per ring position: set where an out-of-order byte is held (never for readable
     /// bytes, which are all the bytes from `read_index` for `readable`).
-    held: Box<[u64]>,
+    held: Bits,
     /// Absolute offset of the first unread byte, and its ring index.
     read_offset: u64,
     read_index: usize,
@@ -87,7 +91,7 @@ impl ReceiveBuffer {
         ReceiveBuffer {
             size: capacity,
             ring: vec![0; ring].into_boxed_slice(),
-            held: vec![0; ring.div_ceil(64)].into_boxed_slice(),
+            held: Bits::new(ring),
             read_offset: 0,
             read_index: 0,
             readable: 0,
@@ -122,15 +126,9 @@ impl ReceiveBuffer {
         let (head, tail) = self.ring.split_at(self.read_index);
         ring[..tail.len()].copy_from_slice(tail);
         ring[tail.len()..old].copy_from_slice(head);
-        let mut held = vec![0u64; capacity.div_ceil(64)].into_boxed_slice();
-        for (word, &bits) in self.held.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let index = word * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let unrolled = (index + old - self.read_index) % old;
-                held[unrolled / 64] |= 1 << (unrolled % 64);
-            }
+        let mut held = Bits::new(capacity);
+        for index in self.held.ones() {
+            held.set((index + old - self.read_index) % old);
         }
         self.ring = ring;
         self.held = held;
@@ -146,7 +144,7 @@ impl ReceiveBuffer {
             return;
         }
         self.ring = vec![0; SHED_RING].into_boxed_slice();
-        self.held = vec![0; SHED_RING.div_ceil(64)].into_boxed_slice();
+        self.held = Bits::new(SHED_RING);
         self.read_index = 0;
         self.recent = [None; RECENT];
     }
@@ -161,9 +159,10 @@ impl ReceiveBuffer {
         self.ring.len()
     }
 
-    /// Heap bytes the buffer holds: the ring and its `held` bitmap (an eighth of the ring).
+    /// Heap bytes the buffer holds: the ring and its `held` bitmap (a little over an eighth
+    /// of the ring).
     pub fn heap_bytes(&self) -> usize {
-        self.ring.len() + std::mem::size_of_val(&*self.held)
+        self.ring.len() + self.held.heap_bytes()
     }
 
     /// One past the last offset the allocated ring can hold: no byte is held beyond it.
@@ -362,74 +361,41 @@ impl ReceiveBuffer {
 
     /// Sets (`held`) or clears the bits of `begin..end`; returns how many changed.
     fn update(&mut self, begin: u64, end: u64, held: bool) -> usize {
-        let mut changed = 0;
-        for span in self.spans(begin, end) {
-            for (word, mask) in words(span) {
-                let bits = &mut self.held[word];
-                if held {
-                    changed += (mask & !*bits).count_ones() as usize;
-                    *bits |= mask;
-                } else {
-                    changed += (mask & *bits).count_ones() as usize;
-                    *bits &= !mask;
-                }
-            }
-        }
-        changed
+        let [a, b] = self.spans(begin, end);
+        self.held.update(a, held) + self.held.update(b, held)
     }
 
     fn any_held(&self, begin: u64, end: u64) -> bool {
         self.spans(begin, end)
             .into_iter()
-            .flat_map(words)
-            .any(|(word, mask)| self.held[word] & mask != 0)
+            .any(|span| self.held.any(span))
     }
 
     fn all_held(&self, begin: u64, end: u64) -> bool {
         self.spans(begin, end)
             .into_iter()
-            .flat_map(words)
-            .all(|(word, mask)| self.held[word] & mask == mask)
+            .all(|span| self.held.all(span))
     }
 
     /// The first offset in `begin..end` whose bit is `held`.
     fn first(&self, begin: u64, end: u64, held: bool) -> Option<u64> {
-        let mut skipped = 0;
-        for span in self.spans(begin, end) {
-            for (word, mask) in words(span.clone()) {
-                let bits = if held {
-                    self.held[word]
-                } else {
-                    !self.held[word]
-                } & mask;
-                if bits != 0 {
-                    let index = word * 64 + bits.trailing_zeros() as usize;
-                    return Some(begin + (skipped + index - span.start) as u64);
-                }
-            }
-            skipped += span.len();
+        let [a, b] = self.spans(begin, end);
+        let a_len = a.len();
+        if let Some(index) = self.held.first(a.clone(), held) {
+            return Some(begin + (index - a.start) as u64);
         }
-        None
+        let index = self.held.first(b.clone(), held)?;
+        Some(begin + (a_len + index - b.start) as u64)
     }
 
     /// The last offset in `begin..end` whose bit is `held`.
     fn last(&self, begin: u64, end: u64, held: bool) -> Option<u64> {
-        let [first_span, second_span] = self.spans(begin, end);
-        let first_len = first_span.len();
-        for (span, base) in [(second_span, first_len), (first_span, 0)] {
-            for (word, mask) in words(span.clone()).rev() {
-                let bits = if held {
-                    self.held[word]
-                } else {
-                    !self.held[word]
-                } & mask;
-                if bits != 0 {
-                    let index = word * 64 + 63 - bits.leading_zeros() as usize;
-                    return Some(begin + (base + index - span.start) as u64);
-                }
-            }
+        let [a, b] = self.spans(begin, end);
+        if let Some(index) = self.held.last(b.clone(), held) {
+            return Some(begin + (a.len() + index - b.start) as u64);
         }
-        None
+        let index = self.held.last(a.clone(), held)?;
+        Some(begin + (index - a.start) as u64)
     }
 
     /// Where the run of held bytes that contains (or starts at) `at` ends.
@@ -453,25 +419,6 @@ fn push_unique(out: &mut [Option<(u64, u64)>; RECENT], island: (u64, u64)) {
     if let Some(slot) = out.iter_mut().find(|slot| slot.is_none()) {
         *slot = Some(island);
     }
-}
-
-/// The 64-bit words a bit range touches, each with the mask of its bits in the range.
-fn words(span: Range<usize>) -> impl DoubleEndedIterator<Item = (usize, u64)> {
-    let (start, end) = (span.start, span.end);
-    let first_word = start / 64;
-    let last_word = end.div_ceil(64);
-    (first_word..last_word)
-        .filter(move |_| start < end)
-        .map(move |word| {
-            let lo = start.max(word * 64) - word * 64;
-            let hi = end.min(word * 64 + 64) - word * 64;
-            let mask = if hi - lo == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << (hi - lo)) - 1) << lo
-            };
-            (word, mask)
-        })
 }
 
 #[cfg(test)]
@@ -728,7 +675,8 @@ mod tests {
     fn an_idle_buffer_costs_a_few_kib() {
         let buf = ReceiveBuffer::new(1 << 20);
         assert_eq!(buf.window(), 1 << 20);
-        assert_eq!(buf.heap_bytes(), INITIAL_RING + INITIAL_RING / 8);
+        // The ring, its bitmap (an eighth) and the bitmap's two summary words.
+        assert_eq!(buf.heap_bytes(), INITIAL_RING + INITIAL_RING / 8 + 16);
         assert!(buf.heap_bytes() <= 5 << 10, "{}", buf.heap_bytes());
     }
 
