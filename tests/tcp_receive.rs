@@ -130,24 +130,20 @@ fn a_super_segment_of_two_full_segments_is_acknowledged_without_delay() {
     assert_eq!(parse_ours(&sent[0]).ack, Some(RCV + 2 * 1448));
 }
 
-/// RFC 5681 §4.2: an immediate duplicate ACK for each out-of-order segment, with SACK too: none
-/// waits for the batch's ACK, past DupThresh neither (SACK compression once did that).
+/// RFC 5681 §4.2 with SACK compression as Linux does it (`tcp_comp_sack`): the first DupThresh
+/// duplicate ACKs per RCV.NXT go at once; past them, segments that only lengthen a reported
+/// block share an ACK per `sack_compression` (4) of them or wait for the batch's ACK; a new
+/// hole, a filled one, and the first out-of-order segment after RCV.NXT moves are news again.
 #[test]
-fn every_out_of_order_segment_interrupts_the_batch_with_sack() {
+fn sack_compression_past_three_duplicate_acks_is_bounded() {
     let t0 = Instant::now();
     let mut conn = open(t0, config(), sack_peer());
-    let data = stream(8000);
-    // A hole at 0..1000; every later arrival gets its duplicate ACK at once.
-    for i in 1..6 {
-        feed(
-            &mut conn,
-            t0 + ms(200),
-            data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]),
-        );
-        assert!(
-            conn.ack_due(),
-            "out-of-order segment {i} must be acknowledged at once"
-        );
+    let data = stream(12_000);
+    let seg = |i: usize| data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]);
+    // A hole at 0..1000; the next three arrivals each get a duplicate ACK at once.
+    for i in 1..4 {
+        feed(&mut conn, t0 + ms(200), seg(i));
+        assert!(conn.ack_due(), "duplicate ACK {i} must go at once");
         expect(
             &mut conn,
             t0 + ms(200),
@@ -157,14 +153,35 @@ fn every_out_of_order_segment_interrupts_the_batch_with_sack() {
             }],
         );
     }
-    // A second hole.
-    feed(&mut conn, t0 + ms(202), data_seg(7000, &data[7000..8000]));
+    // The next three only lengthen the block: they wait; the fourth brings their ACK.
+    for i in 4..7 {
+        feed(&mut conn, t0 + ms(201), seg(i));
+        assert!(!conn.ack_due(), "segment {i} waits for the batch's ACK");
+    }
+    feed(&mut conn, t0 + ms(201), seg(7));
+    assert!(conn.ack_due(), "four compressed segments bring an ACK");
+    expect(
+        &mut conn,
+        t0 + ms(201),
+        &[TcpRepr {
+            options: sack(&[(RCV + 1000, RCV + 8000)]),
+            ..OURS
+        }],
+    );
+    // A second hole (8000..9000) is news.
+    feed(&mut conn, t0 + ms(202), seg(9));
     assert!(conn.ack_due(), "a new hole");
     transmit(&mut conn, t0 + ms(202));
-    // Filling the first hole, with the second still open.
-    feed(&mut conn, t0 + ms(203), data_seg(0, &data[..1000]));
+    // Filling the first hole moves RCV.NXT, with the second still open.
+    feed(&mut conn, t0 + ms(203), seg(0));
     assert!(conn.ack_due(), "a filled hole");
     transmit(&mut conn, t0 + ms(203));
+    // For the new RCV.NXT, the count of duplicate ACKs starts again.
+    feed(&mut conn, t0 + ms(204), seg(10));
+    assert!(
+        conn.ack_due(),
+        "the first out-of-order segment for the new RCV.NXT"
+    );
 }
 
 #[test]

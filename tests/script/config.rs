@@ -70,6 +70,7 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "nagle" => tcp.nagle = on()?,
             "delayed_ack" => tcp.delayed_ack = dur()?,
             "ack_stretch" => tcp.ack_stretch = num()? as u32,
+            "sack_compression" => tcp.sack_compression = num()? as u32,
             "rto_initial" => tcp.rto.initial = dur()?,
             "rto_min" => tcp.rto.min = dur()?,
             "rto_max" => tcp.rto.max = dur()?,

@@ -57,9 +57,20 @@ pub struct TcpConfig {
     /// inside that write, so one per queued segment pair costs more than the data; like a
     /// kernel receiver behind GRO (64 KB) or SACK compression (`tcp_comp_sack_nr`, 44), we
     /// stretch ACKs across the batch up to this many segments. In-order data on a clean path
-    /// only: a segment out of order, one that fills (part of) a hole or arrives while one
-    /// remains, and a duplicate each get an ACK of their own at once (RFC 5681 §4.2).
+    /// only: one that fills (part of) a hole or arrives while one remains and a duplicate each
+    /// get an ACK of their own at once (RFC 5681 §4.2); out-of-order ones follow
+    /// `sack_compression`.
     pub ack_stretch: u32,
+    /// SACK compression (Linux's `tcp_comp_sack_nr`): once the sender has had its DupThresh
+    /// duplicate ACKs for the current RCV.NXT, an out-of-order segment that only lengthens a
+    /// block already reported waits for the end of the read batch, or for this many such
+    /// segments, whichever is first; a new hole, a filled one and a duplicate still get their
+    /// ACK at once. Each ACK written to a TUN runs the forwarding path and the sender's ACK
+    /// processing inside the write: at 10% loss each way, one ACK per out-of-order segment
+    /// (47k ACKs for 52k segments of a 64 MiB download, against Linux's 12k) made the
+    /// receiver CPU-bound and the download 1.4x slower than the kernel's. 1 acknowledges
+    /// every out-of-order segment at once (RFC 5681 §4.2's SHOULD, read literally).
+    pub sack_compression: u32,
     /// TIME-WAIT length (2*MSL), also the FIN-WAIT-2 limit once the application closed.
     pub time_wait: Duration,
     /// Abort when sent data stays unacknowledged this long (RFC 5482 user timeout).
@@ -123,6 +134,7 @@ impl Default for TcpConfig {
             rto: RtoBounds::default(),
             delayed_ack: Duration::from_millis(40),
             ack_stretch: 44,
+            sack_compression: 4,
             time_wait: Duration::from_secs(60),
             user_timeout: Duration::from_secs(300),
             syn_retries: 6,

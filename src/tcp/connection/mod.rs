@@ -356,6 +356,8 @@ impl Connection {
                 last_ack_sent: SeqNum(0),
                 ack: AckState::Idle,
                 unacked_bytes: 0,
+                out_of_order_since_advance: 0,
+                out_of_order_unacked: 0,
                 quick_acks: 0,
                 dsack: None,
                 readable_signalled: false,

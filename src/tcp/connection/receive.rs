@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{AckState, ConnEvent, Connection, State, TIMESTAMP_OPTION_LEN};
 use crate::tcp::window::WindowSize;
+use crate::tcp::DUP_THRESH;
 use crate::wire::{Control, SeqNum, TcpRepr};
 
 /// The most in-order segments acknowledged one by one after data arrived twice (Linux:
@@ -243,19 +244,30 @@ impl Connection {
         if result.out_of_order {
             self.stats.out_of_order_in += 1;
             self.grow_if_window_bound(start + payload.len() as u64);
-            // RFC 5681 §4.2: an immediate duplicate ACK for each out-of-order segment, with
-            // SACK too, its own block first (RFC 2018 §4), and not folded into the batch's
-            // ACK: the sender counts them and is clocked by them, and under heavy loss a fifth
-            // of them is lost as well. (Linux compresses SACKs after the first three only for
-            // min(1 ms, RTT/20), which on the paths we serve is about one segment's time.)
-            // Each arriving datagram is one segment here, a super-segment included.
-            self.rcv.ack = AckState::Now;
+            self.rcv.out_of_order_since_advance += 1;
+            self.rcv.out_of_order_unacked += 1;
+            // RFC 5681 §4.2: an immediate duplicate ACK for an out-of-order segment, its own
+            // block first (RFC 2018 §4). Without SACK the sender counts them, so each goes at
+            // once; with SACK, as Linux does (tcp_comp_sack), the first DupThresh per RCV.NXT
+            // and every new hole go at once, and a segment that only lengthens a reported
+            // block waits for the batch's end or `sack_compression` such segments. Each
+            // arriving datagram is one segment here, a super-segment included.
+            let urgent = !self.opts.sack
+                || result.new_island
+                || self.rcv.out_of_order_since_advance <= DUP_THRESH
+                || self.rcv.out_of_order_unacked >= self.config.sack_compression;
+            self.rcv.ack = if urgent {
+                AckState::Now
+            } else {
+                self.rcv.ack.max(AckState::Batched)
+            };
             return;
         }
         if result.advanced == 0 {
             return;
         }
         self.rcv.nxt += result.advanced;
+        self.rcv.out_of_order_since_advance = 0;
         self.stats.bytes_in += result.advanced as u64;
         if !self.rcv.readable_signalled {
             self.rcv.readable_signalled = true;

@@ -136,6 +136,12 @@ pub(super) struct RecvState {
     pub(super) ack: AckState,
     /// Payload bytes received since our last ACK.
     pub(super) unacked_bytes: usize,
+    /// Out-of-order segments since RCV.NXT last moved: the first DupThresh are acknowledged
+    /// at once whatever else happens, so a sender counting duplicate ACKs sees its threshold.
+    pub(super) out_of_order_since_advance: u32,
+    /// Out-of-order segments received since our last ACK (SACK compression,
+    /// `TcpConfig::sack_compression`).
+    pub(super) out_of_order_unacked: u32,
     /// In-order segments still to be acknowledged one by one, at once: data arriving a second
     /// time suggests our ACKs are being lost, and ACKs neither stretched nor batched then
     /// give the sender's recovery more of them to go on (Linux's quick-ACK mode,

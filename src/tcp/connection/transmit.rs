@@ -437,6 +437,7 @@ impl Connection {
             self.rcv.ack = AckState::Idle;
             self.rcv.dsack = None;
             self.rcv.unacked_bytes = 0;
+            self.rcv.out_of_order_unacked = 0;
             self.timers.stop(Timer::DelayedAck);
         }
         self.stats.segments_out += 1;
