@@ -132,12 +132,16 @@ fn a_super_segment_of_two_full_segments_is_acknowledged_without_delay() {
 
 /// RFC 5681 §4.2 with SACK compression as Linux does it (`tcp_comp_sack`): the first DupThresh
 /// duplicate ACKs per RCV.NXT go at once; past them, segments that only lengthen a reported
-/// block share an ACK per `sack_compression` (4) of them or wait for the batch's ACK; a new
+/// block share an ACK per `sack_compression` (4 here) of them or wait for the batch's ACK; a new
 /// hole, a filled one, and the first out-of-order segment after RCV.NXT moves are news again.
 #[test]
 fn sack_compression_past_three_duplicate_acks_is_bounded() {
     let t0 = Instant::now();
-    let mut conn = open(t0, config(), sack_peer());
+    let config = TcpConfig {
+        sack_compression: 4,
+        ..config()
+    };
+    let mut conn = open(t0, config, sack_peer());
     let data = stream(12_000);
     let seg = |i: usize| data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]);
     // A hole at 0..1000; the next three arrivals each get a duplicate ACK at once.

@@ -61,15 +61,18 @@ pub struct TcpConfig {
     /// get an ACK of their own at once (RFC 5681 §4.2); out-of-order ones follow
     /// `sack_compression`.
     pub ack_stretch: u32,
-    /// SACK compression (Linux's `tcp_comp_sack_nr`): once the sender has had its DupThresh
-    /// duplicate ACKs for the current RCV.NXT, an out-of-order segment that only lengthens a
-    /// block already reported waits for the end of the read batch, or for this many such
-    /// segments, whichever is first; a new hole, a filled one and a duplicate still get their
-    /// ACK at once. Each ACK written to a TUN runs the forwarding path and the sender's ACK
-    /// processing inside the write: at 10% loss each way, one ACK per out-of-order segment
-    /// (47k ACKs for 52k segments of a 64 MiB download, against Linux's 12k) made the
-    /// receiver CPU-bound and the download 1.4x slower than the kernel's. 1 acknowledges
-    /// every out-of-order segment at once (RFC 5681 §4.2's SHOULD, read literally).
+    /// SACK compression (Linux's `tcp_comp_sack_nr`, 44 there too): once the sender has had
+    /// its DupThresh duplicate ACKs for the current RCV.NXT, an out-of-order segment that only
+    /// lengthens a block already reported waits for the end of the read batch, or for this
+    /// many such segments, whichever is first; a new hole, a filled one and a duplicate still
+    /// get their ACK at once, and so does every segment in quick-ACK mode (data arrived twice:
+    /// our ACKs are being lost), as in Linux. Each ACK written to a TUN runs the forwarding
+    /// path and the sender's ACK processing inside the write: with one ACK per out-of-order
+    /// segment a 64 MiB download at 1% loss each way took 1.0-1.2 s against 0.2-0.5 s with 44,
+    /// and at 10% the receiver was CPU-bound (47k ACKs for 52k segments; Linux sent 12k).
+    /// Without the quick-ACK exception, 1 in 50 downloads of 8 MiB at 20% loss stalled until
+    /// the server gave up. 1 acknowledges every out-of-order segment at once (RFC 5681 §4.2's
+    /// SHOULD, read literally).
     pub sack_compression: u32,
     /// TIME-WAIT length (2*MSL), also the FIN-WAIT-2 limit once the application closed.
     pub time_wait: Duration,
@@ -134,7 +137,7 @@ impl Default for TcpConfig {
             rto: RtoBounds::default(),
             delayed_ack: Duration::from_millis(40),
             ack_stretch: 44,
-            sack_compression: 4,
+            sack_compression: 44,
             time_wait: Duration::from_secs(60),
             user_timeout: Duration::from_secs(300),
             syn_retries: 6,

@@ -248,11 +248,17 @@ impl Connection {
             self.rcv.out_of_order_unacked += 1;
             // RFC 5681 §4.2: an immediate duplicate ACK for an out-of-order segment, its own
             // block first (RFC 2018 §4). Without SACK the sender counts them, so each goes at
-            // once; with SACK, as Linux does (tcp_comp_sack), the first DupThresh per RCV.NXT
-            // and every new hole go at once, and a segment that only lengthens a reported
-            // block waits for the batch's end or `sack_compression` such segments. Each
-            // arriving datagram is one segment here, a super-segment included.
+            // once; with SACK, as Linux does (tcp_comp_sack), the first DupThresh per RCV.NXT,
+            // every new hole and every segment in quick-ACK mode (our ACKs are being lost) go
+            // at once, and a segment that only lengthens a reported block waits for the
+            // batch's end or `sack_compression` such segments. Each arriving datagram is one
+            // segment here, a super-segment included.
+            let quick = self.rcv.quick_acks > 0;
+            if quick {
+                self.rcv.quick_acks -= 1;
+            }
             let urgent = !self.opts.sack
+                || quick
                 || result.new_island
                 || self.rcv.out_of_order_since_advance <= DUP_THRESH
                 || self.rcv.out_of_order_unacked >= self.config.sack_compression;
