@@ -201,9 +201,10 @@ impl Driver {
                         .handle_datagram_with(now, datagram, received.checksum.status());
                     self.pump_trace(device);
                     // Loss signals (the first duplicate ACKs per RCV.NXT, a new hole, then one
-                    // ACK per `sack_compression` out-of-order segments; an ACK for every
-                    // segment that fills a hole or arrives while one remains) and an ACK
-                    // covering `ack_stretch` segments go out at once, one per datagram; the
+                    // ACK per `sack_compression` out-of-order segments, or every one while
+                    // our ACKs are being lost; an ACK for every in-order segment that fills a
+                    // hole or arrives while one remains) and an ACK covering `ack_stretch`
+                    // segments go out at once, one per datagram (`Connection::ack_due`); the
                     // ACK the rest owes waits for the end of the batch and covers it all.
                     if self.stack.take_transmit_due() {
                         self.flush(device, clock)?;

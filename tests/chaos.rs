@@ -232,8 +232,8 @@ fn record(
 /// RFC 5681 §4.2: an out-of-order segment SHOULD get an immediate duplicate ACK; that stream of
 /// ACKs (and their SACK blocks) is what lets the sender repair a loss without a timeout. With
 /// SACK they are compressed as Linux does past DupThresh, one per `sack_compression` (44)
-/// segments at most (an ACK that also moves RCV.NXT past in-order data of the same batch is not counted
-/// as a duplicate), so the bound here, one per `ack_stretch`, is loose.
+/// segments at most (an ACK that also moves RCV.NXT past in-order data of the same batch is
+/// not counted as a duplicate); the bound here is that one, per `ack_stretch` (also 44).
 fn assert_out_of_order_is_acknowledged(summary: &Summary, what: &str) {
     if summary.out_of_order_in < 100 {
         return;

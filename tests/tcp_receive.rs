@@ -188,6 +188,39 @@ fn sack_compression_past_three_duplicate_acks_is_bounded() {
     );
 }
 
+/// A receive buffer that grows because loss filled the window past a hole
+/// (`recv_buffer_max`) offers the larger window at once, even where SACK compression would hold
+/// the ACK back: the sender stopped at the old edge.
+#[test]
+fn a_window_grown_under_loss_is_offered_at_once() {
+    let t0 = Instant::now();
+    let config = TcpConfig {
+        recv_buffer: 8000,
+        recv_buffer_max: 32_000,
+        window_scaling: false,
+        ..config()
+    };
+    let mut conn = open(t0, config, sack_peer());
+    let data = stream(8000);
+    let seg = |i: usize| data_seg(i * 1000, &data[i * 1000..(i + 1) * 1000]);
+    // A hole at 0..1000; three immediate duplicate ACKs, then two held back.
+    for i in 1..4 {
+        feed(&mut conn, t0 + ms(200), seg(i));
+        assert!(conn.ack_due());
+        transmit(&mut conn, t0 + ms(200));
+    }
+    for i in 4..6 {
+        feed(&mut conn, t0 + ms(200), seg(i));
+        assert!(!conn.ack_due(), "segment {i} is compressed");
+    }
+    // This one ends within a segment of the 8000-byte edge: the buffer doubles.
+    feed(&mut conn, t0 + ms(200), seg(6));
+    assert!(conn.ack_due(), "the grown window goes out at once");
+    let sent = transmit(&mut conn, t0 + ms(200));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(parse_ours(&sent[0]).window, 16_000);
+}
+
 #[test]
 fn every_out_of_order_segment_interrupts_the_batch_without_sack() {
     let t0 = Instant::now();

@@ -434,11 +434,14 @@ impl Connection {
         }
     }
 
-    /// True when an ACK should go out now rather than at the end of the receive batch: any
-    /// out-of-order segment, a duplicate segment, one that fills (part of) a hole or arrives
-    /// while one remains, a challenge, or `ack_stretch` segments' worth unacknowledged. The
-    /// event loop flushes on it, so batching never hides loss signals; ACKs for the second
-    /// in-order segment onwards (RFC 5681 §4.2) go out when the batch ends. Whatever it says, an owed ACK goes out with the next `poll_transmit`.
+    /// True when an ACK should go out now rather than at the end of the receive batch: an
+    /// out-of-order segment that opens a hole, is one of the first DupThresh per RCV.NXT, is
+    /// the `sack_compression`-th since our last ACK, grew the window, or arrives in quick-ACK
+    /// mode (each one without SACK); a duplicate segment; an in-order one that fills (part of)
+    /// a hole or arrives while one remains; a challenge; or `ack_stretch` segments' worth
+    /// unacknowledged. The event loop flushes on it, so batching never hides loss signals; the
+    /// rest goes out when the batch ends. Whatever it says, an owed ACK goes out with the next
+    /// `poll_transmit`.
     pub fn ack_due(&self) -> bool {
         self.rcv.ack == AckState::Now
     }

@@ -201,14 +201,17 @@ impl Connection {
     /// Receive-buffer growth under loss (see `TcpConfig::recv_buffer_max`): out-of-order data
     /// ending within a segment of the buffer's end means the sender has filled the window past
     /// a hole; double the buffer (up to the maximum) so that new data can keep flowing while
-    /// the hole is repaired, and the ACK this segment triggers offers the larger window.
-    fn grow_if_window_bound(&mut self, end_offset: u64) {
+    /// the hole is repaired, and the ACK this segment triggers (at once: true) offers the
+    /// larger window.
+    fn grow_if_window_bound(&mut self, end_offset: u64) -> bool {
         let capacity = self.rcv.buffer.capacity();
         let max = self.config.recv_buffer_max;
         let edge = self.rcv.buffer.consumed() + capacity as u64;
-        if capacity < max && end_offset + u64::from(self.config.mss) >= edge {
+        let bound = capacity < max && end_offset + u64::from(self.config.mss) >= edge;
+        if bound {
             self.rcv.buffer.grow(capacity.saturating_mul(2).min(max));
         }
+        bound
     }
 
     /// Remembers duplicate data for the next ACK's D-SACK block (RFC 2883 §4: one block, the
@@ -243,7 +246,7 @@ impl Connection {
         self.rcv.unacked_bytes += payload.len();
         if result.out_of_order {
             self.stats.out_of_order_in += 1;
-            self.grow_if_window_bound(start + payload.len() as u64);
+            let grown = self.grow_if_window_bound(start + payload.len() as u64);
             self.rcv.out_of_order_since_advance += 1;
             self.rcv.out_of_order_unacked += 1;
             // RFC 5681 §4.2: an immediate duplicate ACK for an out-of-order segment, its own
@@ -251,14 +254,16 @@ impl Connection {
             // once; with SACK, as Linux does (tcp_comp_sack), the first DupThresh per RCV.NXT,
             // every new hole and every segment in quick-ACK mode (our ACKs are being lost) go
             // at once, and a segment that only lengthens a reported block waits for the
-            // batch's end or `sack_compression` such segments. Each arriving datagram is one
-            // segment here, a super-segment included.
-            let quick = self.rcv.quick_acks > 0;
+            // batch's end or `sack_compression` such segments. A window that just grew is
+            // offered at once too: the sender stopped at the old edge. Each arriving datagram
+            // is one segment here, a super-segment included.
+            let quick = self.opts.sack && self.rcv.quick_acks > 0;
             if quick {
                 self.rcv.quick_acks -= 1;
             }
             let urgent = !self.opts.sack
                 || quick
+                || grown
                 || result.new_island
                 || self.rcv.out_of_order_since_advance <= DUP_THRESH
                 || self.rcv.out_of_order_unacked >= self.config.sack_compression;
@@ -335,6 +340,7 @@ impl Connection {
             return;
         }
         self.rcv.pending_fin = None;
+        self.rcv.out_of_order_since_advance = 0;
         self.rcv.fin_received = true;
         self.rcv.nxt += 1;
         self.rcv.ack = AckState::Now;

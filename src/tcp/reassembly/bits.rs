@@ -45,6 +45,7 @@ impl Bits {
 
     /// Sets (`value`) or clears the bits of `range`; returns how many changed.
     pub(super) fn update(&mut self, range: Range<usize>, value: bool) -> usize {
+        debug_assert!(range.end <= self.len, "{range:?} beyond {} bits", self.len);
         let mut changed = 0;
         for (w, mask) in words(range) {
             let word = &mut self.words[w];
@@ -62,12 +63,8 @@ impl Bits {
         changed
     }
 
-    /// Sets one bit.
-    pub(super) fn set(&mut self, index: usize) {
-        self.update(index..index + 1, true);
-    }
-
     /// The set bits, lowest first.
+    #[cfg(test)]
     pub(super) fn ones(&self) -> impl Iterator<Item = usize> + '_ {
         let mut from = 0;
         std::iter::from_fn(move || {
@@ -180,7 +177,11 @@ fn last_set(bits: &[u64], range: Range<usize>) -> Option<usize> {
 fn words(range: Range<usize>) -> impl DoubleEndedIterator<Item = (usize, u64)> {
     let (start, end) = (range.start, range.end);
     let first_word = start / 64;
-    let last_word = if start < end { end.div_ceil(64) } else { first_word };
+    let last_word = if start < end {
+        end.div_ceil(64)
+    } else {
+        first_word
+    };
     (first_word..last_word).map(move |word| {
         let lo = start.max(word * 64) - word * 64;
         let hi = end.min(word * 64 + 64) - word * 64;
@@ -195,11 +196,16 @@ mod tests {
 
     /// The plain answer to compare with.
     fn naive_first(model: &[bool], range: Range<usize>, value: bool) -> Option<usize> {
-        range.clone().find(|&i| i < model.len() && model[i] == value)
+        range
+            .clone()
+            .find(|&i| i < model.len() && model[i] == value)
     }
 
     fn naive_last(model: &[bool], range: Range<usize>, value: bool) -> Option<usize> {
-        range.clone().rev().find(|&i| i < model.len() && model[i] == value)
+        range
+            .clone()
+            .rev()
+            .find(|&i| i < model.len() && model[i] == value)
     }
 
     #[test]
