@@ -671,6 +671,7 @@ fn writable_once_a_full_send_buffer_drains() {
         t0,
         TcpConfig {
             send_buffer: 3000,
+            send_buffer_max: 0,
             ..config()
         },
         bare_peer(),
@@ -688,6 +689,53 @@ fn writable_once_a_full_send_buffer_drains() {
     );
     assert_eq!(events(&mut conn), [ConnEvent::Writable]);
     assert_eq!(conn.send(&stream(5000)), Ok(1000));
+}
+
+/// The send buffer follows the window, up to `send_buffer_max` (Linux's `tcp_sndbuf_expand`):
+/// a fixed 3000-byte buffer would take only the 1000 bytes just acknowledged.
+#[test]
+fn the_send_buffer_grows_with_the_window_up_to_its_maximum() {
+    let t0 = Instant::now();
+    let mut conn = open(
+        t0,
+        TcpConfig {
+            send_buffer: 3000,
+            send_buffer_max: 12_000,
+            ..config()
+        },
+        bare_peer(),
+    );
+    let data = stream(20_000);
+    assert_eq!(conn.send(&data), Ok(3000));
+    transmit(&mut conn, t0 + ms(200));
+    feed(
+        &mut conn,
+        t0 + ms(300),
+        TcpRepr {
+            ack: Some(SND + 1000),
+            ..PEER
+        },
+    );
+    let more = conn.send(&data).unwrap();
+    assert!(more > 1000, "grew by only {more} bytes");
+    let mut acked: usize = 1000;
+    let mut now = t0 + ms(300);
+    for _ in 0..20 {
+        now += ms(100);
+        let sent: usize = transmit(&mut conn, now).iter().map(|d| d.len() - 20).sum();
+        acked += sent;
+        feed(
+            &mut conn,
+            now + ms(50),
+            TcpRepr {
+                ack: Some(SND + acked),
+                ..PEER
+            },
+        );
+        let _ = conn.send(&data);
+        assert!(conn.send_queue() <= 12_000, "{}", conn.send_queue());
+    }
+    assert_eq!(conn.send_queue(), 12_000, "the buffer reached its maximum");
 }
 
 #[test]

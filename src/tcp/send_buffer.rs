@@ -86,6 +86,17 @@ impl SendBuffer {
         self.head = 0;
     }
 
+    /// Lets the application queue up to `capacity` bytes from now on (never less than before):
+    /// the connection grows its send buffer as the window grows.
+    pub fn grow_capacity(&mut self, capacity: usize) {
+        self.capacity = self.capacity.max(capacity);
+    }
+
+    /// The most bytes the application may queue.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Gives back the heap an empty buffer still holds (TIME-WAIT needs none).
     pub fn shed(&mut self) {
         if self.len == 0 {

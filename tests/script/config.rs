@@ -60,6 +60,7 @@ pub fn stack_config(path: &str, script: &Script) -> Result<(StackConfig, Duratio
             "recv_buffer" => tcp.recv_buffer = num()?,
             "recv_buffer_max" => tcp.recv_buffer_max = num()?,
             "send_buffer" => tcp.send_buffer = num()?,
+            "send_buffer_max" => tcp.send_buffer_max = num()?,
             "window_scale" | "window_scaling" => tcp.window_scaling = on()?,
             "timestamps" => tcp.timestamps = on()?,
             "sack" => tcp.sack = on()?,

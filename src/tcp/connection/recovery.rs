@@ -202,10 +202,23 @@ impl Connection {
                 .set(Timer::Retransmit, now + self.loss.rtt.rto());
             self.timers.set(Timer::User, now + self.config.user_timeout);
         }
+        self.expand_send_buffer();
         if self.snd.writable_wanted && self.snd.buffer.free() > 0 {
             self.snd.writable_wanted = false;
             self.events.push_back(ConnEvent::Writable);
         }
+    }
+
+    /// Grows the send buffer to twice what may be in flight (the smaller of cwnd and the
+    /// peer's largest window), up to `TcpConfig::send_buffer_max`, as Linux's
+    /// `tcp_sndbuf_expand` does: the application then stays a window ahead of the ACKs.
+    fn expand_send_buffer(&mut self) {
+        let max = self.config.send_buffer_max;
+        if max <= self.snd.buffer.capacity() {
+            return;
+        }
+        let flight = self.loss.cc.window().min(self.snd.max_wnd.get());
+        self.snd.buffer.grow_capacity(flight.saturating_mul(2).min(max));
     }
 
     pub(super) fn on_duplicate_ack(&mut self, newly_sacked: usize) {
