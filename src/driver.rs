@@ -26,7 +26,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::device::{Device, LinkEvent};
-use crate::stack::Stack;
+use crate::stack::{Deferred, Stack};
 use crate::tcp::ConnError;
 use crate::trace::{TraceSink, Tracer};
 
@@ -227,12 +227,25 @@ impl Driver {
         device: &mut D,
         clock: &impl Fn() -> Instant,
     ) -> io::Result<()> {
+        // A device that gathers gets super-segments' payloads straight from the send buffers
+        // (`-v` prints whole datagrams, so it keeps the copy).
+        let gather = device.gathers() && self.tracer.is_none();
         loop {
+            let mut deferred = None;
             let (len, segment_size) = match self.tx_pending.take() {
                 Some(pending) => pending,
                 None => {
                     let now = clock();
-                    let polled = self.stack.poll_transmit_segmented(now, &mut self.tx);
+                    let polled = if gather {
+                        self.stack
+                            .poll_transmit_deferred(now, &mut self.tx)
+                            .map(|t| {
+                                deferred = t.payload;
+                                (t.len, t.segment_size)
+                            })
+                    } else {
+                        self.stack.poll_transmit_segmented(now, &mut self.tx)
+                    };
                     if polled.is_none() {
                         self.pump_trace(device);
                     }
@@ -248,8 +261,21 @@ impl Driver {
                     }
                 }
             };
-            let sent = device.send_segmented(clock(), &self.tx[..len], segment_size);
+            let sent = match &deferred {
+                Some(payload) => {
+                    let headers = &self.tx[..len - payload.len];
+                    let pieces = self.stack.deferred_payload(payload);
+                    device.send_gathered(clock(), headers, pieces, segment_size)
+                }
+                None => device.send_segmented(clock(), &self.tx[..len], segment_size),
+            };
             self.pump_trace(device);
+            if sent.is_err() {
+                if let Some(payload) = &deferred {
+                    // Kept whole for the retry: the send buffer may move before it.
+                    self.gather_into_tx(len, payload);
+                }
+            }
             match sent {
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -264,6 +290,15 @@ impl Driver {
         }
         self.take_link_events(device);
         Ok(())
+    }
+
+    /// Copies a payload `poll_transmit_deferred` left out into `tx` after its headers, making
+    /// the `len`-byte datagram whole.
+    fn gather_into_tx(&mut self, len: usize, payload: &Deferred) {
+        let start = len - payload.len;
+        let (front, back) = self.stack.deferred_payload(payload);
+        self.tx[start..start + front.len()].copy_from_slice(front);
+        self.tx[start + front.len()..len].copy_from_slice(back);
     }
 
     /// Hands the stack what the link layer found out (TAP mode: a next hop that never

@@ -44,6 +44,28 @@ pub trait Device {
             None => self.send(now, datagram),
         }
     }
+    /// Whether [`Device::send_gathered`] writes without assembling the datagram first (a TUN
+    /// with offloads). Only then does the driver leave payloads in the send buffers; a
+    /// wrapper that looks into datagrams (pcap, `--impair`, Ethernet) keeps this default.
+    fn gathers(&self) -> bool {
+        false
+    }
+    /// Writes a TCP super-segment given as its headers and its payload (`payload`'s two
+    /// slices, in order), as `send_segmented` would write them back to back. This default
+    /// assembles it; a device that [`Device::gathers`] writes the pieces as they are.
+    fn send_gathered(
+        &mut self,
+        now: Instant,
+        headers: &[u8],
+        payload: (&[u8], &[u8]),
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        let mut datagram = Vec::with_capacity(headers.len() + payload.0.len() + payload.1.len());
+        datagram.extend_from_slice(headers);
+        datagram.extend_from_slice(payload.0);
+        datagram.extend_from_slice(payload.1);
+        self.send_segmented(now, &datagram, segment_size)
+    }
     /// Moves held datagrams whose time has come; called every turn of the loop.
     fn poll(&mut self, _now: Instant) -> io::Result<()> {
         Ok(())
@@ -247,6 +269,18 @@ impl<D: Device + ?Sized> Device for Box<D> {
         segment_size: Option<u16>,
     ) -> io::Result<()> {
         (**self).send_segmented(now, datagram, segment_size)
+    }
+    fn gathers(&self) -> bool {
+        (**self).gathers()
+    }
+    fn send_gathered(
+        &mut self,
+        now: Instant,
+        headers: &[u8],
+        payload: (&[u8], &[u8]),
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        (**self).send_gathered(now, headers, payload, segment_size)
     }
     fn poll(&mut self, now: Instant) -> io::Result<()> {
         (**self).poll(now)

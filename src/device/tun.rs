@@ -190,6 +190,38 @@ impl TunDevice {
         Ok(())
     }
 
+    /// Writes a TCP super-segment given as its headers (IPv4 and TCP, on a TUN) and its
+    /// payload in two slices, with one gathering write and no copy of the payload here. On a
+    /// device without TSO, or for anything TSO does not take, the pieces are put together
+    /// and sent as [`TunDevice::send_segmented`] would.
+    pub fn send_gathered(
+        &self,
+        headers: &[u8],
+        payload: (&[u8], &[u8]),
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        let total = headers.len() + payload.0.len() + payload.1.len();
+        let tso = match segment_size {
+            Some(size) if self.vnet => tso_headers_for(headers, total, self.l3_offset(), size),
+            _ => None,
+        };
+        let Some(tso) = tso else {
+            let mut datagram = Vec::with_capacity(total);
+            datagram.extend_from_slice(headers);
+            datagram.extend_from_slice(payload.0);
+            datagram.extend_from_slice(payload.1);
+            return self.send_segmented(&datagram, segment_size);
+        };
+        // A TUN write takes the whole datagram or fails; the count says nothing more.
+        let _written = (&self.file).write_vectored(&[
+            IoSlice::new(&tso.vnet),
+            IoSlice::new(&tso.headers[..tso.len]),
+            IoSlice::new(payload.0),
+            IoSlice::new(payload.1),
+        ])?;
+        Ok(())
+    }
+
     /// Where the IPv4 header starts in what this device carries: 0 on a TUN, after the
     /// Ethernet header on a TAP.
     fn l3_offset(&self) -> usize {
@@ -279,8 +311,20 @@ struct TsoHeaders {
 /// On a TAP, `frame` starts with an Ethernet header and the IPv4 header at `l3`; the offsets
 /// in the virtio-net header count from the frame's start.
 fn tso_headers(frame: &[u8], l3: usize, segment_size: u16) -> Option<TsoHeaders> {
+    tso_headers_for(frame, frame.len(), l3, segment_size)
+}
+
+/// [`tso_headers`] for a frame of `frame_len` bytes of which `frame` holds at least the
+/// headers (the payload may be elsewhere: `TunDevice::send_gathered`).
+fn tso_headers_for(
+    frame: &[u8],
+    frame_len: usize,
+    l3: usize,
+    segment_size: u16,
+) -> Option<TsoHeaders> {
     let link_header = frame.get(..l3)?;
     let datagram = &frame[l3..];
+    let datagram_len = frame_len.checked_sub(l3)?;
     let first = *datagram.first()?;
     let ip_len = usize::from(first & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([*datagram.get(2)?, *datagram.get(3)?]));
@@ -290,7 +334,8 @@ fn tso_headers(frame: &[u8], l3: usize, segment_size: u16) -> Option<TsoHeaders>
         && ip_len >= 20
         && tcp_len >= 20
         && datagram.get(IPV4_PROTOCOL_OFFSET) == Some(&tcp_wire::PROTOCOL)
-        && total == datagram.len()
+        && total == datagram_len
+        && datagram.len() >= ip_len + tcp_len
         && segment_size > 0
         && total > len + usize::from(segment_size);
     if !valid {
@@ -368,6 +413,20 @@ impl super::Device for TunDevice {
         segment_size: Option<u16>,
     ) -> io::Result<()> {
         TunDevice::send_segmented(self, datagram, segment_size)
+    }
+
+    fn gathers(&self) -> bool {
+        self.vnet && !self.tap
+    }
+
+    fn send_gathered(
+        &mut self,
+        _now: Instant,
+        headers: &[u8],
+        payload: (&[u8], &[u8]),
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        TunDevice::send_gathered(self, headers, payload, segment_size)
     }
 }
 
@@ -558,6 +617,25 @@ mod tests {
         };
         complete_checksum(&mut whole, &mut status);
         assert_eq!(whole, datagram);
+    }
+
+    /// `send_gathered` has only the headers at hand: the TSO header made from them and the
+    /// datagram's length is the one made from the whole datagram.
+    #[test]
+    fn tso_headers_from_the_headers_alone_match_the_whole_datagram() {
+        let datagram = tcp_datagram(3 * 1448);
+        let whole = tso_headers(&datagram, 0, 1448).expect("a super-segment");
+        let alone = tso_headers_for(&datagram[..52], datagram.len(), 0, 1448).expect("headers");
+        assert_eq!(alone.vnet, whole.vnet);
+        assert_eq!(alone.headers[..alone.len], whole.headers[..whole.len]);
+        assert!(
+            tso_headers_for(&datagram[..40], datagram.len(), 0, 1448).is_none(),
+            "the TCP header cut short"
+        );
+        assert!(
+            tso_headers_for(&datagram[..52], datagram.len() - 1, 0, 1448).is_none(),
+            "length disagrees with the header"
+        );
     }
 
     /// On a TAP the virtio-net header's offsets count from the frame: the Ethernet header

@@ -33,6 +33,28 @@ use sockets::Sockets;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(u64);
 
+/// A datagram [`Stack::poll_transmit_deferred`] wrote: its length (payload included) and the
+/// wire segments' payload size if it is a super-segment, as `poll_transmit_segmented` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Bytes of the whole datagram, headers and payload.
+    pub len: usize,
+    /// Payload bytes per wire segment of a super-segment.
+    pub segment_size: Option<u16>,
+    /// The payload left out of the buffer, if it was.
+    pub payload: Option<Deferred>,
+}
+
+/// A super-segment's payload left in its connection's send buffer: the datagram's last `len`
+/// bytes are [`Stack::deferred_payload`]'s, to be written after the headers without a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferred {
+    id: ConnId,
+    offset: usize,
+    /// Payload bytes left out (the datagram's headers are its first `len - this`).
+    pub len: usize,
+}
+
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}", self.0)
@@ -350,14 +372,49 @@ impl Stack {
         if let Some(len) = self.ip.poll_transmit(buf) {
             return Some((len, None));
         }
-        let (dst, len, segment_size) = self
-            .sockets
-            .poll_segment(now, &mut buf[ipv4::HEADER_LEN..])?;
+        let (dst, len, segment_size, _) =
+            self.sockets
+                .poll_segment(now, &mut buf[ipv4::HEADER_LEN..], false)?;
         let header = self
             .ip
             .write_header(buf, dst, tcp_wire::PROTOCOL, len)
             .ok()?;
         Some((header + len, segment_size))
+    }
+
+    /// Like [`Stack::poll_transmit_segmented`], except that a super-segment's payload is not
+    /// copied into `buf`: `buf` holds its headers, and [`Stack::deferred_payload`] gives the
+    /// payload from the connection's send buffer, for a device that writes both in one
+    /// gathering call (`Device::send_gathered`). Anything else is written whole, as before.
+    pub fn poll_transmit_deferred(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(len) = self.ip.poll_transmit(buf) {
+            return Some(Transmit {
+                len,
+                segment_size: None,
+                payload: None,
+            });
+        }
+        let (dst, len, segment_size, payload) =
+            self.sockets
+                .poll_segment(now, &mut buf[ipv4::HEADER_LEN..], true)?;
+        let header = self
+            .ip
+            .write_header(buf, dst, tcp_wire::PROTOCOL, len)
+            .ok()?;
+        Some(Transmit {
+            len: header + len,
+            segment_size,
+            payload,
+        })
+    }
+
+    /// The payload [`Stack::poll_transmit_deferred`] left out, as one or two slices; valid
+    /// until the stack is next driven (input, timers or another poll).
+    pub fn deferred_payload(&self, deferred: &Deferred) -> (&[u8], &[u8]) {
+        match self.sockets.conns.get(&deferred.id) {
+            Some(entry) => entry.conn.send_data(deferred.offset, deferred.len),
+            None => (&[], &[]),
+        }
     }
 
     /// The next event for the application.

@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::schedule::{Schedule, Slot};
-use super::{ConnId, Event, StackConfig, StackError, StackStats};
+use super::{ConnId, Deferred, Event, StackConfig, StackError, StackStats};
 use crate::ipv4;
 use crate::tcp::connection::cookie;
 use crate::tcp::isn::IsnGenerator;
@@ -569,11 +569,15 @@ impl Sockets {
     /// sender cannot starve the others. Returns its destination and length. Only connections
     /// in the ready set are asked. A super-segment comes with the payload size of the wire
     /// segments it stands for (`Connection::segment_size`).
+    ///
+    /// With `defer`, a super-segment's payload is left in its connection's send buffer
+    /// (`Connection::poll_transmit_deferred`): the last value says where.
     pub(super) fn poll_segment(
         &mut self,
         now: Instant,
         buf: &mut [u8],
-    ) -> Option<(Ipv4Addr, usize, Option<u16>)> {
+        defer: bool,
+    ) -> Option<(Ipv4Addr, usize, Option<u16>, Option<Deferred>)> {
         if let Some(rst) = self.rsts.pop_front() {
             let repr = TcpRepr {
                 src_port: rst.from_port,
@@ -589,6 +593,7 @@ impl Sockets {
             return Some((
                 *rst.to.ip(),
                 repr.emit(self.config.local_addr, *rst.to.ip(), buf),
+                None,
                 None,
             ));
         }
@@ -606,7 +611,7 @@ impl Sockets {
             let len =
                 cookie::write_cookie_syn_ack(&self.config.tcp, p.tuple, &syn, p.iss, p.tsval, buf);
             self.stats.syn_cookies_sent += 1;
-            return Some((*p.tuple.remote.ip(), len, None));
+            return Some((*p.tuple.remote.ip(), len, None, None));
         }
         self.sync();
         while let Some(id) = self.schedule.next_ready() {
@@ -616,7 +621,15 @@ impl Sockets {
                 self.schedule.idle(id, &mut gone);
                 continue;
             };
-            let sent = entry.conn.poll_transmit(now, buf);
+            let (sent, deferred) = if defer {
+                match entry.conn.poll_transmit_deferred(now, buf) {
+                    Some((len, payload)) => (Some(len), payload),
+                    None => (None, None),
+                }
+            } else {
+                (entry.conn.poll_transmit(now, buf), None)
+            };
+            let deferred = deferred.map(|(offset, len)| Deferred { id, offset, len });
             let segment_size = entry.conn.segment_size();
             self.stats.transmit_polls += 1;
             let remote = *entry.tuple.remote.ip();
@@ -625,7 +638,7 @@ impl Sockets {
                 Some(len) => {
                     let last = self.conns.last_key_value().map(|(k, _)| *k) == Some(id);
                     self.schedule.sent(id, last);
-                    return Some((remote, len, segment_size));
+                    return Some((remote, len, segment_size, deferred));
                 }
                 None => {
                     if let Some(entry) = self.conns.get_mut(&id) {

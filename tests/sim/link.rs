@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tunstack::device::fault::{ImpairSpec, Impairer};
 use tunstack::device::pcap::PcapWriter;
-use tunstack::device::{Device, Received};
+use tunstack::device::{send_pieces, Device, Received};
 use tunstack::trace::{Dir, ImpairRecord};
 
 use super::{Clock, MTU};
@@ -39,6 +39,9 @@ pub struct LinkConfig {
     pub reorder_delay: Duration,
     /// Chance one random bit of a datagram (or a copy) is flipped.
     pub corrupt: f64,
+    /// The sending stack's device refuses every this-many-th write with `WouldBlock`, as a
+    /// full TUN queue does, and takes it when asked again; 0: never.
+    pub refuse_every: u64,
 }
 
 impl LinkConfig {
@@ -54,6 +57,7 @@ impl LinkConfig {
             reorder: 0.0,
             reorder_delay: Duration::from_millis(2),
             corrupt: 0.0,
+            refuse_every: 0,
         }
     }
 
@@ -90,6 +94,11 @@ pub struct LinkStats {
     /// Datagrams delivered with a flipped bit (counted on delivery: what the far stack must
     /// catch).
     pub corrupted: u64,
+    /// Super-segments the sending stack wrote as headers plus a payload left in its send
+    /// buffer (`Device::send_gathered`).
+    pub gathered: u64,
+    /// Writes refused with `WouldBlock` (`LinkConfig::refuse_every`).
+    pub refused: u64,
 }
 
 impl LinkStats {
@@ -102,6 +111,8 @@ impl LinkStats {
         self.duplicated += other.duplicated;
         self.reordered += other.reordered;
         self.corrupted += other.corrupted;
+        self.gathered += other.gathered;
+        self.refused += other.refused;
     }
 }
 
@@ -117,6 +128,10 @@ pub struct Link {
     corrupted: u64,
     /// Traffic copies, when capturing for pcap files.
     capture: Option<Capture>,
+    /// Datagram writes asked of the sending device, refused ones included.
+    writes: u64,
+    gathered: u64,
+    refused: u64,
 }
 
 /// Copies of the traffic for pcap files: what the stack sent (lost datagrams included, before
@@ -139,6 +154,9 @@ impl Link {
             delivered: 0,
             corrupted: 0,
             capture: None,
+            writes: 0,
+            gathered: 0,
+            refused: 0,
         }
     }
 
@@ -158,7 +176,17 @@ impl Link {
             duplicated: wire.duplicated,
             reordered: wire.reordered,
             corrupted: self.corrupted,
+            gathered: self.gathered,
+            refused: self.refused,
         }
+    }
+
+    /// Whether the device refuses this write (`LinkConfig::refuse_every`); counts writes.
+    fn refuses(&mut self) -> bool {
+        self.writes += 1;
+        let refuse = self.config.refuse_every > 0 && self.writes % self.config.refuse_every == 0;
+        self.refused += u64::from(refuse);
+        refuse
     }
 
     /// Takes a datagram sent at `now`.
@@ -247,6 +275,46 @@ impl Device for Port<'_> {
     fn send(&mut self, now: Instant, datagram: &[u8]) -> io::Result<()> {
         self.out.send(now, datagram);
         Ok(())
+    }
+
+    /// A refused write refuses the whole datagram, as a TUN does; a super-segment is cut
+    /// into wire segments as `Device`'s default does.
+    fn send_segmented(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        if self.out.refuses() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match segment_size {
+            Some(size) => send_pieces(datagram, size, |piece| self.send(now, piece)),
+            None => self.send(now, datagram),
+        }
+    }
+
+    /// Like a TUN with offloads, the simulator takes payloads straight from the send
+    /// buffers, so it drives the same path as the event loop does.
+    fn gathers(&self) -> bool {
+        true
+    }
+
+    fn send_gathered(
+        &mut self,
+        now: Instant,
+        headers: &[u8],
+        payload: (&[u8], &[u8]),
+        segment_size: Option<u16>,
+    ) -> io::Result<()> {
+        let mut datagram = headers.to_vec();
+        datagram.extend_from_slice(payload.0);
+        datagram.extend_from_slice(payload.1);
+        let sent = self.send_segmented(now, &datagram, segment_size);
+        if sent.is_ok() {
+            self.out.gathered += 1;
+        }
+        sent
     }
 
     /// The next arrival: there is no descriptor, so this is how the driver learns that a

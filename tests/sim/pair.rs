@@ -179,6 +179,9 @@ impl Pair {
             ]
             .into_iter()
             .flatten()
+            // A device that refused a write (`LinkConfig::refuse_every`) is writable again
+            // at once: the next turn retries it.
+            .chain((self.client.wants_writable() || self.server.wants_writable()).then_some(now))
             .min();
             match next {
                 Some(at) => self.clock.advance_to(at),

@@ -261,6 +261,10 @@ pub struct Connection {
     keepalive_probes: u32,
     /// Send a keep-alive probe on the next transmission.
     keepalive_due: bool,
+    /// `poll_transmit_deferred` is asking: leave a super-segment's payload in the send buffer.
+    defer_payload: bool,
+    /// Where the payload left out of the last segment is: its offset past SND.UNA and length.
+    deferred: Option<(usize, usize)>,
 
     timers: TimerTable,
     events: VecDeque<ConnEvent>,
@@ -382,6 +386,8 @@ impl Connection {
             },
             rst_due: false,
             stray_rst: None,
+            defer_payload: false,
+            deferred: None,
             challenge_window: (now, 0),
             last_out_of_window_ack: None,
             timers,

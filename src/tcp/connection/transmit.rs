@@ -28,6 +28,30 @@ impl Connection {
         len
     }
 
+    /// Like [`Connection::poll_transmit`], except that a super-segment's payload stays in the
+    /// send buffer: `buf` gets only its headers, and the second value says where the payload
+    /// is (offset past SND.UNA and length, for [`Connection::send_data`]); the length returned
+    /// counts it all the same. A device that writes the headers and the payload in one
+    /// gathering call (a TUN with offloads) then spares the copy into `buf`: serving from a
+    /// TUN, that copy was 5-6% of the server's CPU.
+    pub fn poll_transmit_deferred(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<(usize, Option<(usize, usize)>)> {
+        self.defer_payload = true;
+        let len = self.poll_transmit(now, buf);
+        self.defer_payload = false;
+        let deferred = self.deferred.take();
+        len.map(|len| (len, deferred))
+    }
+
+    /// The `len` bytes of the send buffer from `offset` past SND.UNA, in the two pieces the
+    /// ring may hold them in: a payload [`Connection::poll_transmit_deferred`] left out.
+    pub fn send_data(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        self.snd.buffer.slices(offset, len)
+    }
+
     fn next_segment(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.snd.burst = None;
         if self.rst_due {
@@ -290,10 +314,16 @@ impl Connection {
         let repr = self.base_repr(now, start, control, true);
         let header_len = repr.emit_header(buf);
         let offset = start.distance_from(self.snd.start);
-        let copied = self
-            .snd
-            .buffer
-            .copy_out(offset, &mut buf[header_len..header_len + len]);
+        let copied = if self.defer_payload && self.snd.burst.is_some() {
+            // Checksum offload sums the payload, so nothing here needs to read it.
+            let (front, back) = self.snd.buffer.slices(offset, len);
+            self.deferred = Some((offset, front.len() + back.len()));
+            front.len() + back.len()
+        } else {
+            self.snd
+                .buffer
+                .copy_out(offset, &mut buf[header_len..header_len + len])
+        };
         debug_assert_eq!(copied, len);
         self.stats.bytes_out += copied as u64;
         let end = start + copied + usize::from(fin);
