@@ -55,6 +55,9 @@ impl SentSegment {
 #[derive(Debug, Default, Clone)]
 pub struct SentLog {
     segments: VecDeque<SentSegment>,
+    /// The highest end of any retransmission recorded: beyond it every record was sent once,
+    /// in sequence order, so its sending times only grow (see `RackState::detect_loss`).
+    retransmitted_to: Option<SeqNum>,
 }
 
 impl SentLog {
@@ -63,6 +66,9 @@ impl SentLog {
     pub fn on_send(&mut self, start: SeqNum, end: SeqNum, now: Instant, retransmitted: bool) {
         if !start.before(end) {
             return;
+        }
+        if retransmitted {
+            self.retransmitted_to = Some(self.retransmitted_to.map_or(end, |to| to.max(end)));
         }
         let record = SentSegment {
             start,
@@ -161,6 +167,7 @@ impl SentLog {
     /// Forgets everything (the connection will send nothing more that RACK should judge).
     pub fn clear(&mut self) {
         self.segments.clear();
+        self.retransmitted_to = None;
     }
 
     /// The lowest record RACK marked lost that is still to be retransmitted.
@@ -430,11 +437,21 @@ impl RackState {
         };
         let mut marked = 0;
         let mut timeout: Option<Duration> = None;
+        let retransmitted_to = log.retransmitted_to;
         for seg in log.segments.iter_mut() {
-            if seg.sacked || seg.lost {
+            if !sent_after(latest_ts, latest_end, seg.xmit_ts, seg.end) {
+                // Records sent once are in sending order (new data goes out in sequence), so
+                // past the last retransmission none after this one is older either: stop, as
+                // Linux's walk of its time-sorted queue does. Without this every ACK of a
+                // clean bulk transfer scanned the whole flight (2,900 records at 4 MiB).
+                let only_originals_follow =
+                    retransmitted_to.is_none_or(|to| to.before_eq(seg.start));
+                if !seg.retransmitted && only_originals_follow {
+                    break;
+                }
                 continue;
             }
-            if !sent_after(latest_ts, latest_end, seg.xmit_ts, seg.end) {
+            if seg.sacked || seg.lost {
                 continue;
             }
             let deadline = seg.xmit_ts + self.rtt + reo_wnd;
@@ -489,6 +506,61 @@ mod tests {
         log.acknowledge(SeqNum(160), |s| seen.push(s.end.0));
         assert_eq!(seen, [50, 150]);
         assert_eq!(log.segments[0].start, SeqNum(160));
+    }
+
+    /// The walk stops at the first record sent once that is not older than the latest
+    /// delivered one, but not while a retransmission lies beyond it.
+    #[test]
+    fn loss_detection_stops_at_newer_originals_but_not_before_a_retransmission() {
+        let t0 = Instant::now();
+        let mut rack = RackState::default();
+        rack.note_rtt(ms(10));
+        let mut log = log_of(
+            t0,
+            &[(0, 100, 0), (100, 200, 50), (200, 300, 60), (300, 400, 90)],
+        );
+        let now = t0 + ms(100);
+        log.mark_sacked(
+            SeqNum(200),
+            SeqNum(300),
+            |_, _| true,
+            |s| rack.on_delivered(s, now, None),
+        );
+        // The two records before the latest delivered one (sent at 60) are older; the walk
+        // ends at the one sent at 90.
+        assert_eq!(
+            rack.detect_loss(&mut log, now, ms(0)).0,
+            2,
+            "0-100 and 100-200"
+        );
+        // A retransmission recorded beyond an original that is newer than the latest
+        // delivered: it must still be judged.
+        let mut rack = RackState::default();
+        rack.note_rtt(ms(10));
+        let mut log = log_of(t0, &[(0, 100, 50), (300, 400, 70)]);
+        log.on_send(SeqNum(100), SeqNum(200), t0 + ms(10), true);
+        log.mark_sacked(
+            SeqNum(300),
+            SeqNum(400),
+            |_, _| true,
+            |s| rack.on_delivered(s, now, None),
+        );
+        assert_eq!(rack.detect_loss(&mut log, now, ms(0)).0, 2);
+        let mut rack = RackState::default();
+        rack.note_rtt(ms(10));
+        let mut log = log_of(t0, &[(0, 100, 80), (300, 400, 70)]);
+        log.on_send(SeqNum(100), SeqNum(200), t0 + ms(10), true);
+        log.mark_sacked(
+            SeqNum(300),
+            SeqNum(400),
+            |_, _| true,
+            |s| rack.on_delivered(s, now, None),
+        );
+        assert_eq!(
+            rack.detect_loss(&mut log, now, ms(0)).0,
+            1,
+            "100-200 (sent at 10), past 0-100 (sent at 80, after the latest delivered)"
+        );
     }
 
     #[test]

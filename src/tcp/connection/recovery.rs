@@ -218,7 +218,9 @@ impl Connection {
             return;
         }
         let flight = self.loss.cc.window().min(self.snd.max_wnd.get());
-        self.snd.buffer.grow_capacity(flight.saturating_mul(2).min(max));
+        self.snd
+            .buffer
+            .grow_capacity(flight.saturating_mul(2).min(max));
     }
 
     pub(super) fn on_duplicate_ack(&mut self, newly_sacked: usize) {
