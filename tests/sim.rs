@@ -368,8 +368,9 @@ fn sweep(name: &str, link: LinkConfig, sweep: &Sweep) -> [Summary; 2] {
 #[test]
 fn loss_0() {
     // The queue holds the whole receive window (1 MiB) on top of the path's 125 KB: the send
-    // buffer grows with cwnd (`send_buffer_max`), so only the window bounds the flight, and
-    // a slow start that overflows a shorter queue loses segments even on a clean link.
+    // buffer grows while it limits the sender (`send_buffer_max`), so only the window bounds
+    // the flight, and a slow start that overflows a shorter queue loses segments even on a
+    // clean link.
     let link = LinkConfig::clean(100_000_000, Duration::from_millis(5), 2 << 20);
     let [down, up] = scenario("loss 0%", link);
     for s in [&down, &up] {
@@ -605,7 +606,7 @@ fn gathered_super_segments_arrive_intact_through_refused_writes() {
 /// the send buffer starts with (which alone would cap the rate at 21 Mbit/s). The buffer grows
 /// with the window (`TcpConfig::send_buffer_max`), so the 1 MiB receive window is what bounds
 /// the rate, as it would be with Linux at both ends: twice the fixed buffer's cap at least
-/// (57 Mbit/s measured; 19 with the buffer fixed).
+/// (55 Mbit/s measured; 19 with the buffer fixed).
 #[test]
 fn the_send_buffer_does_not_cap_a_long_fat_path() {
     let link = LinkConfig::clean(100_000_000, Duration::from_millis(50), 4 << 20);

@@ -44,6 +44,9 @@ pub struct RttEstimator {
     /// The latest measurement and how many were taken, for the segment log.
     last_sample: Option<Duration>,
     samples: u64,
+    /// The smallest measurement: the path's round trip without queues, for sizing buffers
+    /// to the bandwidth-delay product.
+    min: Option<Duration>,
 }
 
 impl RttEstimator {
@@ -65,6 +68,7 @@ impl RttEstimator {
             granularity: Duration::from_millis(1),
             last_sample: None,
             samples: 0,
+            min: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl RttEstimator {
     pub fn on_sample(&mut self, rtt: Duration) {
         self.last_sample = Some(rtt);
         self.samples += 1;
+        self.min = Some(self.min.map_or(rtt, |min| min.min(rtt)));
         match self.srtt {
             // §2.2: first measurement.
             None => {
@@ -92,6 +97,12 @@ impl RttEstimator {
             (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.bounds.min, self.bounds.max);
         // A new sample after backoff collapses it (§5.7 allows recomputing from the estimate).
         self.backoffs = 0;
+    }
+
+    /// The smallest RTT measured so far (timestamp samples count whole milliseconds, at
+    /// least 1).
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min
     }
 
     /// The timer expired (§5.5): double the RTO, up to the maximum.

@@ -346,6 +346,7 @@ impl Connection {
                 buffer: SendBuffer::new(config.send_buffer),
                 fin_queued: false,
                 burst: None,
+                rate: None,
                 writable_wanted: false,
                 probe_due: false,
             },

@@ -202,25 +202,42 @@ impl Connection {
                 .set(Timer::Retransmit, now + self.loss.rtt.rto());
             self.timers.set(Timer::User, now + self.config.user_timeout);
         }
-        self.expand_send_buffer();
+        self.expand_send_buffer(now, data_acked);
         if self.snd.writable_wanted && self.snd.buffer.free() > 0 {
             self.snd.writable_wanted = false;
             self.events.push_back(ConnEvent::Writable);
         }
     }
 
-    /// Grows the send buffer to twice what may be in flight (the smaller of cwnd and the
-    /// peer's largest window), up to `TcpConfig::send_buffer_max`, as Linux's
-    /// `tcp_sndbuf_expand` does: the application then stays a window ahead of the ACKs.
-    fn expand_send_buffer(&mut self) {
+    /// Grows the send buffer towards twice the bandwidth-delay product: the rate data was
+    /// acknowledged at over the last round trip, times the smallest RTT seen, up to
+    /// `TcpConfig::send_buffer_max`. A buffer that limits the sender (the ACKs of all of it
+    /// come back a round trip later) measures about its own size and doubles, as Linux's
+    /// `tcp_sndbuf_expand` doubles it with cwnd; one that does not (many connections sharing
+    /// a device, whose round trips grow with the queue) stays put. Sizing by cwnd instead grew
+    /// 100 parallel downloads through one TUN to 4 MiB each: 350 MiB held, and 5.1 s for
+    /// 3.2 GB where 256 KiB each took 3.1 s.
+    fn expand_send_buffer(&mut self, now: Instant, acked: usize) {
         let max = self.config.send_buffer_max;
         if max <= self.snd.buffer.capacity() {
             return;
         }
-        let flight = self.loss.cc.window().min(self.snd.max_wnd.get());
-        self.snd
-            .buffer
-            .grow_capacity(flight.saturating_mul(2).min(max));
+        let (Some(min_rtt), Some(srtt)) = (self.loss.rtt.min_rtt(), self.loss.rtt.srtt()) else {
+            return;
+        };
+        let Some((since, bytes)) = &mut self.snd.rate else {
+            self.snd.rate = Some((now, 0));
+            return;
+        };
+        *bytes += acked;
+        let elapsed = now.saturating_duration_since(*since);
+        if elapsed < srtt || elapsed.is_zero() {
+            return;
+        }
+        let bdp = *bytes as f64 * min_rtt.as_secs_f64() / elapsed.as_secs_f64();
+        self.snd.rate = Some((now, 0));
+        let target = (2.0 * bdp).min(max as f64) as usize;
+        self.snd.buffer.grow_capacity(target);
     }
 
     pub(super) fn on_duplicate_ack(&mut self, newly_sacked: usize) {

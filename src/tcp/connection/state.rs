@@ -110,6 +110,9 @@ pub(super) struct SendState {
     pub(super) probe_due: bool,
     /// Payload bytes per wire segment of the super-segment `poll_transmit` last returned.
     pub(super) burst: Option<u16>,
+    /// Since when, and how many bytes were acknowledged since: the delivery rate the send
+    /// buffer is sized by (`Connection::expand_send_buffer`).
+    pub(super) rate: Option<(Instant, usize)>,
 }
 
 /// The receive half (RFC 9293 §3.3.1 receive sequence variables, plus the receive buffer and
