@@ -60,11 +60,7 @@ pub trait Device {
         payload: (&[u8], &[u8]),
         segment_size: Option<u16>,
     ) -> io::Result<()> {
-        let mut datagram = Vec::with_capacity(headers.len() + payload.0.len() + payload.1.len());
-        datagram.extend_from_slice(headers);
-        datagram.extend_from_slice(payload.0);
-        datagram.extend_from_slice(payload.1);
-        self.send_segmented(now, &datagram, segment_size)
+        self.send_segmented(now, &assemble(headers, payload), segment_size)
     }
     /// Moves held datagrams whose time has come; called every turn of the loop.
     fn poll(&mut self, _now: Instant) -> io::Result<()> {
@@ -252,6 +248,16 @@ pub enum DeviceError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A datagram given as headers and a payload in two slices ([`Device::send_gathered`]), put
+/// together for a device that needs it whole.
+pub fn assemble(headers: &[u8], payload: (&[u8], &[u8])) -> Vec<u8> {
+    let mut datagram = Vec::with_capacity(headers.len() + payload.0.len() + payload.1.len());
+    datagram.extend_from_slice(headers);
+    datagram.extend_from_slice(payload.0);
+    datagram.extend_from_slice(payload.1);
+    datagram
 }
 
 /// Boxed devices compose like the concrete ones, so wrappers can be chosen at run time.

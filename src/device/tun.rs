@@ -206,11 +206,7 @@ impl TunDevice {
             _ => None,
         };
         let Some(tso) = tso else {
-            let mut datagram = Vec::with_capacity(total);
-            datagram.extend_from_slice(headers);
-            datagram.extend_from_slice(payload.0);
-            datagram.extend_from_slice(payload.1);
-            return self.send_segmented(&datagram, segment_size);
+            return self.send_segmented(&super::assemble(headers, payload), segment_size);
         };
         // A TUN write takes the whole datagram or fails; the count says nothing more.
         let _written = (&self.file).write_vectored(&[

@@ -110,6 +110,10 @@ impl SentLog {
     /// Removes what `una` cumulatively acknowledges; `delivered` sees each removed record that
     /// the peer had not SACKed before (those are newly delivered), in sequence order.
     pub fn acknowledge(&mut self, una: SeqNum, mut delivered: impl FnMut(&SentSegment)) {
+        // Forgotten once acknowledged, so that it never ages past half the sequence space.
+        if self.retransmitted_to.is_some_and(|to| to.before_eq(una)) {
+            self.retransmitted_to = None;
+        }
         while let Some(front) = self.segments.front_mut() {
             if front.end.before_eq(una) {
                 let s = self.segments.pop_front().expect("front exists");

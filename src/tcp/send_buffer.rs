@@ -87,7 +87,7 @@ impl SendBuffer {
     }
 
     /// Lets the application queue up to `capacity` bytes from now on (never less than before):
-    /// the connection grows its send buffer as the window grows.
+    /// the connection grows its send buffer with the path's bandwidth-delay product.
     pub fn grow_capacity(&mut self, capacity: usize) {
         self.capacity = self.capacity.max(capacity);
     }

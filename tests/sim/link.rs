@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tunstack::device::fault::{ImpairSpec, Impairer};
 use tunstack::device::pcap::PcapWriter;
-use tunstack::device::{send_pieces, Device, Received};
+use tunstack::device::{assemble, send_pieces, Device, Received};
 use tunstack::trace::{Dir, ImpairRecord};
 
 use super::{Clock, MTU};
@@ -307,10 +307,7 @@ impl Device for Port<'_> {
         payload: (&[u8], &[u8]),
         segment_size: Option<u16>,
     ) -> io::Result<()> {
-        let mut datagram = headers.to_vec();
-        datagram.extend_from_slice(payload.0);
-        datagram.extend_from_slice(payload.1);
-        let sent = self.send_segmented(now, &datagram, segment_size);
+        let sent = self.send_segmented(now, &assemble(headers, payload), segment_size);
         if sent.is_ok() {
             self.out.gathered += 1;
         }

@@ -23,9 +23,10 @@ pub struct TcpConfig {
     /// Send buffer: application bytes not yet acknowledged. This is where it starts; see
     /// `send_buffer_max`.
     pub send_buffer: usize,
-    /// The send buffer may grow up to this many bytes (Linux's `tcp_wmem` maximum, 4 MiB)
-    /// while it is what limits the sender: towards twice the delivery rate times the smallest
-    /// RTT (`Connection::expand_send_buffer`). A fixed buffer caps the rate at its size per
+    /// The send buffer may grow up to this many bytes (Linux's `tcp_wmem` maximum, 4 MiB),
+    /// towards twice the bandwidth-delay product: the rate data was acknowledged at over a
+    /// round trip, times the smallest RTT (`Connection::expand_send_buffer`). It never shrinks
+    /// back (Linux shrinks only under memory pressure). A fixed buffer caps the rate at its size per
     /// round trip whatever the path: 256 KiB over 100 ms is 21 Mbit/s (the simulator's
     /// 100 Mbit/s, 100 ms path: 19 Mbit/s fixed, 55 growing). Memory follows use: the ring
     /// grows only as the application fills it. 0, or no more than `send_buffer`: fixed size.
