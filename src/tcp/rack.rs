@@ -512,6 +512,20 @@ mod tests {
         assert_eq!(log.segments[0].start, SeqNum(160));
     }
 
+    /// Where the last retransmission ended is forgotten once acknowledged: kept, it would age
+    /// past half the sequence space and compare the wrong way round.
+    #[test]
+    fn the_end_of_the_retransmissions_is_forgotten_once_acknowledged() {
+        let t0 = Instant::now();
+        let mut log = log_of(t0, &[(0, 100, 0), (100, 200, 0)]);
+        log.on_send(SeqNum(0), SeqNum(100), t0 + ms(10), true);
+        assert_eq!(log.retransmitted_to, Some(SeqNum(100)));
+        log.acknowledge(SeqNum(50), |_| {});
+        assert_eq!(log.retransmitted_to, Some(SeqNum(100)));
+        log.acknowledge(SeqNum(100), |_| {});
+        assert_eq!(log.retransmitted_to, None);
+    }
+
     /// The walk stops at the first record sent once that is not older than the latest
     /// delivered one, but not while a retransmission lies beyond it.
     #[test]
