@@ -526,58 +526,44 @@ mod tests {
         assert_eq!(log.retransmitted_to, None);
     }
 
+    /// How many records `detect_loss` marks at 100 ms (reordering window 0, RTT 10 ms) once
+    /// `sacked` is SACKed, in a log of `sent` (start, end, ms) and then `retransmitted`.
+    fn marked_after_sack(
+        sent: &[(u32, u32, u64)],
+        retransmitted: Option<(u32, u32, u64)>,
+        sacked: (u32, u32),
+    ) -> usize {
+        let t0 = Instant::now();
+        let now = t0 + ms(100);
+        let mut rack = RackState::default();
+        rack.note_rtt(ms(10));
+        let mut log = log_of(t0, sent);
+        if let Some((start, end, at)) = retransmitted {
+            log.on_send(SeqNum(start), SeqNum(end), t0 + ms(at), true);
+        }
+        log.mark_sacked(
+            SeqNum(sacked.0),
+            SeqNum(sacked.1),
+            |_, _| true,
+            |s| rack.on_delivered(s, now, None),
+        );
+        rack.detect_loss(&mut log, now, ms(0)).0
+    }
+
     /// The walk stops at the first record sent once that is not older than the latest
     /// delivered one, but not while a retransmission lies beyond it.
     #[test]
     fn loss_detection_stops_at_newer_originals_but_not_before_a_retransmission() {
-        let t0 = Instant::now();
-        let mut rack = RackState::default();
-        rack.note_rtt(ms(10));
-        let mut log = log_of(
-            t0,
-            &[(0, 100, 0), (100, 200, 50), (200, 300, 60), (300, 400, 90)],
-        );
-        let now = t0 + ms(100);
-        log.mark_sacked(
-            SeqNum(200),
-            SeqNum(300),
-            |_, _| true,
-            |s| rack.on_delivered(s, now, None),
-        );
-        // The two records before the latest delivered one (sent at 60) are older; the walk
+        // The two records sent before the latest delivered one (at 60) are lost; the walk
         // ends at the one sent at 90.
+        let sent = [(0, 100, 0), (100, 200, 50), (200, 300, 60), (300, 400, 90)];
+        assert_eq!(marked_after_sack(&sent, None, (200, 300)), 2);
+        // 0-100 was sent (at 80) after the latest delivered (at 70), but 100-200 beyond it
+        // was retransmitted at 10: it must still be judged, and is lost.
+        let sent = [(0, 100, 80), (300, 400, 70)];
         assert_eq!(
-            rack.detect_loss(&mut log, now, ms(0)).0,
-            2,
-            "0-100 and 100-200"
-        );
-        // A retransmission recorded beyond an original that is newer than the latest
-        // delivered: it must still be judged.
-        let mut rack = RackState::default();
-        rack.note_rtt(ms(10));
-        let mut log = log_of(t0, &[(0, 100, 50), (300, 400, 70)]);
-        log.on_send(SeqNum(100), SeqNum(200), t0 + ms(10), true);
-        log.mark_sacked(
-            SeqNum(300),
-            SeqNum(400),
-            |_, _| true,
-            |s| rack.on_delivered(s, now, None),
-        );
-        assert_eq!(rack.detect_loss(&mut log, now, ms(0)).0, 2);
-        let mut rack = RackState::default();
-        rack.note_rtt(ms(10));
-        let mut log = log_of(t0, &[(0, 100, 80), (300, 400, 70)]);
-        log.on_send(SeqNum(100), SeqNum(200), t0 + ms(10), true);
-        log.mark_sacked(
-            SeqNum(300),
-            SeqNum(400),
-            |_, _| true,
-            |s| rack.on_delivered(s, now, None),
-        );
-        assert_eq!(
-            rack.detect_loss(&mut log, now, ms(0)).0,
-            1,
-            "100-200 (sent at 10), past 0-100 (sent at 80, after the latest delivered)"
+            marked_after_sack(&sent, Some((100, 200, 10)), (300, 400)),
+            1
         );
     }
 
