@@ -611,10 +611,7 @@ fn gathered_super_segments_arrive_intact_through_refused_writes() {
 fn the_send_buffer_does_not_cap_a_long_fat_path() {
     let link = LinkConfig::clean(100_000_000, Duration::from_millis(50), 4 << 20);
     let bytes = 20 * MB;
-    let tcp = TcpConfig {
-        send_buffer_max: 4 << 20,
-        ..sim_tcp_config()
-    };
+    let tcp = sim_tcp_config();
     for direction in [Direction::Download, Direction::Upload] {
         let t = transfer_or_panic("100M/100ms", 1, &link, &tcp, bytes, direction);
         let rate = bytes as f64 * 8.0 / t.completion.as_secs_f64() / 1e6;

@@ -26,10 +26,7 @@ pub struct TcpConfig {
     /// The send buffer may grow up to this many bytes (Linux's `tcp_wmem` maximum, 4 MiB),
     /// towards twice the bandwidth-delay product: the rate data was acknowledged at over a
     /// round trip, times the smallest RTT (`Connection::expand_send_buffer`). It never shrinks
-    /// back (Linux shrinks only under memory pressure). Off (0) by default for now: with it,
-    /// a client reading at 100 KiB/s had so much queued in its kernel when `serve` stopped
-    /// that it saw the reset 17-19 s later (1 run in 3), against under 15 s before; 4 MiB is
-    /// the value to try (`tests/sim.rs` `the_send_buffer_does_not_cap_a_long_fat_path`). A fixed buffer caps the rate at its size per
+    /// back (Linux shrinks only under memory pressure). A fixed buffer caps the rate at its size per
     /// round trip whatever the path: 256 KiB over 100 ms is 21 Mbit/s (the simulator's
     /// 100 Mbit/s, 100 ms path: 19 Mbit/s fixed, 55 growing). Memory follows use: the ring
     /// grows only as the application fills it. 0, or no more than `send_buffer`: fixed size.
@@ -138,7 +135,7 @@ impl Default for TcpConfig {
             recv_buffer: 1 << 20,
             recv_buffer_max: 0,
             send_buffer: 256 << 10,
-            send_buffer_max: 0,
+            send_buffer_max: 4 << 20,
             window_scaling: true,
             timestamps: true,
             sack: true,
