@@ -26,9 +26,10 @@ use std::io;
 use std::time::Instant;
 
 use crate::device::{Device, LinkEvent};
-use crate::stack::{Deferred, Stack};
+use crate::stack::{ConnId, Deferred, Stack};
 use crate::tcp::ConnError;
 use crate::trace::{TraceSink, Tracer};
+use bytes::Bytes;
 
 /// Datagrams read per batch before the application gets to consume data (and so reopen the
 /// receive window); the rest are read on the next call without sleeping.
@@ -50,6 +51,10 @@ pub struct Driver {
     /// A datagram the device refused with `WouldBlock` (its length and segment size), kept
     /// until it is writable.
     tx_pending: Option<(usize, Option<u16>)>,
+    /// With `tx_pending`, a refused datagram's payload when it is shared bytes (a mapped
+    /// file's, `Stack::send_shared`): `tx` then holds only the headers, as user space must
+    /// not read those bytes (only the device's write may: see [`Driver::flush`]).
+    tx_pending_shared: Option<(ConnId, Bytes)>,
     /// The last batch stopped at the limit, so more may be queued.
     rx_backlog: bool,
     tracer: Option<Tracer>,
@@ -65,6 +70,7 @@ impl Driver {
             rx: vec![0; MAX_DATAGRAM],
             tx: vec![0; MAX_DATAGRAM],
             tx_pending: None,
+            tx_pending_shared: None,
             rx_backlog: false,
             tracer,
             trace: None,
@@ -229,9 +235,10 @@ impl Driver {
     ) -> io::Result<()> {
         // A device that gathers gets super-segments' payloads straight from the send buffers
         // (`-v` prints whole datagrams, so it keeps the copy).
-        let gather = device.gathers() && self.tracer.is_none();
+        let gather = self.gathers(device);
         loop {
             let mut deferred = None;
+            let mut shared = self.tx_pending_shared.take();
             let (len, segment_size) = match self.tx_pending.take() {
                 Some(pending) => pending,
                 None => {
@@ -261,16 +268,26 @@ impl Driver {
                     }
                 }
             };
-            let sent = match &deferred {
-                Some(payload) => {
+            if let Some(payload) = &deferred {
+                shared = self
+                    .stack
+                    .deferred_shared(payload)
+                    .map(|bytes| (payload.conn(), bytes));
+            }
+            let sent = match (&shared, &deferred) {
+                (Some((_, bytes)), _) => {
+                    let headers = &self.tx[..len - bytes.len()];
+                    device.send_gathered(clock(), headers, (bytes, &[]), segment_size)
+                }
+                (None, Some(payload)) => {
                     let headers = &self.tx[..len - payload.len];
                     let pieces = self.stack.deferred_payload(payload);
                     device.send_gathered(clock(), headers, pieces, segment_size)
                 }
-                None => device.send_segmented(clock(), &self.tx[..len], segment_size),
+                (None, None) => device.send_segmented(clock(), &self.tx[..len], segment_size),
             };
             self.pump_trace(device);
-            if sent.is_err() {
+            if sent.is_err() && shared.is_none() {
                 if let Some(payload) = &deferred {
                     // Kept whole for the retry: the send buffer may move before it.
                     self.gather_into_tx(len, payload);
@@ -278,18 +295,39 @@ impl Driver {
             }
             match sent {
                 Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    // Shared bytes are kept by reference, the rest was copied into `tx`.
                     self.tx_pending = Some((len, segment_size));
-                    break;
+                    self.tx_pending_shared = shared;
+                    if err.kind() == io::ErrorKind::WouldBlock {
+                        break;
+                    }
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    self.tx_pending = Some((len, segment_size))
+                Err(err) if err.raw_os_error() == Some(libc::EFAULT) && shared.is_some() => {
+                    // The kernel could not read the shared bytes: the file under them was cut
+                    // short since it was mapped. That connection cannot keep its promise; the
+                    // others go on.
+                    if let Some((id, _)) = shared {
+                        let _ = self.stack.abort(id);
+                    }
                 }
                 Err(err) => return Err(err),
             }
         }
         self.take_link_events(device);
         Ok(())
+    }
+
+    /// Whether datagrams go to `device` with their payloads gathered from the send buffers:
+    /// a device that gathers, and no `-v` (which prints whole datagrams, so keeps the copy).
+    /// Only then may the application queue shared bytes (`Stack::send_shared`).
+    pub fn gathers<D: Device + ?Sized>(&self, device: &D) -> bool {
+        device.gathers() && self.tracer.is_none()
     }
 
     /// Copies a payload `poll_transmit_deferred` left out into `tx` after its headers, making
@@ -299,6 +337,8 @@ impl Driver {
         let (front, back) = self.stack.deferred_payload(payload);
         self.tx[start..start + front.len()].copy_from_slice(front);
         self.tx[start + front.len()..len].copy_from_slice(back);
+        // The stack left the checksum to the device; the retry writes the datagram whole.
+        crate::device::gso::fill_tcp_checksum(&mut self.tx[..len]);
     }
 
     /// Hands the stack what the link layer found out (TAP mode: a next hop that never

@@ -100,6 +100,12 @@ impl EventLoop {
             .map(drop)
     }
 
+    /// Whether datagrams leave with their payloads gathered from the send buffers, so that
+    /// the application may queue shared bytes (`Stack::send_shared`).
+    pub fn gathers(&self) -> bool {
+        self.driver.gathers(&*self.device)
+    }
+
     /// The stack, for application calls (connect, send, recv, close) and events.
     pub fn stack(&mut self) -> &mut Stack {
         self.driver.stack_mut()

@@ -68,6 +68,17 @@ pub fn split_tcp(datagram: &[u8], mss: usize, mut out: impl FnMut(&[u8])) {
     }
 }
 
+/// Completes the TCP checksum of an IPv4 TCP datagram (anything else is left as it is).
+pub fn fill_tcp_checksum(datagram: &mut [u8]) {
+    let Some((ip_len, _, total)) = tcp_layout(datagram) else {
+        return;
+    };
+    let src = Ipv4Addr::from(<[u8; 4]>::try_from(&datagram[12..16]).unwrap_or_default());
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(&datagram[16..20]).unwrap_or_default());
+    datagram[ip_len + 16..ip_len + 18].copy_from_slice(&[0, 0]);
+    tcp::fill_checksum(src, dst, &mut datagram[ip_len..total]);
+}
+
 /// IPv4 header length, TCP header length and IPv4 total length of an unfragmented IPv4 TCP
 /// segment whose headers are all present; `None` for anything else.
 fn tcp_layout(datagram: &[u8]) -> Option<(usize, usize, usize)> {

@@ -257,6 +257,9 @@ pub fn assemble(headers: &[u8], payload: (&[u8], &[u8])) -> Vec<u8> {
     datagram.extend_from_slice(headers);
     datagram.extend_from_slice(payload.0);
     datagram.extend_from_slice(payload.1);
+    // The stack left the TCP checksum to the device (it did not read the payload); a
+    // super-segment's pieces get theirs when it is cut, a plain segment gets it here.
+    gso::fill_tcp_checksum(&mut datagram);
     datagram
 }
 

@@ -201,9 +201,14 @@ impl TunDevice {
         segment_size: Option<u16>,
     ) -> io::Result<()> {
         let total = headers.len() + payload.0.len() + payload.1.len();
-        let tso = match segment_size {
-            Some(size) if self.vnet => tso_headers_for(headers, total, self.l3_offset(), size),
-            _ => None,
+        // A super-segment is cut by the kernel; a plain segment (one whose payload is shared
+        // bytes, see `Stack::send_shared`) only has its checksum completed there.
+        let size =
+            segment_size.filter(|&size| total.saturating_sub(headers.len()) > usize::from(size));
+        let tso = if self.vnet {
+            tso_headers_for(headers, total, self.l3_offset(), size)
+        } else {
+            None
         };
         let Some(tso) = tso else {
             return self.send_segmented(&super::assemble(headers, payload), segment_size);
@@ -307,16 +312,18 @@ struct TsoHeaders {
 /// On a TAP, `frame` starts with an Ethernet header and the IPv4 header at `l3`; the offsets
 /// in the virtio-net header count from the frame's start.
 fn tso_headers(frame: &[u8], l3: usize, segment_size: u16) -> Option<TsoHeaders> {
-    tso_headers_for(frame, frame.len(), l3, segment_size)
+    tso_headers_for(frame, frame.len(), l3, Some(segment_size))
 }
 
 /// [`tso_headers`] for a frame of `frame_len` bytes of which `frame` holds at least the
-/// headers (the payload may be elsewhere: `TunDevice::send_gathered`).
+/// headers (the payload may be elsewhere: `TunDevice::send_gathered`). Without a
+/// `segment_size`, the virtio-net header asks only for the checksum (`NEEDS_CSUM`, no GSO):
+/// for a single segment whose payload was not read here.
 fn tso_headers_for(
     frame: &[u8],
     frame_len: usize,
     l3: usize,
-    segment_size: u16,
+    segment_size: Option<u16>,
 ) -> Option<TsoHeaders> {
     let link_header = frame.get(..l3)?;
     let datagram = &frame[l3..];
@@ -332,8 +339,7 @@ fn tso_headers_for(
         && datagram.get(IPV4_PROTOCOL_OFFSET) == Some(&tcp_wire::PROTOCOL)
         && total == datagram_len
         && datagram.len() >= ip_len + tcp_len
-        && segment_size > 0
-        && total > len + usize::from(segment_size);
+        && segment_size.is_none_or(|size| size > 0 && total > len + usize::from(size));
     if !valid {
         return None;
     }
@@ -349,10 +355,12 @@ fn tso_headers_for(
     headers[field..field + 2].copy_from_slice(&partial.to_be_bytes());
     let mut vnet = [0u8; VNET_HDR_LEN];
     vnet[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
     // Legacy virtio-net headers are in the host's byte order.
     vnet[2..4].copy_from_slice(&((l3 + len) as u16).to_ne_bytes());
-    vnet[4..6].copy_from_slice(&segment_size.to_ne_bytes());
+    if let Some(size) = segment_size {
+        vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+        vnet[4..6].copy_from_slice(&size.to_ne_bytes());
+    }
     vnet[6..8].copy_from_slice(&((l3 + ip_len) as u16).to_ne_bytes());
     vnet[8..10].copy_from_slice(&(TCP_CHECKSUM_OFFSET as u16).to_ne_bytes());
     Some(TsoHeaders {
@@ -621,17 +629,40 @@ mod tests {
     fn tso_headers_from_the_headers_alone_match_the_whole_datagram() {
         let datagram = tcp_datagram(3 * 1448);
         let whole = tso_headers(&datagram, 0, 1448).expect("a super-segment");
-        let alone = tso_headers_for(&datagram[..52], datagram.len(), 0, 1448).expect("headers");
+        let alone =
+            tso_headers_for(&datagram[..52], datagram.len(), 0, Some(1448)).expect("headers");
         assert_eq!(alone.vnet, whole.vnet);
         assert_eq!(alone.headers[..alone.len], whole.headers[..whole.len]);
         assert!(
-            tso_headers_for(&datagram[..40], datagram.len(), 0, 1448).is_none(),
+            tso_headers_for(&datagram[..40], datagram.len(), 0, Some(1448)).is_none(),
             "the TCP header cut short"
         );
         assert!(
-            tso_headers_for(&datagram[..52], datagram.len() - 1, 0, 1448).is_none(),
+            tso_headers_for(&datagram[..52], datagram.len() - 1, 0, Some(1448)).is_none(),
             "length disagrees with the header"
         );
+    }
+
+    /// A plain segment whose payload the stack did not read (shared bytes) asks the kernel for
+    /// its checksum only: `NEEDS_CSUM` without GSO, the pseudo-header sum in the field, which
+    /// completed over the payload is the datagram's correct checksum.
+    #[test]
+    fn a_plain_segment_with_its_payload_elsewhere_asks_for_the_checksum_only() {
+        let datagram = tcp_datagram(700);
+        let alone = tso_headers_for(&datagram[..52], datagram.len(), 0, None).expect("headers");
+        assert_eq!(alone.vnet[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        assert_eq!(alone.vnet[1], 0, "no segmentation");
+        assert_eq!(alone.vnet[4..6], [0, 0], "no segment size");
+        assert_eq!(u16::from_ne_bytes([alone.vnet[6], alone.vnet[7]]), 20);
+        assert_eq!(u16::from_ne_bytes([alone.vnet[8], alone.vnet[9]]), 16);
+        let mut whole = alone.headers[..alone.len].to_vec();
+        whole.extend_from_slice(&datagram[alone.len..]);
+        let mut status = RxChecksum::Partial {
+            start: 20,
+            offset: 16,
+        };
+        complete_checksum(&mut whole, &mut status);
+        assert_eq!(whole, datagram);
     }
 
     /// On a TAP the virtio-net header's offsets count from the frame: the Ethernet header

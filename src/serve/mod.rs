@@ -10,6 +10,7 @@
 //! and stops cleanly on SIGINT/SIGTERM.
 
 pub mod log;
+pub mod mapped;
 pub mod options;
 pub mod range;
 pub mod request;

@@ -124,6 +124,7 @@ impl Server {
     fn handle_events(&mut self, lp: &mut EventLoop, site: &Site, port: u16) {
         let log = &mut self.log;
         let (now, wall) = (lp.now(), lp.wall_clock());
+        let zero_copy = lp.gathers();
         let stack = lp.stack();
         while let Some(event) = stack.poll_event() {
             let mut cx = Context {
@@ -132,6 +133,7 @@ impl Server {
                 now,
                 wall,
                 log: (!self.quiet).then_some(&mut *log as &mut dyn Write),
+                zero_copy,
             };
             match event {
                 Event::Incoming { port: p } if p == port => {
@@ -173,6 +175,7 @@ impl Server {
     ) {
         let log = &mut self.log;
         let (now, wall) = (lp.now(), lp.wall_clock());
+        let zero_copy = lp.gathers();
         let stack = lp.stack();
         for session in self.sessions.values_mut() {
             let mut cx = Context {
@@ -181,6 +184,7 @@ impl Server {
                 now,
                 wall,
                 log: (!self.quiet).then_some(&mut *log as &mut dyn Write),
+                zero_copy,
             };
             f(session, &mut cx);
         }

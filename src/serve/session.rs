@@ -4,8 +4,9 @@
 //! A session answers its requests strictly in order (RFC 9112 §9.3.2): while a reply is being
 //! sent, the next pipelined request is left in the connection's receive buffer, so a client
 //! that sends faster than it reads is held back by TCP's own window rather than by our memory.
-//! File bodies are read straight into the connection's send buffer as it drains, so a
-//! download holds no file bytes of its own.
+//! File bodies are read straight into the connection's send buffer as it drains, or, when
+//! the driver gathers, mapped and queued by reference ([`super::mapped`]), so a download holds
+//! no file bytes of its own.
 
 use std::fs::File;
 use std::io::Write;
@@ -13,6 +14,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::mapped::{self, Mapped};
 use super::request::{self, HEAD_LIMIT};
 use super::response::{answer, refuse, Body, Reply};
 use super::target::Site;
@@ -31,6 +33,9 @@ pub struct Context<'a> {
     pub wall: SystemTime,
     /// Where access-log lines go (`None` with `-q`).
     pub log: Option<&'a mut dyn Write>,
+    /// Whether large file bodies may be queued mapped rather than read (see
+    /// [`super::mapped`]): the driver gathers.
+    pub zero_copy: bool,
 }
 
 /// How a session stands after a step.
@@ -49,6 +54,8 @@ struct Sending {
     head_sent: usize,
     /// Bytes of the body already queued.
     body_sent: u64,
+    /// The mapped window of a file body queued by reference.
+    mapped: Mapped,
     /// For the access log.
     request_line: String,
     received: SystemTime,
@@ -234,6 +241,7 @@ impl Session {
             reply,
             head_sent: 0,
             body_sent: 0,
+            mapped: Mapped::default(),
             request_line,
             received,
         });
@@ -245,7 +253,7 @@ impl Session {
         let id = self.id;
         let sending = self.sending.as_mut().expect("pump runs while sending");
         let before = (sending.head_sent, sending.body_sent);
-        let done = pump_reply(cx.stack, id, sending);
+        let done = pump_reply(cx.stack, id, sending, cx.zero_copy);
         if before != (sending.head_sent, sending.body_sent) {
             self.last_progress = cx.now;
         }
@@ -332,7 +340,12 @@ impl Session {
 }
 
 /// Queues what fits of `sending` on connection `id`.
-fn pump_reply(stack: &mut Stack, id: ConnId, sending: &mut Sending) -> Result<bool, SendError> {
+fn pump_reply(
+    stack: &mut Stack,
+    id: ConnId,
+    sending: &mut Sending,
+    zero_copy: bool,
+) -> Result<bool, SendError> {
     let head = &sending.reply.head;
     while sending.head_sent < head.len() {
         let n = queue(stack, id, &head[sending.head_sent..])?;
@@ -350,6 +363,26 @@ fn pump_reply(stack: &mut Stack, id: ConnId, sending: &mut Sending) -> Result<bo
                 if n == 0 {
                     return Ok(false);
                 }
+                sending.body_sent += n as u64;
+            }
+            Ok(true)
+        }
+        Body::File { file, offset, len } if zero_copy && *len >= mapped::MIN_LEN => {
+            while sending.body_sent < *len {
+                let at = offset + sending.body_sent;
+                let left = len - sending.body_sent;
+                let bytes = (sending.mapped)
+                    .next(file, at, left)
+                    .map_err(|_| SendError::File)?;
+                let n = match stack.send_shared(id, bytes) {
+                    Ok(n) => n,
+                    Err(StackError::Io(IoError::WouldBlock)) => 0,
+                    Err(_) => return Err(SendError::Connection),
+                };
+                if n == 0 {
+                    return Ok(false);
+                }
+                sending.mapped.advance(n);
                 sending.body_sent += n as u64;
             }
             Ok(true)

@@ -55,6 +55,13 @@ pub struct Deferred {
     pub len: usize,
 }
 
+impl Deferred {
+    /// The connection whose send buffer holds the payload.
+    pub fn conn(&self) -> ConnId {
+        self.id
+    }
+}
+
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}", self.0)
@@ -279,6 +286,13 @@ impl Stack {
         Ok(self.sockets.with_conn(id, |c| c.send_with(max, fill))??)
     }
 
+    /// Queues bytes shared rather than copied (see [`Connection::send_shared`]); returns how
+    /// many fit. Only for a driver whose device gathers ([`Stack::poll_transmit_deferred`]):
+    /// nothing else may carry them.
+    pub fn send_shared(&mut self, id: ConnId, data: bytes::Bytes) -> Result<usize, StackError> {
+        Ok(self.sockets.with_conn(id, |c| c.send_shared(data))??)
+    }
+
     /// Reads bytes; `Ok(0)` is end of stream.
     pub fn recv(&mut self, id: ConnId, out: &mut [u8]) -> Result<usize, StackError> {
         Ok(self.sockets.with_conn(id, |c| c.recv(out))??)
@@ -415,6 +429,14 @@ impl Stack {
             Some(entry) => entry.conn.send_data(deferred.offset, deferred.len),
             None => (&[], &[]),
         }
+    }
+
+    /// The payload [`Stack::poll_transmit_deferred`] left out, when it is shared bytes (see
+    /// [`Stack::send_shared`]): a reference a device that must wait to write can keep, as
+    /// the send buffer may move on before.
+    pub fn deferred_shared(&self, deferred: &Deferred) -> Option<bytes::Bytes> {
+        let entry = self.sockets.conns.get(&deferred.id)?;
+        entry.conn.shared_data(deferred.offset, deferred.len)
     }
 
     /// The next event for the application.

@@ -100,6 +100,11 @@ pub struct Endpoint {
     /// Stream offset of `chunk[0]`, and how many bytes of it are valid.
     chunk_at: u64,
     chunk_len: usize,
+    /// Queue every other chunk as shared bytes (`Stack::send_shared`), the rest copied, so
+    /// the send buffer holds both kinds side by side.
+    pub share: bool,
+    /// The current chunk as shared bytes, when it is queued that way.
+    shared_chunk: Option<bytes::Bytes>,
     close_called: bool,
     /// When the receiver saw end of stream after every byte.
     pub eof_at: Option<Instant>,
@@ -127,6 +132,8 @@ impl Endpoint {
             chunk: vec![0; CHUNK],
             chunk_at: 0,
             chunk_len: 0,
+            share: false,
+            shared_chunk: None,
             close_called: false,
             eof_at: None,
             closed_at: None,
@@ -217,9 +224,16 @@ impl Endpoint {
                 self.pattern.fill(self.pos, &mut self.chunk[..len]);
                 self.chunk_at = self.pos;
                 self.chunk_len = len;
+                let nth = self.chunk_at / CHUNK as u64;
+                self.shared_chunk = (self.share && nth % 2 == 0)
+                    .then(|| bytes::Bytes::copy_from_slice(&self.chunk[..len]));
             }
             let from = (self.pos - self.chunk_at) as usize;
-            match stack.send(id, &self.chunk[from..self.chunk_len]) {
+            let sent = match &self.shared_chunk {
+                Some(shared) => stack.send_shared(id, shared.slice(from..)),
+                None => stack.send(id, &self.chunk[from..self.chunk_len]),
+            };
+            match sent {
                 Ok(0) | Err(StackError::Io(IoError::WouldBlock)) => break,
                 Ok(n) => {
                     self.pos += n as u64;

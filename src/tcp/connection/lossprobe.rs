@@ -247,7 +247,7 @@ impl Connection {
             .mss
             .saturating_sub(self.sack_option_len(self.data_options_len()));
         let (len, is_retrans) = if (unsent > 0 && wnd_room > 0) || (unsent == 0 && fin_pending) {
-            let len = unsent.min(wnd_room).min(max_payload);
+            let len = self.within_one_run(max, unsent.min(wnd_room).min(max_payload));
             let fin = fin_pending && max + len == data_end;
             (self.emit_data_fin(now, max, len, fin, buf), false)
         } else {

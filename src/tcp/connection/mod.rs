@@ -500,6 +500,15 @@ impl Connection {
         Ok(self.snd.buffer.push(data))
     }
 
+    /// Queues bytes the application shares rather than copies (a mapped file's pages), as
+    /// many as fit; returns how many. Nothing in the stack reads them: a segment carrying
+    /// them leaves as a deferred payload ([`Connection::poll_transmit_deferred`]), for a
+    /// device that gathers. The bytes must not change until acknowledged.
+    pub fn send_shared(&mut self, data: bytes::Bytes) -> Result<usize, IoError> {
+        self.sendable(data.len())?;
+        Ok(self.snd.buffer.push_shared(data))
+    }
+
     /// Queues up to `max` bytes written by `fill` straight into the send buffer (two slices,
     /// filled in order; it returns how many bytes it wrote), so a file can be read into it
     /// without a copy of its own. `WouldBlock` when the buffer had no room.

@@ -565,7 +565,12 @@ impl Connection {
         let len = hole_end
             .distance_from(start)
             .min(self.max_retransmit_payload())
-            .min(data_end.distance_from(start));
+            .min(data_end.distance_from(start))
+            .min(
+                self.snd
+                    .buffer
+                    .contiguous(start.distance_from(self.snd.start)),
+            );
         let fin = self.snd.fin_queued && start + len == data_end && hole_end.after(data_end);
         (len > 0 || fin).then_some((len, fin))
     }

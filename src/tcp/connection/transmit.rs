@@ -52,6 +52,12 @@ impl Connection {
         self.snd.buffer.slices(offset, len)
     }
 
+    /// The shared bytes of a payload [`Connection::poll_transmit_deferred`] left out, if that
+    /// is how they are held (see [`Connection::send_shared`]).
+    pub fn shared_data(&self, offset: usize, len: usize) -> Option<bytes::Bytes> {
+        self.snd.buffer.shared_at(offset, len)
+    }
+
     fn next_segment(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.snd.burst = None;
         if self.rst_due {
@@ -239,6 +245,7 @@ impl Connection {
             let room = unsent.min(wnd_room).min(cwnd_room);
             len = self.burst_len(max_payload, room, unsent, buf.len());
         }
+        let len = self.within_one_run(start, len);
         let with_fin = fin_pending && start + len == data_end;
         if len == 0 && !with_fin {
             return None;
@@ -248,6 +255,30 @@ impl Connection {
             self.stats.retransmits_timeout += 1;
         }
         Some(self.emit_data_fin(now, start, len, with_fin, buf))
+    }
+
+    /// Cuts a segment of `len` bytes from `start` where the send buffer's copied and shared
+    /// bytes meet ([`SendBuffer::contiguous`](crate::tcp::send_buffer::SendBuffer::contiguous)),
+    /// so its payload is one piece a device can write; a super-segment cut to one piece or
+    /// less is sent as a plain segment. More data follows at once: this is no short segment
+    /// in the sense of SWS avoidance, which is decided before.
+    pub(super) fn within_one_run(&mut self, start: SeqNum, len: usize) -> usize {
+        let held = self
+            .snd
+            .buffer
+            .contiguous(start.distance_from(self.snd.start));
+        if len <= held {
+            return len;
+        }
+        let len = held;
+        if self
+            .snd
+            .burst
+            .is_some_and(|piece| len <= usize::from(piece))
+        {
+            self.snd.burst = None;
+        }
+        len
     }
 
     /// RFC 5681 §4.1: nothing in flight and nothing sent for longer than the RTO means the
@@ -314,8 +345,10 @@ impl Connection {
         let repr = self.base_repr(now, start, control, true);
         let header_len = repr.emit_header(buf);
         let offset = start.distance_from(self.snd.start);
-        let copied = if self.defer_payload && self.snd.burst.is_some() {
-            // Checksum offload sums the payload, so nothing here needs to read it.
+        let shared = self.snd.buffer.holds_shared();
+        let copied = if self.defer_payload && (self.snd.burst.is_some() || shared) && len > 0 {
+            // Checksum offload sums the payload, so nothing here needs to read it (and shared
+            // bytes, a mapped file's, must only be read by the device's write).
             let (front, back) = self.snd.buffer.slices(offset, len);
             self.deferred = Some((offset, front.len() + back.len()));
             front.len() + back.len()
