@@ -313,7 +313,7 @@ impl Driver {
                     // short since it was mapped. That connection cannot keep its promise; the
                     // others go on.
                     if let Some((id, _)) = shared {
-                        let _ = self.stack.abort(id);
+                        let _ = self.stack.reset(id);
                     }
                 }
                 Err(err) => return Err(err),

@@ -29,16 +29,25 @@ pub const MIN_LEN: u64 = 256 << 10;
 pub struct Mapped {
     /// The file offset of `bytes`' first byte, and the bytes not queued yet.
     window: Option<(u64, Bytes)>,
+    /// The system would not map this body: it is read instead.
+    pub unavailable: bool,
 }
 
 /// Why a window could not be mapped.
-#[derive(Debug)]
-pub struct Short;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// The file now ends before the bytes promised: the reply cannot be kept.
+    Short,
+    /// The system would not map it (out of mappings or memory, a file system without
+    /// mmap): the body is read instead.
+    Unavailable,
+}
+use MapError::{Short, Unavailable};
 
 impl Mapped {
     /// The next bytes of the file from `at` (at most `left` of them), mapping a new window
     /// when the last one is used up; `Short` when the file now ends before them.
-    pub fn next(&mut self, file: &File, at: u64, left: u64) -> Result<Bytes, Short> {
+    pub fn next(&mut self, file: &File, at: u64, left: u64) -> Result<Bytes, MapError> {
         if let Some((start, bytes)) = &self.window {
             if *start == at && !bytes.is_empty() {
                 return Ok(bytes.slice(..bytes.len().min(clamp(left))));
@@ -48,11 +57,11 @@ impl Mapped {
         let base = at - at % page;
         let end = (base + WINDOW).min(at + left);
         // The file may have been cut since its length was promised: never map past its end.
-        let file_len = file.metadata().map_err(|_| Short)?.len();
+        let file_len = file.metadata().map_err(|_| Unavailable)?.len();
         if file_len < end {
             return Err(Short);
         }
-        let len = usize::try_from(end - base).map_err(|_| Short)?;
+        let len = usize::try_from(end - base).map_err(|_| Unavailable)?;
         // SAFETY: the mapping is read only by the kernel, when the device writes it (see the
         // module's comment): a change to the file under it is what a client of sendfile
         // would see, and a cut makes that write fail, never a read of ours.

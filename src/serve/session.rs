@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::mapped::{self, Mapped};
+use super::mapped::{self, MapError, Mapped};
 use super::request::{self, HEAD_LIMIT};
 use super::response::{answer, refuse, Body, Reply};
 use super::target::Site;
@@ -367,27 +367,15 @@ fn pump_reply(
             }
             Ok(true)
         }
-        Body::File { file, offset, len } if zero_copy && *len >= mapped::MIN_LEN => {
-            while sending.body_sent < *len {
-                let at = offset + sending.body_sent;
-                let left = len - sending.body_sent;
-                let bytes = (sending.mapped)
-                    .next(file, at, left)
-                    .map_err(|_| SendError::File)?;
-                let n = match stack.send_shared(id, bytes) {
-                    Ok(n) => n,
-                    Err(StackError::Io(IoError::WouldBlock)) => 0,
-                    Err(_) => return Err(SendError::Connection),
-                };
-                if n == 0 {
-                    return Ok(false);
-                }
-                sending.mapped.advance(n);
-                sending.body_sent += n as u64;
-            }
-            Ok(true)
-        }
         Body::File { file, offset, len } => {
+            if zero_copy && *len >= mapped::MIN_LEN && !sending.mapped.unavailable {
+                let body = (file, *offset, *len);
+                match pump_mapped(stack, id, body, &mut sending.mapped, &mut sending.body_sent) {
+                    Err(MapError::Unavailable) => sending.mapped.unavailable = true,
+                    Err(MapError::Short) => return Err(SendError::File),
+                    Ok(done) => return done,
+                }
+            }
             while sending.body_sent < *len {
                 let at = offset + sending.body_sent;
                 let n = read_into_send_buffer(stack, id, file, at, len - sending.body_sent)?;
@@ -399,6 +387,31 @@ fn pump_reply(
             Ok(true)
         }
     }
+}
+
+/// Queues what fits of a file body (`file`, its `offset` and `len`) mapped, by reference,
+/// from `body_sent` on; the outer result is the mapping's, the inner one [`pump_reply`]'s.
+fn pump_mapped(
+    stack: &mut Stack,
+    id: ConnId,
+    (file, offset, len): (&File, u64, u64),
+    mapped: &mut Mapped,
+    body_sent: &mut u64,
+) -> Result<Result<bool, SendError>, MapError> {
+    while *body_sent < len {
+        let bytes = mapped.next(file, offset + *body_sent, len - *body_sent)?;
+        let n = match stack.send_shared(id, bytes) {
+            Ok(n) => n,
+            Err(StackError::Io(IoError::WouldBlock)) => 0,
+            Err(_) => return Ok(Err(SendError::Connection)),
+        };
+        if n == 0 {
+            return Ok(Ok(false));
+        }
+        mapped.advance(n);
+        *body_sent += n as u64;
+    }
+    Ok(Ok(true))
 }
 
 /// Reads up to `left` bytes of `file` from `at` straight into connection `id`'s send buffer;

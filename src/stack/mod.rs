@@ -317,6 +317,13 @@ impl Stack {
         self.sockets.release(id, Connection::abort)
     }
 
+    /// Resets connection `id` for a failure below the application, which still holds it: the
+    /// device could not read the shared bytes it was to send (`Stack::send_shared`, a file cut
+    /// short under its mapping). The application gets `Failed` and releases it as usual.
+    pub fn reset(&mut self, id: ConnId) -> Result<(), StackError> {
+        self.sockets.with_conn(id, Connection::abort)
+    }
+
     /// Processes one datagram read from the device.
     pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
         self.handle_datagram_with(now, datagram, ChecksumStatus::Unverified);

@@ -31,8 +31,8 @@ pub struct SendBuffer {
     capacity: usize,
 }
 
-/// A stretch of the stream held one way.
-#[derive(Debug)]
+/// A stretch of the stream held one way. Its `Debug` prints lengths only: shared bytes must
+/// not be read here (see [`SendBuffer::push_shared`]).
 enum Run {
     /// The next this many bytes of the ring.
     Ring(usize),
@@ -228,6 +228,9 @@ impl SendBuffer {
 
     /// Gives back the heap an empty buffer still holds (TIME-WAIT needs none).
     pub fn shed(&mut self) {
+        if self.runs.is_empty() {
+            self.runs = VecDeque::new();
+        }
         if self.ring_len == 0 {
             self.ring = Vec::new();
             self.head = 0;
@@ -318,6 +321,10 @@ impl SendBuffer {
     /// one way; returns the count. Reads shared bytes: not for a buffer that
     /// [`SendBuffer::holds_shared`] bytes a device alone may read.
     pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> usize {
+        debug_assert!(
+            !matches!(self.run_at(offset), Some((Run::Shared { .. }, _))),
+            "shared bytes are for the device alone"
+        );
         let (front, back) = self.slices(offset, out.len());
         out[..front.len()].copy_from_slice(front);
         out[front.len()..front.len() + back.len()].copy_from_slice(back);
@@ -343,6 +350,15 @@ impl SendBuffer {
     /// to (it doubles as bytes are pushed, up to `capacity`, and is kept for reuse).
     pub fn heap_bytes(&self) -> usize {
         self.ring.len() + self.runs.capacity() * std::mem::size_of::<Run>()
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Run::Ring(n) => write!(f, "Ring({n})"),
+            Run::Shared { len, .. } => write!(f, "Shared({len})"),
+        }
     }
 }
 

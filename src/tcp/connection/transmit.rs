@@ -479,8 +479,9 @@ impl Connection {
         let header_len = repr.header_len();
         let total = header_len + payload_len;
         let (src, dst) = (*self.tuple.local.ip(), *self.tuple.remote.ip());
-        if self.snd.burst.is_some() {
-            // A super-segment only reaches the wire cut into pieces, each summed afresh.
+        if self.snd.burst.is_some() || self.deferred.is_some() {
+            // A super-segment only reaches the wire cut into pieces, each summed afresh; a
+            // payload left out of `buf` is summed by the device (`buf` does not hold it).
             tcp::fill_partial_checksum(src, dst, &mut buf[..total]);
         } else {
             tcp::fill_checksum(src, dst, &mut buf[..total]);
