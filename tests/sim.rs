@@ -592,6 +592,17 @@ fn one_percent_loss_on_10_mbit_costs_less_than_twice_the_clean_time() {
 /// loss and reordering. Every byte must arrive in order (the endpoints check the pattern).
 #[test]
 fn gathered_super_segments_arrive_intact_through_refused_writes() {
+    let links = gathered_transfers(8, false);
+    report(&format!(
+        "[sim] gathered super-segments: {} written gathered, {} writes refused",
+        links.gathered, links.refused
+    ));
+}
+
+/// 4 MB each way for `seeds` seeds over a link that loses and reorders 2% and refuses every
+/// seventh write, with super-segments of up to 44 segments written gathered; the sender
+/// queues every other chunk shared when `share`. Checks that both kinds of write happened.
+fn gathered_transfers(seeds: u64, share: bool) -> LinkStats {
     let link = LinkConfig {
         loss: 0.02,
         reorder: 0.02,
@@ -603,18 +614,16 @@ fn gathered_super_segments_arrive_intact_through_refused_writes() {
         ..sim_tcp_config()
     };
     let mut links = LinkStats::default();
-    for seed in (1..=8).map(|s| s + seed_offset()) {
+    for seed in (1..=seeds).map(|s| s + seed_offset()) {
         for direction in [Direction::Download, Direction::Upload] {
-            let t = transfer_or_panic("gathered", seed, &link, &tcp, 4 * MB, direction);
+            let t = transfer_sharing(seed, &link, &tcp, 4 * MB, direction, false, share)
+                .unwrap_or_else(|err| panic!("gathered, seed {seed}, {direction:?}: {err}"));
             links.add(&t.link);
         }
     }
-    report(&format!(
-        "[sim] gathered super-segments: {} written gathered, {} writes refused",
-        links.gathered, links.refused
-    ));
     assert!(links.gathered > 1000, "{links:?}");
     assert!(links.refused > 100, "{links:?}");
+    links
 }
 
 /// Bytes queued shared (`Stack::send_shared`, a mapped file's pages in `serve`) next to copied
@@ -624,26 +633,7 @@ fn gathered_super_segments_arrive_intact_through_refused_writes() {
 /// reference for the retry), every byte must arrive in order.
 #[test]
 fn shared_and_copied_bytes_arrive_intact_through_loss_and_refused_writes() {
-    let link = LinkConfig {
-        loss: 0.02,
-        reorder: 0.02,
-        refuse_every: 7,
-        ..fast_link()
-    };
-    let tcp = TcpConfig {
-        max_burst_segments: 44,
-        ..sim_tcp_config()
-    };
-    let mut links = LinkStats::default();
-    for seed in (1..=6).map(|s| s + seed_offset()) {
-        for direction in [Direction::Download, Direction::Upload] {
-            let t = transfer_sharing(seed, &link, &tcp, 4 * MB, direction, false, true)
-                .unwrap_or_else(|err| panic!("shared, seed {seed}, {direction:?}: {err}"));
-            links.add(&t.link);
-        }
-    }
-    assert!(links.gathered > 1000, "{links:?}");
-    assert!(links.refused > 100, "{links:?}");
+    gathered_transfers(6, true);
 }
 
 /// A long fat path: 100 Mbit/s with 100 ms of round trip holds 1.25 MB, more than the 256 KiB
