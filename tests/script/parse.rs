@@ -44,6 +44,8 @@ pub enum Action {
     Read(usize),
     Close,
     Abort,
+    /// `Stack::reset`: a reset the application did not ask for; it still holds the connection.
+    Reset,
     ExpectState(String),
     ExpectReadable(usize),
     ExpectError(String),
@@ -273,6 +275,7 @@ fn parse_action(rest: &str, time: Duration) -> Res<Action> {
         "read" => Action::Read(number("a byte count")?),
         "close" => Action::Close,
         "abort" => Action::Abort,
+        "reset" => Action::Reset,
         "expect" => parse_expect(args, time)?,
         "batch" if args.is_empty() => Action::BatchStart,
         "batch" if args == "end" => Action::BatchEnd,

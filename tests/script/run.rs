@@ -654,6 +654,11 @@ impl<'a> Runner<'a> {
                 let _ = self.stack.abort(id);
                 self.flush();
             }
+            Action::Reset => {
+                let id = self.need_conn(line)?;
+                let _ = self.stack.reset(id);
+                self.flush();
+            }
             Action::ExpectState(name) => {
                 let want = name.to_ascii_uppercase().replace('-', "_");
                 let have = self.connection().map_or(State::Closed, |c| c.state());

@@ -465,7 +465,7 @@ impl Connection {
 
     /// True once nothing more will happen: the owner may forget the connection.
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed && !self.rst_due
+        self.state == State::Closed && !self.rst_due && self.stray_rst.is_none()
     }
 
     /// Bytes waiting to be read.

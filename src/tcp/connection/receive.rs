@@ -18,7 +18,18 @@ impl Connection {
         self.trace_segment_in(now, seg);
         self.stats.segments_in += 1;
         match self.state {
-            State::Closed => {}
+            // RFC 9293 §3.10.7.1: the connection is gone (reset, or given up) while the
+            // application still holds it, so a segment other than a reset is answered as a
+            // closed port answers it. A peer that our own reset missed (its RCV.NXT short of
+            // the sequence number it carried: it sends a challenge ACK, RFC 5961 §3.2) then
+            // gets one it accepts.
+            State::Closed => {
+                if seg.control != Control::Rst {
+                    if let Some(ack) = seg.ack {
+                        self.stray_rst = Some(ack);
+                    }
+                }
+            }
             State::SynSent => self.handle_syn_sent(now, seg),
             _ => self.handle_synchronized(now, seg),
         }
