@@ -290,7 +290,7 @@ impl Driver {
             if sent.is_err() && shared.is_none() {
                 if let Some(payload) = &deferred {
                     // Kept whole for the retry: the send buffer may move before it.
-                    self.gather_into_tx(len, payload);
+                    self.gather_into_tx(len, segment_size, payload);
                 }
             }
             match sent {
@@ -332,13 +332,16 @@ impl Driver {
 
     /// Copies a payload `poll_transmit_deferred` left out into `tx` after its headers, making
     /// the `len`-byte datagram whole.
-    fn gather_into_tx(&mut self, len: usize, payload: &Deferred) {
+    fn gather_into_tx(&mut self, len: usize, segment_size: Option<u16>, payload: &Deferred) {
         let start = len - payload.len;
         let (front, back) = self.stack.deferred_payload(payload);
         self.tx[start..start + front.len()].copy_from_slice(front);
         self.tx[start + front.len()..len].copy_from_slice(back);
-        // The stack left the checksum to the device; the retry writes the datagram whole.
-        crate::device::gso::fill_tcp_checksum(&mut self.tx[..len]);
+        // The stack left the checksum to the device; the retry writes the datagram whole. A
+        // super-segment's pieces are summed when it is cut (by TSO or `gso::split_tcp`).
+        if segment_size.is_none() {
+            crate::device::gso::fill_tcp_checksum(&mut self.tx[..len]);
+        }
     }
 
     /// Hands the stack what the link layer found out (TAP mode: a next hop that never

@@ -610,11 +610,15 @@ mod tests {
         assert_eq!(tso.len, 52);
         assert_eq!(tso.headers[..36], datagram[..36], "headers as they were");
         assert_eq!(tso.headers[38..52], datagram[38..52]);
-        // What the kernel does with CHECKSUM_PARTIAL: sum from csum_start over the segment
-        // with the pseudo-header sum in the field, and store the complement there. That gives
-        // the correct checksum back.
-        let mut whole = tso.headers[..tso.len].to_vec();
-        whole.extend_from_slice(&datagram[tso.len..]);
+        assert_completes_to(&tso, &datagram);
+    }
+
+    /// What the kernel does with CHECKSUM_PARTIAL: sum from csum_start over the segment with
+    /// the pseudo-header sum in the field, and store the complement there. That must give
+    /// `datagram`'s correct checksum back.
+    fn assert_completes_to(headers: &TsoHeaders, datagram: &[u8]) {
+        let mut whole = headers.headers[..headers.len].to_vec();
+        whole.extend_from_slice(&datagram[headers.len..]);
         let mut status = RxChecksum::Partial {
             start: 20,
             offset: 16,
@@ -655,14 +659,7 @@ mod tests {
         assert_eq!(alone.vnet[4..6], [0, 0], "no segment size");
         assert_eq!(u16::from_ne_bytes([alone.vnet[6], alone.vnet[7]]), 20);
         assert_eq!(u16::from_ne_bytes([alone.vnet[8], alone.vnet[9]]), 16);
-        let mut whole = alone.headers[..alone.len].to_vec();
-        whole.extend_from_slice(&datagram[alone.len..]);
-        let mut status = RxChecksum::Partial {
-            start: 20,
-            offset: 16,
-        };
-        complete_checksum(&mut whole, &mut status);
-        assert_eq!(whole, datagram);
+        assert_completes_to(&alone, &datagram);
     }
 
     /// On a TAP the virtio-net header's offsets count from the frame: the Ethernet header
